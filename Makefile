@@ -1,0 +1,41 @@
+# copyforge: the two entry points are `make demo` and `make test`; both set up and build first.
+BUILD_DIR ?= build
+BUILD_TYPE ?= Release
+JOBS ?= 2
+CACHE_DIR ?= $(or $(COPYFORGE_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/copyforge)
+export CCACHE_DIR ?= $(CACHE_DIR)/ccache
+export CCACHE_SLOPPINESS = pch_defines,time_macros,include_file_mtime,include_file_ctime
+export COPYFORGE_CACHE := $(CACHE_DIR)
+
+.PHONY: all setup configure build test demo bench format check-format clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
+
+configure: setup
+	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+	  -DCOPYFORGE_CACHE_DIR=$(CACHE_DIR) > $(BUILD_DIR).configure.log 2>&1 || \
+	  (cat $(BUILD_DIR).configure.log; exit 1)
+
+build: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+test: build
+	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+demo: build
+	@bash scripts/demo.sh $(BUILD_DIR)
+
+bench: build
+	@bash scripts/bench.sh $(BUILD_DIR)
+
+format:
+	@git ls-files '*.h' '*.cc' | xargs clang-format -i
+
+check-format:
+	@bash scripts/check_format.sh
+
+clean:
+	rm -rf $(BUILD_DIR) $(BUILD_DIR).configure.log

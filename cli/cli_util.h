@@ -1,0 +1,19 @@
+// Helpers shared by the subcommands: error reporting and thread set-up.
+#ifndef COPYFORGE_CLI_CLI_UTIL_H_
+#define COPYFORGE_CLI_CLI_UTIL_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace copyforge {
+
+// Prints "copyforge <command>: <message>" on stderr and returns exit code 1 (0 when ok).
+int ReportStatus(const std::string& command, const absl::Status& status);
+
+// Sets libtorch's intra-op thread count; 0 means one per core.
+void SetTorchThreads(int threads);
+
+}  // namespace copyforge
+
+#endif  // COPYFORGE_CLI_CLI_UTIL_H_

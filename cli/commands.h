@@ -1,0 +1,22 @@
+// Registration of the copyforge subcommands; each Register* adds one role to the app.
+#ifndef COPYFORGE_CLI_COMMANDS_H_
+#define COPYFORGE_CLI_COMMANDS_H_
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace copyforge {
+
+// A subcommand's body: returns the process exit code.
+using CommandFn = std::function<int()>;
+
+void RegisterTokenize(CLI::App& app, CommandFn* run);
+void RegisterTrainTokenizer(CLI::App& app, CommandFn* run);
+void RegisterInitModel(CLI::App& app, CommandFn* run);
+void RegisterEval(CLI::App& app, CommandFn* run);
+void RegisterGenerate(CLI::App& app, CommandFn* run);
+
+}  // namespace copyforge
+
+#endif  // COPYFORGE_CLI_COMMANDS_H_

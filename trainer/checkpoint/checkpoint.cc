@@ -1,0 +1,179 @@
+#include "trainer/checkpoint/checkpoint.h"
+
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "nlohmann/json.hpp"
+#include "trainer/checkpoint/safetensors.h"
+#include "trainer/common/file_util.h"
+#include "trainer/common/status_macros.h"
+
+namespace copyforge {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr char kPrefix[] = "transformer.";
+
+absl::StatusOr<std::string> SafetensorsDtype(torch::Dtype dtype) {
+  switch (dtype) {
+    case torch::kFloat: return std::string("F32");
+    case torch::kBFloat16: return std::string("BF16");
+    case torch::kHalf: return std::string("F16");
+    default: return absl::InvalidArgumentError("checkpoints hold float32, bfloat16 or float16 weights");
+  }
+}
+
+absl::StatusOr<torch::Dtype> TorchDtype(const std::string& dtype) {
+  if (dtype == "F32") return torch::kFloat;
+  if (dtype == "BF16") return torch::kBFloat16;
+  if (dtype == "F16") return torch::kHalf;
+  if (dtype == "F64") return torch::kDouble;
+  return absl::InvalidArgumentError(absl::StrCat("dtype ", dtype, " is not a floating-point weight type"));
+}
+
+absl::Status WriteManifest(const std::string& dir) {
+  nlohmann::ordered_json files = nlohmann::ordered_json::object();
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.is_regular_file() && entry.path().filename() != kManifestFile) {
+      names.push_back(entry.path().filename().string());
+    }
+  }
+  std::sort(names.begin(), names.end());
+  for (const std::string& name : names) {
+    const std::string path = dir + "/" + name;
+    CF_ASSIGN_OR_RETURN(std::string sha, Sha256File(path));
+    files[name] = {{"sha256", sha}, {"bytes", fs::file_size(path)}};
+  }
+  nlohmann::ordered_json manifest = {{"format", "copyforge-checkpoint/1"}, {"files", files}};
+  return WriteFileSynced(dir + "/" + kManifestFile, manifest.dump(2) + "\n");
+}
+
+}  // namespace
+
+absl::Status SaveCheckpoint(const std::string& dir, Gpt2& model, const Tokenizer* tokenizer,
+                            const SaveOptions& options) {
+  if (tokenizer != nullptr && tokenizer->vocab_size() > model->config().vocab_size) {
+    return absl::InvalidArgumentError(absl::StrCat("tokenizer has ", tokenizer->vocab_size(),
+                                                   " tokens but the model's vocab_size is ",
+                                                   model->config().vocab_size));
+  }
+  // Snapshot the weights as contiguous CPU tensors before touching the file system.
+  std::vector<torch::Tensor> cpu;
+  std::vector<TensorToWrite> tensors;
+  for (auto& [name, t] : model->NamedTensors()) {
+    torch::Tensor c = t.detach().to(torch::kCPU).contiguous();
+    CF_ASSIGN_OR_RETURN(std::string dtype, SafetensorsDtype(c.scalar_type()));
+    cpu.push_back(c);
+    tensors.push_back({kPrefix + name, dtype, c.sizes().vec(),
+                       std::string_view(static_cast<const char*>(c.data_ptr()), c.nbytes())});
+  }
+  Gpt2Config config = model->config();
+  return WriteDirectoryAtomic(dir, options.overwrite, [&](const std::string& staging) -> absl::Status {
+    CF_RETURN_IF_ERROR(WriteSafetensors(staging + "/" + kModelFile, tensors, {{"format", "pt"}}));
+    CF_RETURN_IF_ERROR(WriteFileSynced(staging + "/" + kConfigFile, config.ToHfJson()));
+    if (tokenizer != nullptr) CF_RETURN_IF_ERROR(tokenizer->SaveFiles(staging));
+    if (options.extra_files) CF_RETURN_IF_ERROR(options.extra_files(staging));
+    return WriteManifest(staging);
+  });
+}
+
+absl::Status VerifyManifest(const std::string& dir) {
+  const std::string path = dir + "/" + kManifestFile;
+  CF_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.contains("files") || !j["files"].is_object()) {
+    return absl::DataLossError(absl::StrCat(path, ": not a checkpoint manifest"));
+  }
+  for (auto it = j["files"].begin(); it != j["files"].end(); ++it) {
+    const std::string file = dir + "/" + it.key();
+    std::error_code ec;
+    if (!fs::exists(file, ec)) return absl::DataLossError(absl::StrCat(file, ": listed in ", path, " but missing"));
+    const auto bytes = it.value().value("bytes", uint64_t{0});
+    if (fs::file_size(file, ec) != bytes) {
+      return absl::DataLossError(absl::StrCat(file, ": ", fs::file_size(file, ec), " bytes, manifest says ",
+                                              bytes, " (truncated or replaced)"));
+    }
+    CF_ASSIGN_OR_RETURN(std::string sha, Sha256File(file));
+    if (sha != it.value().value("sha256", "")) {
+      return absl::DataLossError(absl::StrCat(file, ": SHA-256 ", sha, " differs from the manifest's ",
+                                              it.value().value("sha256", "")));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, const LoadOptions& options) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return absl::NotFoundError(absl::StrCat("checkpoint directory ", dir, " does not exist"));
+  if (options.verify_checksums && fs::exists(dir + "/" + kManifestFile, ec)) {
+    CF_RETURN_IF_ERROR(VerifyManifest(dir));
+  }
+  const std::string config_path = dir + "/" + kConfigFile;
+  CF_ASSIGN_OR_RETURN(std::string config_text, ReadFile(config_path));
+  LoadedCheckpoint out;
+  CF_ASSIGN_OR_RETURN(out.config, Gpt2Config::FromHfJson(config_text, config_path));
+
+  const std::string model_path = dir + "/" + kModelFile;
+  CF_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> file, SafetensorsFile::Open(model_path));
+  try {
+    out.model = Gpt2(out.config);
+    torch::NoGradGuard no_grad;
+    std::set<std::string> used;
+    for (auto& [name, param] : out.model->NamedTensors()) {
+      const TensorView* view = file->Find(kPrefix + name);
+      if (view == nullptr) view = file->Find(name);
+      if (view == nullptr) {
+        return absl::NotFoundError(absl::StrCat(model_path, ": tensor ", kPrefix, name, " is missing"));
+      }
+      used.insert(view->name);
+      if (view->shape != param.sizes().vec()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            model_path, ": tensor ", view->name, " has shape [", absl::StrJoin(view->shape, ", "),
+            "] but config.json implies [", absl::StrJoin(param.sizes(), ", "), "]"));
+      }
+      auto dtype = TorchDtype(view->dtype);
+      if (!dtype.ok()) return absl::InvalidArgumentError(absl::StrCat(model_path, ": tensor ", view->name, ": ", dtype.status().message()));
+      // Copy out of the mapping (which may be unaligned) before converting.
+      torch::Tensor raw = torch::empty(param.sizes(), torch::dtype(*dtype));
+      std::memcpy(raw.data_ptr(), view->data, view->nbytes);
+      param.copy_(raw);
+    }
+    for (const TensorView& t : file->tensors()) {
+      if (used.count(t.name)) continue;
+      // HF keeps the causal-mask buffers in older files, and may store the tied LM head.
+      if (absl::EndsWith(t.name, ".attn.bias") || absl::EndsWith(t.name, ".attn.masked_bias")) continue;
+      if (t.name == "lm_head.weight") {
+        const TensorView* wte = file->Find("transformer.wte.weight");
+        if (wte == nullptr) wte = file->Find("wte.weight");
+        if (wte != nullptr && (t.nbytes != wte->nbytes || std::memcmp(t.data, wte->data, t.nbytes) != 0)) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              model_path, ": lm_head.weight differs from wte.weight; GPT-2 ties them"));
+        }
+        continue;
+      }
+      return absl::InvalidArgumentError(absl::StrCat(model_path, ": unexpected tensor ", t.name,
+                                                     " (not part of a GPT-2 model with this config)"));
+    }
+    out.model->to(options.device, options.dtype);
+    out.model->eval();
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("loading ", model_path, ": ", e.what_without_backtrace()));
+  }
+  if (options.load_tokenizer && fs::exists(dir + "/vocab.json", ec)) {
+    CF_ASSIGN_OR_RETURN(out.tokenizer, Tokenizer::Load(dir));
+    if (out.tokenizer->vocab_size() > out.config.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat(dir, "/vocab.json has ", out.tokenizer->vocab_size(),
+                                                     " tokens but config.json's vocab_size is ",
+                                                     out.config.vocab_size));
+    }
+  }
+  return out;
+}
+
+}  // namespace copyforge

@@ -1,0 +1,56 @@
+#include "trainer/common/progress.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "absl/strings/str_format.h"
+
+namespace copyforge {
+
+Progress::Progress(std::string label, std::string unit, int64_t total, bool enabled)
+    : label_(std::move(label)),
+      unit_(std::move(unit)),
+      total_(total),
+      enabled_(enabled),
+      start_(std::chrono::steady_clock::now()),
+      last_draw_(start_) {}
+
+double Progress::ElapsedSeconds() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+}
+
+void Progress::Update(int64_t done, const std::string& extra) {
+  done_ = done;
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_draw_ < std::chrono::milliseconds(250)) return;
+  last_draw_ = now;
+  Draw(extra, false);
+}
+
+void Progress::Finish(const std::string& extra) { Draw(extra, true); }
+
+void Progress::Draw(const std::string& extra, bool final_line) {
+  if (!enabled_) return;
+  const double secs = ElapsedSeconds();
+  const double rate = secs > 0 ? done_ / secs : 0.0;
+  std::string line = absl::StrFormat("%s: %d", label_, done_);
+  if (total_ > 0) {
+    line += absl::StrFormat("/%d %s (%.1f%%)", total_, unit_, 100.0 * done_ / total_);
+  } else {
+    line += " " + unit_;
+  }
+  line += absl::StrFormat(" | %.1f %s/s", rate, unit_);
+  if (final_line) {
+    line += absl::StrFormat(" | %.1fs", secs);
+  } else if (total_ > 0 && rate > 0) {
+    line += absl::StrFormat(" | ETA %.0fs", (total_ - done_) / rate);
+  }
+  if (!extra.empty()) line += " | " + extra;
+  // On a terminal the line redraws in place; in logs each update is its own line.
+  const bool tty = ::isatty(STDERR_FILENO);
+  std::fprintf(stderr, tty ? "\r\033[K%s%s" : "%s%s", line.c_str(), (final_line || !tty) ? "\n" : "");
+  std::fflush(stderr);
+}
+
+}  // namespace copyforge

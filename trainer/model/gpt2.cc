@@ -1,0 +1,155 @@
+#include "trainer/model/gpt2.h"
+
+#include <cmath>
+
+namespace copyforge {
+namespace F = torch::nn::functional;
+
+KvCache KvCache::Allocate(const Gpt2Config& config, int64_t batch, int64_t capacity,
+                          const torch::TensorOptions& options) {
+  KvCache cache;
+  cache.capacity = capacity;
+  for (int64_t l = 0; l < config.n_layer; ++l) {
+    cache.keys.push_back(torch::zeros({batch, config.n_head, capacity, config.head_dim()}, options));
+    cache.values.push_back(torch::zeros({batch, config.n_head, capacity, config.head_dim()}, options));
+  }
+  return cache;
+}
+
+Conv1DImpl::Conv1DImpl(int64_t in, int64_t out) {
+  weight = register_parameter("weight", torch::empty({in, out}));
+  bias = register_parameter("bias", torch::zeros({out}));
+}
+
+torch::Tensor Conv1DImpl::forward(const torch::Tensor& x) {
+  auto sizes = x.sizes().vec();
+  sizes.back() = weight.size(1);
+  return torch::addmm(bias, x.reshape({-1, x.size(-1)}), weight).view(sizes);
+}
+
+AttentionImpl::AttentionImpl(const Gpt2Config& config)
+    : n_head_(config.n_head),
+      head_dim_(config.head_dim()),
+      attn_pdrop_(config.attn_pdrop),
+      resid_pdrop_(config.resid_pdrop) {
+  c_attn = register_module("c_attn", Conv1D(config.n_embd, 3 * config.n_embd));
+  c_proj = register_module("c_proj", Conv1D(config.n_embd, config.n_embd));
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, KvCache* cache, int64_t layer) {
+  const int64_t B = x.size(0), T = x.size(1), C = x.size(2);
+  auto qkv = c_attn(x).split(C, /*dim=*/2);
+  auto heads = [&](const torch::Tensor& t) { return t.view({B, T, n_head_, head_dim_}).transpose(1, 2); };
+  torch::Tensor q = heads(qkv[0]), k = heads(qkv[1]), v = heads(qkv[2]);
+  int64_t past = 0;
+  if (cache != nullptr) {
+    past = cache->length;
+    TORCH_CHECK(past + T <= cache->capacity, "KV cache of capacity ", cache->capacity,
+                " cannot hold ", past + T, " positions");
+    cache->keys[layer].narrow(2, past, T).copy_(k);
+    cache->values[layer].narrow(2, past, T).copy_(v);
+    k = cache->keys[layer].narrow(2, 0, past + T);
+    v = cache->values[layer].narrow(2, 0, past + T);
+  }
+  torch::Tensor att = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(head_dim_)));
+  if (T > 1) {
+    // Query i sits at absolute position past + i and may attend to keys 0 .. past + i.
+    auto future = torch::ones({T, past + T}, torch::dtype(torch::kBool).device(x.device())).triu(past + 1);
+    att = att.masked_fill(future, -std::numeric_limits<float>::infinity());
+  }
+  att = torch::softmax(att, -1);
+  att = F::dropout(att, F::DropoutFuncOptions().p(attn_pdrop_).training(is_training()));
+  torch::Tensor y = torch::matmul(att, v).transpose(1, 2).reshape({B, T, C});
+  return F::dropout(c_proj(y), F::DropoutFuncOptions().p(resid_pdrop_).training(is_training()));
+}
+
+MlpImpl::MlpImpl(const Gpt2Config& config) : resid_pdrop_(config.resid_pdrop) {
+  c_fc = register_module("c_fc", Conv1D(config.n_embd, 4 * config.n_embd));
+  c_proj = register_module("c_proj", Conv1D(4 * config.n_embd, config.n_embd));
+}
+
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
+  torch::Tensor y = c_proj(at::gelu(c_fc(x), "tanh"));
+  return F::dropout(y, F::DropoutFuncOptions().p(resid_pdrop_).training(is_training()));
+}
+
+BlockImpl::BlockImpl(const Gpt2Config& config) {
+  auto ln = [&] {
+    return torch::nn::LayerNorm(
+        torch::nn::LayerNormOptions({config.n_embd}).eps(config.layer_norm_epsilon));
+  };
+  ln_1 = register_module("ln_1", ln());
+  attn = register_module("attn", Attention(config));
+  ln_2 = register_module("ln_2", ln());
+  mlp = register_module("mlp", Mlp(config));
+}
+
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, KvCache* cache, int64_t layer) {
+  torch::Tensor y = x + attn(ln_1(x), cache, layer);
+  return y + mlp(ln_2(y));
+}
+
+Gpt2Impl::Gpt2Impl(const Gpt2Config& config) : config_(config) {
+  wte = register_module("wte", torch::nn::Embedding(config.vocab_size, config.n_embd));
+  wpe = register_module("wpe", torch::nn::Embedding(config.n_positions, config.n_embd));
+  h = register_module("h", torch::nn::ModuleList());
+  for (int64_t i = 0; i < config.n_layer; ++i) {
+    blocks_.push_back(Block(config));
+    h->push_back(blocks_.back());
+  }
+  ln_f = register_module("ln_f", torch::nn::LayerNorm(torch::nn::LayerNormOptions({config.n_embd})
+                                                         .eps(config.layer_norm_epsilon)));
+}
+
+torch::Tensor Gpt2Impl::Hidden(const torch::Tensor& input_ids, KvCache* cache) {
+  const int64_t T = input_ids.size(1);
+  const int64_t start = cache != nullptr ? cache->length : 0;
+  TORCH_CHECK(start + T <= config_.n_positions, "sequence of ", start + T,
+              " positions exceeds n_positions ", config_.n_positions);
+  auto positions = torch::arange(start, start + T, torch::dtype(torch::kLong).device(input_ids.device()));
+  torch::Tensor x = wte(input_ids) + wpe(positions).unsqueeze(0);
+  x = F::dropout(x, F::DropoutFuncOptions().p(config_.embd_pdrop).training(is_training()));
+  for (int64_t l = 0; l < config_.n_layer; ++l) x = blocks_[l]->forward(x, cache, l);
+  if (cache != nullptr) cache->length += T;
+  return ln_f(x);
+}
+
+torch::Tensor Gpt2Impl::forward(const torch::Tensor& input_ids, KvCache* cache) {
+  return torch::matmul(Hidden(input_ids, cache), wte->weight.t());
+}
+
+torch::Tensor Gpt2Impl::Loss(const torch::Tensor& logits, const torch::Tensor& targets,
+                             int64_t ignore_index) {
+  return F::cross_entropy(logits.reshape({-1, logits.size(-1)}).to(torch::kFloat),
+                          targets.reshape({-1}),
+                          F::CrossEntropyFuncOptions().ignore_index(ignore_index));
+}
+
+void Gpt2Impl::InitWeights(uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  const double std = config_.initializer_range;
+  const double proj_std = std / std::sqrt(2.0 * static_cast<double>(config_.n_layer));
+  for (auto& [name, t] : NamedTensors()) {
+    const bool is_bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+    const bool is_ln = name.find("ln_") != std::string::npos;
+    if (is_ln && !is_bias) {
+      t.fill_(1.0);
+    } else if (is_bias) {
+      t.zero_();
+    } else {
+      const bool residual = name.find("c_proj.weight") != std::string::npos;
+      // Drawn on the CPU so the same seed gives the same weights on every device.
+      torch::Tensor w = torch::empty(t.sizes(), torch::kFloat).normal_(0.0, residual ? proj_std : std, gen);
+      t.copy_(w);
+    }
+  }
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> Gpt2Impl::NamedTensors() const {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& item : named_parameters(/*recurse=*/true)) out.emplace_back(item.key(), item.value());
+  return out;
+}
+
+}  // namespace copyforge

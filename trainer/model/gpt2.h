@@ -1,0 +1,111 @@
+// The GPT-2 language model (Radford et al. 2019) in libtorch, laid out like Hugging Face's
+// GPT2LMHeadModel so that checkpoints map one-to-one: learned position embeddings, pre-LayerNorm
+// blocks, causal self-attention, a tanh-GELU MLP, a final LayerNorm, and an LM head tied to the
+// token embedding. Linear layers use HF's Conv1D layout: weight [in, out], y = x W + b.
+#ifndef COPYFORGE_TRAINER_MODEL_GPT2_H_
+#define COPYFORGE_TRAINER_MODEL_GPT2_H_
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "trainer/model/gpt2_config.h"
+
+namespace copyforge {
+
+// Keys and values of past positions for one batch of sequences that advance together.
+// Owned by the caller; valid for the model it was allocated for.
+struct KvCache {
+  std::vector<torch::Tensor> keys;    // per layer [batch, n_head, capacity, head_dim]
+  std::vector<torch::Tensor> values;  // per layer, same shape
+  int64_t length = 0;                 // positions filled so far
+  int64_t capacity = 0;
+
+  static KvCache Allocate(const Gpt2Config& config, int64_t batch, int64_t capacity,
+                          const torch::TensorOptions& options);
+};
+
+// y = x W + b with W stored [in, out] (Hugging Face's Conv1D).
+class Conv1DImpl : public torch::nn::Module {
+ public:
+  Conv1DImpl(int64_t in, int64_t out);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight, bias;
+};
+TORCH_MODULE(Conv1D);
+
+class AttentionImpl : public torch::nn::Module {
+ public:
+  explicit AttentionImpl(const Gpt2Config& config);
+  // x [B, T, C]. With `cache`, x holds positions cache->length .. +T and K/V of layer `layer`
+  // are appended (the caller advances cache->length once all layers ran).
+  torch::Tensor forward(const torch::Tensor& x, KvCache* cache, int64_t layer);
+  Conv1D c_attn{nullptr}, c_proj{nullptr};
+
+ private:
+  int64_t n_head_, head_dim_;
+  double attn_pdrop_, resid_pdrop_;
+};
+TORCH_MODULE(Attention);
+
+class MlpImpl : public torch::nn::Module {
+ public:
+  explicit MlpImpl(const Gpt2Config& config);
+  torch::Tensor forward(const torch::Tensor& x);
+  Conv1D c_fc{nullptr}, c_proj{nullptr};
+
+ private:
+  double resid_pdrop_;
+};
+TORCH_MODULE(Mlp);
+
+class BlockImpl : public torch::nn::Module {
+ public:
+  explicit BlockImpl(const Gpt2Config& config);
+  torch::Tensor forward(const torch::Tensor& x, KvCache* cache, int64_t layer);
+  torch::nn::LayerNorm ln_1{nullptr}, ln_2{nullptr};
+  Attention attn{nullptr};
+  Mlp mlp{nullptr};
+};
+TORCH_MODULE(Block);
+
+class Gpt2Impl : public torch::nn::Module {
+ public:
+  explicit Gpt2Impl(const Gpt2Config& config);
+
+  // input_ids [B, T] (int64). Returns logits [B, T, vocab_size]. Without a cache, positions are
+  // 0..T-1; with one, they continue from cache->length, and the cache advances by T.
+  torch::Tensor forward(const torch::Tensor& input_ids, KvCache* cache = nullptr);
+  // Final hidden states [B, T, C] (before the LM head).
+  torch::Tensor Hidden(const torch::Tensor& input_ids, KvCache* cache = nullptr);
+  // Mean cross-entropy of logits [B, T, V] against targets [B, T]; targets equal to
+  // `ignore_index` do not count (fine-tuning masks the prompt this way).
+  static torch::Tensor Loss(const torch::Tensor& logits, const torch::Tensor& targets,
+                            int64_t ignore_index = -100);
+
+  // GPT-2 initialisation from `seed`: weights N(0, initializer_range), residual projections
+  // scaled by 1/sqrt(2 n_layer), biases 0, LayerNorm weight 1.
+  void InitWeights(uint64_t seed);
+
+  // Parameters under their Hugging Face names without the "transformer." prefix
+  // ("wte.weight", "h.0.attn.c_attn.weight", ...), in a fixed order.
+  std::vector<std::pair<std::string, torch::Tensor>> NamedTensors() const;
+
+  const Gpt2Config& config() const { return config_; }
+
+  torch::nn::Embedding wte{nullptr}, wpe{nullptr};
+  torch::nn::ModuleList h{nullptr};
+  torch::nn::LayerNorm ln_f{nullptr};
+
+ private:
+  Gpt2Config config_;
+  std::vector<Block> blocks_;
+};
+TORCH_MODULE(Gpt2);
+
+}  // namespace copyforge
+
+#endif  // COPYFORGE_TRAINER_MODEL_GPT2_H_

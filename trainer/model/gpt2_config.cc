@@ -1,0 +1,184 @@
+#include "trainer/model/gpt2_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+
+namespace copyforge {
+namespace {
+
+absl::Status FieldError(const std::string& source, const std::string& field, const std::string& why) {
+  return absl::InvalidArgumentError(absl::StrCat(source, ": ", field, " ", why));
+}
+
+}  // namespace
+
+absl::Status Gpt2Config::Validate(const std::string& source) const {
+  auto positive = [&](const char* name, int64_t v) -> absl::Status {
+    if (v <= 0) return FieldError(source, name, absl::StrCat("must be positive, got ", v));
+    return absl::OkStatus();
+  };
+  for (auto [name, v] : {std::pair<const char*, int64_t>{"n_layer", n_layer},
+                         {"n_head", n_head},
+                         {"n_embd", n_embd},
+                         {"n_positions", n_positions},
+                         {"vocab_size", vocab_size}}) {
+    if (absl::Status st = positive(name, v); !st.ok()) return st;
+  }
+  if (n_embd % n_head != 0) {
+    return FieldError(source, "n_embd",
+                      absl::StrCat("(", n_embd, ") must be divisible by n_head (", n_head, ")"));
+  }
+  for (auto [name, v] : {std::pair<const char*, double>{"embd_pdrop", embd_pdrop},
+                         {"attn_pdrop", attn_pdrop},
+                         {"resid_pdrop", resid_pdrop}}) {
+    if (!(v >= 0.0 && v < 1.0)) return FieldError(source, name, absl::StrCat("must be in [0, 1), got ", v));
+  }
+  if (!(layer_norm_epsilon > 0)) return FieldError(source, "layer_norm_epsilon", "must be positive");
+  if (!(initializer_range > 0)) return FieldError(source, "initializer_range", "must be positive");
+  if (activation_function != "gelu_new" && activation_function != "gelu_pytorch_tanh") {
+    return FieldError(source, "activation_function",
+                      absl::StrCat("\"", activation_function,
+                                   "\" is not supported (GPT-2 uses \"gelu_new\")"));
+  }
+  return absl::OkStatus();
+}
+
+int64_t Gpt2Config::NumParameters() const {
+  const int64_t d = n_embd;
+  const int64_t per_layer = 2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * 4 * d + 4 * d) +
+                            (4 * d * d + d);
+  return vocab_size * d + n_positions * d + n_layer * per_layer + 2 * d;
+}
+
+double Gpt2Config::TrainingFlopsPerToken(int64_t seq_len) const {
+  const double n = static_cast<double>(NumParameters() - n_positions * n_embd);
+  return 6.0 * n + 12.0 * n_layer * n_embd * static_cast<double>(seq_len);
+}
+
+absl::StatusOr<Gpt2Config> Gpt2Config::FromHfJson(const std::string& json_text,
+                                                  const std::string& source) {
+  nlohmann::json j = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": not a JSON object"));
+  }
+  if (j.contains("model_type") && j["model_type"] != "gpt2") {
+    return FieldError(source, "model_type", absl::StrCat("is ", j["model_type"].dump(), ", expected \"gpt2\""));
+  }
+  Gpt2Config c;
+  auto get_int = [&](const char* key, int64_t* out) -> absl::Status {
+    if (!j.contains(key)) return absl::OkStatus();
+    if (!j[key].is_number_integer()) return FieldError(source, key, "must be an integer");
+    *out = j[key].get<int64_t>();
+    return absl::OkStatus();
+  };
+  auto get_double = [&](const char* key, double* out) -> absl::Status {
+    if (!j.contains(key) || j[key].is_null()) return absl::OkStatus();
+    if (!j[key].is_number()) return FieldError(source, key, "must be a number");
+    *out = j[key].get<double>();
+    return absl::OkStatus();
+  };
+  for (auto [key, out] : {std::pair<const char*, int64_t*>{"n_layer", &c.n_layer},
+                          {"n_head", &c.n_head},
+                          {"n_embd", &c.n_embd},
+                          {"n_positions", &c.n_positions},
+                          {"vocab_size", &c.vocab_size}}) {
+    if (absl::Status st = get_int(key, out); !st.ok()) return st;
+  }
+  for (auto [key, out] : {std::pair<const char*, double*>{"layer_norm_epsilon", &c.layer_norm_epsilon},
+                          {"embd_pdrop", &c.embd_pdrop},
+                          {"attn_pdrop", &c.attn_pdrop},
+                          {"resid_pdrop", &c.resid_pdrop},
+                          {"initializer_range", &c.initializer_range}}) {
+    if (absl::Status st = get_double(key, out); !st.ok()) return st;
+  }
+  if (j.contains("activation_function")) {
+    if (!j["activation_function"].is_string()) return FieldError(source, "activation_function", "must be a string");
+    c.activation_function = j["activation_function"].get<std::string>();
+  }
+  if (j.value("scale_attn_by_inverse_layer_idx", false) || j.value("reorder_and_upcast_attn", false)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        source, ": scale_attn_by_inverse_layer_idx / reorder_and_upcast_attn are not supported"));
+  }
+  if (absl::Status st = c.Validate(source); !st.ok()) return st;
+  return c;
+}
+
+std::string Gpt2Config::ToHfJson() const {
+  nlohmann::ordered_json j;
+  j["model_type"] = "gpt2";
+  j["architectures"] = {"GPT2LMHeadModel"};
+  j["vocab_size"] = vocab_size;
+  j["n_positions"] = n_positions;
+  j["n_ctx"] = n_positions;
+  j["n_embd"] = n_embd;
+  j["n_layer"] = n_layer;
+  j["n_head"] = n_head;
+  j["n_inner"] = nullptr;
+  j["activation_function"] = activation_function;
+  j["resid_pdrop"] = resid_pdrop;
+  j["embd_pdrop"] = embd_pdrop;
+  j["attn_pdrop"] = attn_pdrop;
+  j["layer_norm_epsilon"] = layer_norm_epsilon;
+  j["initializer_range"] = initializer_range;
+  j["scale_attn_weights"] = true;
+  j["use_cache"] = true;
+  j["bos_token_id"] = vocab_size >= 50257 ? 50256 : vocab_size - 1;
+  j["eos_token_id"] = vocab_size >= 50257 ? 50256 : vocab_size - 1;
+  j["tie_word_embeddings"] = true;
+  j["torch_dtype"] = "float32";
+  return j.dump(2) + "\n";
+}
+
+absl::StatusOr<Gpt2Config> Gpt2Config::FromYamlFile(const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    return absl::NotFoundError(absl::StrCat("cannot open model config ", path));
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ":", e.mark.line + 1, ": ", e.msg));
+  }
+  if (root["model"]) root = root["model"];
+  if (!root.IsMap()) return absl::InvalidArgumentError(absl::StrCat(path, ": expected a mapping of model keys"));
+  static const std::set<std::string> kInts = {"n_layer", "n_head", "n_embd", "n_positions", "vocab_size"};
+  static const std::set<std::string> kDoubles = {"layer_norm_epsilon", "embd_pdrop", "attn_pdrop",
+                                                 "resid_pdrop", "initializer_range", "dropout"};
+  Gpt2Config c;
+  for (const auto& kv : root) {
+    const std::string key = kv.first.as<std::string>();
+    const YAML::Node& v = kv.second;
+    const std::string where = absl::StrCat(path, ":", v.Mark().line + 1);
+    try {
+      if (kInts.count(key)) {
+        int64_t x = v.as<int64_t>();
+        if (key == "n_layer") c.n_layer = x;
+        if (key == "n_head") c.n_head = x;
+        if (key == "n_embd") c.n_embd = x;
+        if (key == "n_positions") c.n_positions = x;
+        if (key == "vocab_size") c.vocab_size = x;
+      } else if (kDoubles.count(key)) {
+        double x = v.as<double>();
+        if (key == "layer_norm_epsilon") c.layer_norm_epsilon = x;
+        if (key == "initializer_range") c.initializer_range = x;
+        if (key == "embd_pdrop" || key == "dropout") c.embd_pdrop = x;
+        if (key == "attn_pdrop" || key == "dropout") c.attn_pdrop = x;
+        if (key == "resid_pdrop" || key == "dropout") c.resid_pdrop = x;
+      } else if (key == "activation_function") {
+        c.activation_function = v.as<std::string>();
+      } else if (key != "name" && key != "description") {
+        return absl::InvalidArgumentError(absl::StrCat(where, ": unknown model key \"", key, "\""));
+      }
+    } catch (const YAML::Exception&) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": model key \"", key, "\" has a value of the wrong type"));
+    }
+  }
+  if (absl::Status st = c.Validate(path); !st.ok()) return st;
+  return c;
+}
+
+}  // namespace copyforge

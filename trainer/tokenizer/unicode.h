@@ -1,0 +1,32 @@
+// UTF-8 decoding and the character classes the GPT-2 pre-tokenizer distinguishes.
+#ifndef COPYFORGE_TRAINER_TOKENIZER_UNICODE_H_
+#define COPYFORGE_TRAINER_TOKENIZER_UNICODE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace copyforge {
+
+// \p{L}, \p{N}, Unicode White_Space (regex \s), and everything else.
+enum class CharClass : uint8_t { kLetter, kNumber, kSpace, kOther };
+
+// Returned by DecodeUtf8 for a byte that does not start a well-formed sequence.
+inline constexpr char32_t kInvalidCodepoint = 0xFFFFFFFF;
+
+// Decodes one code point at `p` (p < end). Returns the number of bytes consumed (1..4).
+// Malformed input (bad lead byte, truncated or overlong sequence, surrogate, > U+10FFFF)
+// consumes exactly one byte and yields kInvalidCodepoint.
+size_t DecodeUtf8(const char* p, const char* end, char32_t* cp);
+
+// Appends the UTF-8 encoding of `cp` (must be a valid scalar value).
+void AppendUtf8(char32_t cp, std::string* out);
+
+// Classifies a code point with the Unicode database of PCRE2 (General_Category L*, N*) and
+// the White_Space property. kInvalidCodepoint classifies as kOther. Thread-safe; tables for a
+// 256-code-point block are built on first use.
+CharClass Classify(char32_t cp);
+
+}  // namespace copyforge
+
+#endif  // COPYFORGE_TRAINER_TOKENIZER_UNICODE_H_
