@@ -9,7 +9,8 @@ namespace copyforge {
 
 int ReportStatus(const std::string& command, const absl::Status& status) {
   if (status.ok()) return 0;
-  std::fprintf(stderr, "copyforge %s: %s\n", command.c_str(), std::string(status.message()).c_str());
+  std::fprintf(stderr, "copyforge %s: %s\n", command.c_str(),
+               std::string(status.message()).c_str());
   return 1;
 }
 

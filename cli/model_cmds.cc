@@ -31,17 +31,23 @@ absl::Status RunInitModel(const InitModelFlags& flags) {
   }
   Gpt2 model(config);
   model->InitWeights(flags.seed);
-  CF_RETURN_IF_ERROR(SaveCheckpoint(flags.out, model, tokenizer.get(), SaveOptions{flags.overwrite, {}}));
-  std::printf("init-model: wrote %s (%s, %.2fM parameters, seed %llu)\n", flags.out.c_str(),
-              absl::StrFormat("n_layer=%d n_head=%d n_embd=%d n_positions=%d vocab_size=%d", config.n_layer,
-                              config.n_head, config.n_embd, config.n_positions, config.vocab_size).c_str(),
-              config.NumParameters() / 1e6, static_cast<unsigned long long>(flags.seed));
-  if (tokenizer == nullptr) std::printf("init-model: no --tokenizer given, so the checkpoint has no vocab.json/merges.txt\n");
+  CF_RETURN_IF_ERROR(
+      SaveCheckpoint(flags.out, model, tokenizer.get(), SaveOptions{flags.overwrite, {}}));
+  std::printf(
+      "init-model: wrote %s (%s, %.2fM parameters, seed %llu)\n", flags.out.c_str(),
+      absl::StrFormat("n_layer=%d n_head=%d n_embd=%d n_positions=%d vocab_size=%d", config.n_layer,
+                      config.n_head, config.n_embd, config.n_positions, config.vocab_size)
+          .c_str(),
+      config.NumParameters() / 1e6, static_cast<unsigned long long>(flags.seed));
+  if (tokenizer == nullptr)
+    std::printf(
+        "init-model: no --tokenizer given, so the checkpoint has no vocab.json/merges.txt\n");
   return absl::OkStatus();
 }
 
 // Loads a checkpoint and the tokenizer (from --tokenizer when given, else from the checkpoint).
-absl::StatusOr<LoadedCheckpoint> LoadWithTokenizer(const std::string& dir, const std::string& tokenizer_dir) {
+absl::StatusOr<LoadedCheckpoint> LoadWithTokenizer(const std::string& dir,
+                                                   const std::string& tokenizer_dir) {
   LoadOptions options;
   options.load_tokenizer = tokenizer_dir.empty();
   CF_ASSIGN_OR_RETURN(LoadedCheckpoint ckpt, LoadCheckpoint(dir, options));
@@ -49,11 +55,13 @@ absl::StatusOr<LoadedCheckpoint> LoadWithTokenizer(const std::string& dir, const
     CF_ASSIGN_OR_RETURN(ckpt.tokenizer, Tokenizer::Load(tokenizer_dir));
   }
   if (ckpt.tokenizer == nullptr) {
-    return absl::NotFoundError(absl::StrCat(dir, " has no vocab.json/merges.txt; pass --tokenizer DIR"));
+    return absl::NotFoundError(
+        absl::StrCat(dir, " has no vocab.json/merges.txt; pass --tokenizer DIR"));
   }
   if (ckpt.tokenizer->vocab_size() > ckpt.config.vocab_size) {
     return absl::InvalidArgumentError(absl::StrCat("tokenizer has ", ckpt.tokenizer->vocab_size(),
-                                                   " tokens but the model's vocab_size is ", ckpt.config.vocab_size));
+                                                   " tokens but the model's vocab_size is ",
+                                                   ckpt.config.vocab_size));
   }
   return ckpt;
 }
@@ -68,12 +76,16 @@ struct EvalFlags {
 
 absl::Status RunEval(const EvalFlags& flags) {
   SetTorchThreads(flags.threads);
-  CF_ASSIGN_OR_RETURN(LoadedCheckpoint ckpt, LoadWithTokenizer(flags.checkpoint, flags.tokenizer_dir));
+  CF_ASSIGN_OR_RETURN(LoadedCheckpoint ckpt,
+                      LoadWithTokenizer(flags.checkpoint, flags.tokenizer_dir));
   CF_ASSIGN_OR_RETURN(std::string text, ReadFile(flags.text_file));
   std::vector<int32_t> ids = ckpt.tokenizer->Encode(text);
   auto result = EvaluateTokens(ckpt.model, ids, EvalOptions{flags.batch_size, true});
-  if (!result.ok()) return absl::Status(result.status().code(), absl::StrCat(flags.text_file, ": ", result.status().message()));
-  nlohmann::ordered_json j = {{"loss", result->loss}, {"perplexity", result->perplexity}, {"tokens", result->tokens}};
+  if (!result.ok())
+    return absl::Status(result.status().code(),
+                        absl::StrCat(flags.text_file, ": ", result.status().message()));
+  nlohmann::ordered_json j = {
+      {"loss", result->loss}, {"perplexity", result->perplexity}, {"tokens", result->tokens}};
   std::printf("%s\n", j.dump().c_str());
   return absl::OkStatus();
 }
@@ -92,7 +104,8 @@ struct GenerateFlags {
 absl::Status RunGenerate(const GenerateFlags& flags) {
   SetTorchThreads(flags.threads);
   CF_RETURN_IF_ERROR(flags.sampling.Validate());
-  CF_ASSIGN_OR_RETURN(LoadedCheckpoint ckpt, LoadWithTokenizer(flags.checkpoint, flags.tokenizer_dir));
+  CF_ASSIGN_OR_RETURN(LoadedCheckpoint ckpt,
+                      LoadWithTokenizer(flags.checkpoint, flags.tokenizer_dir));
   std::vector<int32_t> prompt = ckpt.tokenizer->Encode(flags.prompt);
   if (prompt.empty() && ckpt.tokenizer->eot_id() >= 0) prompt.push_back(ckpt.tokenizer->eot_id());
   GenerateOptions options;
@@ -110,7 +123,8 @@ absl::Status RunGenerate(const GenerateFlags& flags) {
       std::fflush(stdout);
     };
   }
-  CF_ASSIGN_OR_RETURN(std::vector<int32_t> out, GenerateTokens(ckpt.model, prompt, options, on_token));
+  CF_ASSIGN_OR_RETURN(std::vector<int32_t> out,
+                      GenerateTokens(ckpt.model, prompt, options, on_token));
   if (!flags.stream) {
     if (!out.empty() && out.back() == options.stop_token) out.pop_back();
     CF_ASSIGN_OR_RETURN(std::string text, tok.Decode(out));
@@ -125,22 +139,33 @@ absl::Status RunGenerate(const GenerateFlags& flags) {
 void RegisterInitModel(CLI::App& app, CommandFn* run) {
   auto flags = std::make_shared<InitModelFlags>();
   CLI::App* cmd = app.add_subcommand("init-model", "Write a freshly initialised GPT-2 checkpoint");
-  cmd->add_option("--model-config", flags->model_config, "Model YAML (configs/model/*.yaml)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--model-config", flags->model_config, "Model YAML (configs/model/*.yaml)")
+      ->required()
+      ->check(CLI::ExistingFile);
   cmd->add_option("--seed", flags->seed, "Initialisation seed")->capture_default_str();
   cmd->add_option("--out", flags->out, "Checkpoint directory to create")->required();
-  cmd->add_option("--tokenizer", flags->tokenizer_dir, "Directory with vocab.json + merges.txt to include");
+  cmd->add_option("--tokenizer", flags->tokenizer_dir,
+                  "Directory with vocab.json + merges.txt to include");
   cmd->add_flag("--overwrite", flags->overwrite, "Replace an existing checkpoint directory");
-  cmd->callback([run, flags] { *run = [flags] { return ReportStatus("init-model", RunInitModel(*flags)); }; });
+  cmd->callback([run, flags] {
+    *run = [flags] { return ReportStatus("init-model", RunInitModel(*flags)); };
+  });
 }
 
 void RegisterEval(CLI::App& app, CommandFn* run) {
   auto flags = std::make_shared<EvalFlags>();
-  CLI::App* cmd = app.add_subcommand("eval", "Mean next-token loss and perplexity of a checkpoint on a text file (JSON)");
+  CLI::App* cmd = app.add_subcommand(
+      "eval", "Mean next-token loss and perplexity of a checkpoint on a text file (JSON)");
   cmd->add_option("--checkpoint", flags->checkpoint, "Checkpoint directory")->required();
-  cmd->add_option("--text-file", flags->text_file, "Text to evaluate, encoded as one sequence")->required();
-  cmd->add_option("--tokenizer", flags->tokenizer_dir, "Tokenizer directory (default: the checkpoint's)");
-  cmd->add_option("--batch-size", flags->batch_size, "Windows per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--threads", flags->threads, "Intra-op threads (0 = one per core)")->capture_default_str();
+  cmd->add_option("--text-file", flags->text_file, "Text to evaluate, encoded as one sequence")
+      ->required();
+  cmd->add_option("--tokenizer", flags->tokenizer_dir,
+                  "Tokenizer directory (default: the checkpoint's)");
+  cmd->add_option("--batch-size", flags->batch_size, "Windows per forward pass")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--threads", flags->threads, "Intra-op threads (0 = one per core)")
+      ->capture_default_str();
   cmd->callback([run, flags] { *run = [flags] { return ReportStatus("eval", RunEval(*flags)); }; });
 }
 
@@ -148,18 +173,28 @@ void RegisterGenerate(CLI::App& app, CommandFn* run) {
   auto flags = std::make_shared<GenerateFlags>();
   CLI::App* cmd = app.add_subcommand("generate", "Generate text from a checkpoint in this process");
   cmd->add_option("--checkpoint", flags->checkpoint, "Checkpoint directory")->required();
-  cmd->add_option("--tokenizer", flags->tokenizer_dir, "Tokenizer directory (default: the checkpoint's)");
+  cmd->add_option("--tokenizer", flags->tokenizer_dir,
+                  "Tokenizer directory (default: the checkpoint's)");
   cmd->add_option("--prompt", flags->prompt, "Prompt text (empty: start from <|endoftext|>)");
-  cmd->add_option("--max-new-tokens", flags->max_new_tokens, "Tokens to generate at most")->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd->add_option("--temperature", flags->sampling.temperature, "Sampling temperature; 0 = greedy")->capture_default_str();
-  cmd->add_option("--top-k", flags->sampling.top_k, "Keep the k most likely tokens (0 = all)")->capture_default_str();
-  cmd->add_option("--top-p", flags->sampling.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str();
-  cmd->add_option("--repetition-penalty", flags->sampling.repetition_penalty, "Penalty for repeated tokens (1 = off)")->capture_default_str();
+  cmd->add_option("--max-new-tokens", flags->max_new_tokens, "Tokens to generate at most")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--temperature", flags->sampling.temperature, "Sampling temperature; 0 = greedy")
+      ->capture_default_str();
+  cmd->add_option("--top-k", flags->sampling.top_k, "Keep the k most likely tokens (0 = all)")
+      ->capture_default_str();
+  cmd->add_option("--top-p", flags->sampling.top_p, "Nucleus sampling mass (1 = off)")
+      ->capture_default_str();
+  cmd->add_option("--repetition-penalty", flags->sampling.repetition_penalty,
+                  "Penalty for repeated tokens (1 = off)")
+      ->capture_default_str();
   cmd->add_option("--seed", flags->sampling.seed, "Sampling seed")->capture_default_str();
   cmd->add_flag("--stream", flags->stream, "Print tokens as they are generated");
   cmd->add_flag("--no-stop", flags->no_stop, "Do not stop at <|endoftext|>");
-  cmd->add_option("--threads", flags->threads, "Intra-op threads (0 = one per core)")->capture_default_str();
-  cmd->callback([run, flags] { *run = [flags] { return ReportStatus("generate", RunGenerate(*flags)); }; });
+  cmd->add_option("--threads", flags->threads, "Intra-op threads (0 = one per core)")
+      ->capture_default_str();
+  cmd->callback(
+      [run, flags] { *run = [flags] { return ReportStatus("generate", RunGenerate(*flags)); }; });
 }
 
 }  // namespace copyforge

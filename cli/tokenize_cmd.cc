@@ -38,12 +38,14 @@ absl::Status RunTokenize(const TokenizeFlags& flags) {
     std::vector<int32_t> ids;
     for (size_t i = 0; i < j.size(); ++i) {
       if (!j[i].is_number_integer()) {
-        return absl::InvalidArgumentError(absl::StrCat(name, ": element ", i, " is not an integer"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(name, ": element ", i, " is not an integer"));
       }
       ids.push_back(j[i].get<int32_t>());
     }
     auto text = tokenizer->Decode(ids);
-    if (!text.ok()) return absl::InvalidArgumentError(absl::StrCat(name, ": ", text.status().message()));
+    if (!text.ok())
+      return absl::InvalidArgumentError(absl::StrCat(name, ": ", text.status().message()));
     std::fwrite(text->data(), 1, text->size(), stdout);
     return absl::OkStatus();
   }
@@ -61,12 +63,17 @@ absl::Status RunTokenize(const TokenizeFlags& flags) {
 
 void RegisterTokenize(CLI::App& app, CommandFn* run) {
   auto flags = std::make_shared<TokenizeFlags>();
-  CLI::App* cmd = app.add_subcommand("tokenize", "Encode a file to GPT-2 token ids (JSON array) or decode ids back to text");
-  cmd->add_option("--tokenizer", flags->tokenizer_dir, "Directory with vocab.json and merges.txt (a checkpoint works)")->required();
+  CLI::App* cmd = app.add_subcommand(
+      "tokenize", "Encode a file to GPT-2 token ids (JSON array) or decode ids back to text");
+  cmd->add_option("--tokenizer", flags->tokenizer_dir,
+                  "Directory with vocab.json and merges.txt (a checkpoint works)")
+      ->required();
   cmd->add_option("--input", flags->input, "File to read; '-' reads stdin")->capture_default_str();
   cmd->add_flag("--decode", flags->decode, "Input is a JSON array of ids; print the text");
-  cmd->add_flag("--no-special", flags->no_special, "Encode '<|endoftext|>' as plain text instead of the special id");
-  cmd->callback([run, flags] { *run = [flags] { return ReportStatus("tokenize", RunTokenize(*flags)); }; });
+  cmd->add_flag("--no-special", flags->no_special,
+                "Encode '<|endoftext|>' as plain text instead of the special id");
+  cmd->callback(
+      [run, flags] { *run = [flags] { return ReportStatus("tokenize", RunTokenize(*flags)); }; });
 }
 
 }  // namespace copyforge

@@ -21,10 +21,14 @@ constexpr char kPrefix[] = "transformer.";
 
 absl::StatusOr<std::string> SafetensorsDtype(torch::Dtype dtype) {
   switch (dtype) {
-    case torch::kFloat: return std::string("F32");
-    case torch::kBFloat16: return std::string("BF16");
-    case torch::kHalf: return std::string("F16");
-    default: return absl::InvalidArgumentError("checkpoints hold float32, bfloat16 or float16 weights");
+    case torch::kFloat:
+      return std::string("F32");
+    case torch::kBFloat16:
+      return std::string("BF16");
+    case torch::kHalf:
+      return std::string("F16");
+    default:
+      return absl::InvalidArgumentError("checkpoints hold float32, bfloat16 or float16 weights");
   }
 }
 
@@ -33,7 +37,8 @@ absl::StatusOr<torch::Dtype> TorchDtype(const std::string& dtype) {
   if (dtype == "BF16") return torch::kBFloat16;
   if (dtype == "F16") return torch::kHalf;
   if (dtype == "F64") return torch::kDouble;
-  return absl::InvalidArgumentError(absl::StrCat("dtype ", dtype, " is not a floating-point weight type"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("dtype ", dtype, " is not a floating-point weight type"));
 }
 
 absl::Status WriteManifest(const std::string& dir) {
@@ -74,13 +79,15 @@ absl::Status SaveCheckpoint(const std::string& dir, Gpt2& model, const Tokenizer
                        std::string_view(static_cast<const char*>(c.data_ptr()), c.nbytes())});
   }
   Gpt2Config config = model->config();
-  return WriteDirectoryAtomic(dir, options.overwrite, [&](const std::string& staging) -> absl::Status {
-    CF_RETURN_IF_ERROR(WriteSafetensors(staging + "/" + kModelFile, tensors, {{"format", "pt"}}));
-    CF_RETURN_IF_ERROR(WriteFileSynced(staging + "/" + kConfigFile, config.ToHfJson()));
-    if (tokenizer != nullptr) CF_RETURN_IF_ERROR(tokenizer->SaveFiles(staging));
-    if (options.extra_files) CF_RETURN_IF_ERROR(options.extra_files(staging));
-    return WriteManifest(staging);
-  });
+  return WriteDirectoryAtomic(
+      dir, options.overwrite, [&](const std::string& staging) -> absl::Status {
+        CF_RETURN_IF_ERROR(
+            WriteSafetensors(staging + "/" + kModelFile, tensors, {{"format", "pt"}}));
+        CF_RETURN_IF_ERROR(WriteFileSynced(staging + "/" + kConfigFile, config.ToHfJson()));
+        if (tokenizer != nullptr) CF_RETURN_IF_ERROR(tokenizer->SaveFiles(staging));
+        if (options.extra_files) CF_RETURN_IF_ERROR(options.extra_files(staging));
+        return WriteManifest(staging);
+      });
 }
 
 absl::Status VerifyManifest(const std::string& dir) {
@@ -93,24 +100,29 @@ absl::Status VerifyManifest(const std::string& dir) {
   for (auto it = j["files"].begin(); it != j["files"].end(); ++it) {
     const std::string file = dir + "/" + it.key();
     std::error_code ec;
-    if (!fs::exists(file, ec)) return absl::DataLossError(absl::StrCat(file, ": listed in ", path, " but missing"));
+    if (!fs::exists(file, ec))
+      return absl::DataLossError(absl::StrCat(file, ": listed in ", path, " but missing"));
     const auto bytes = it.value().value("bytes", uint64_t{0});
     if (fs::file_size(file, ec) != bytes) {
-      return absl::DataLossError(absl::StrCat(file, ": ", fs::file_size(file, ec), " bytes, manifest says ",
-                                              bytes, " (truncated or replaced)"));
+      return absl::DataLossError(absl::StrCat(file, ": ", fs::file_size(file, ec),
+                                              " bytes, manifest says ", bytes,
+                                              " (truncated or replaced)"));
     }
     CF_ASSIGN_OR_RETURN(std::string sha, Sha256File(file));
     if (sha != it.value().value("sha256", "")) {
-      return absl::DataLossError(absl::StrCat(file, ": SHA-256 ", sha, " differs from the manifest's ",
+      return absl::DataLossError(absl::StrCat(file, ": SHA-256 ", sha,
+                                              " differs from the manifest's ",
                                               it.value().value("sha256", "")));
     }
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, const LoadOptions& options) {
+absl::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& dir,
+                                                const LoadOptions& options) {
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return absl::NotFoundError(absl::StrCat("checkpoint directory ", dir, " does not exist"));
+  if (!fs::is_directory(dir, ec))
+    return absl::NotFoundError(absl::StrCat("checkpoint directory ", dir, " does not exist"));
   if (options.verify_checksums && fs::exists(dir + "/" + kManifestFile, ec)) {
     CF_RETURN_IF_ERROR(VerifyManifest(dir));
   }
@@ -129,7 +141,8 @@ absl::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, const Lo
       const TensorView* view = file->Find(kPrefix + name);
       if (view == nullptr) view = file->Find(name);
       if (view == nullptr) {
-        return absl::NotFoundError(absl::StrCat(model_path, ": tensor ", kPrefix, name, " is missing"));
+        return absl::NotFoundError(
+            absl::StrCat(model_path, ": tensor ", kPrefix, name, " is missing"));
       }
       used.insert(view->name);
       if (view->shape != param.sizes().vec()) {
@@ -138,7 +151,9 @@ absl::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, const Lo
             "] but config.json implies [", absl::StrJoin(param.sizes(), ", "), "]"));
       }
       auto dtype = TorchDtype(view->dtype);
-      if (!dtype.ok()) return absl::InvalidArgumentError(absl::StrCat(model_path, ": tensor ", view->name, ": ", dtype.status().message()));
+      if (!dtype.ok())
+        return absl::InvalidArgumentError(
+            absl::StrCat(model_path, ": tensor ", view->name, ": ", dtype.status().message()));
       // Copy out of the mapping (which may be unaligned) before converting.
       torch::Tensor raw = torch::empty(param.sizes(), torch::dtype(*dtype));
       std::memcpy(raw.data_ptr(), view->data, view->nbytes);
@@ -147,30 +162,34 @@ absl::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, const Lo
     for (const TensorView& t : file->tensors()) {
       if (used.count(t.name)) continue;
       // HF keeps the causal-mask buffers in older files, and may store the tied LM head.
-      if (absl::EndsWith(t.name, ".attn.bias") || absl::EndsWith(t.name, ".attn.masked_bias")) continue;
+      if (absl::EndsWith(t.name, ".attn.bias") || absl::EndsWith(t.name, ".attn.masked_bias"))
+        continue;
       if (t.name == "lm_head.weight") {
         const TensorView* wte = file->Find("transformer.wte.weight");
         if (wte == nullptr) wte = file->Find("wte.weight");
-        if (wte != nullptr && (t.nbytes != wte->nbytes || std::memcmp(t.data, wte->data, t.nbytes) != 0)) {
+        if (wte != nullptr &&
+            (t.nbytes != wte->nbytes || std::memcmp(t.data, wte->data, t.nbytes) != 0)) {
           return absl::InvalidArgumentError(absl::StrCat(
               model_path, ": lm_head.weight differs from wte.weight; GPT-2 ties them"));
         }
         continue;
       }
-      return absl::InvalidArgumentError(absl::StrCat(model_path, ": unexpected tensor ", t.name,
-                                                     " (not part of a GPT-2 model with this config)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(model_path, ": unexpected tensor ", t.name,
+                       " (not part of a GPT-2 model with this config)"));
     }
     out.model->to(options.device, options.dtype);
     out.model->eval();
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("loading ", model_path, ": ", e.what_without_backtrace()));
+    return absl::InternalError(
+        absl::StrCat("loading ", model_path, ": ", e.what_without_backtrace()));
   }
   if (options.load_tokenizer && fs::exists(dir + "/vocab.json", ec)) {
     CF_ASSIGN_OR_RETURN(out.tokenizer, Tokenizer::Load(dir));
     if (out.tokenizer->vocab_size() > out.config.vocab_size) {
-      return absl::InvalidArgumentError(absl::StrCat(dir, "/vocab.json has ", out.tokenizer->vocab_size(),
-                                                     " tokens but config.json's vocab_size is ",
-                                                     out.config.vocab_size));
+      return absl::InvalidArgumentError(
+          absl::StrCat(dir, "/vocab.json has ", out.tokenizer->vocab_size(),
+                       " tokens but config.json's vocab_size is ", out.config.vocab_size));
     }
   }
   return out;

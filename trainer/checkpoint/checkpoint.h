@@ -50,7 +50,8 @@ struct LoadedCheckpoint {
 // (safetensors; tensor names with or without the "transformer." prefix; F32/F16/BF16).
 // A corrupt or truncated file, a missing, unexpected or misshapen tensor is an error naming the
 // file and the tensor. The model is returned in eval mode.
-absl::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& dir, const LoadOptions& options = {});
+absl::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& dir,
+                                                const LoadOptions& options = {});
 
 // Checks every checksum in `dir`/manifest.json; an error names the first file that differs.
 absl::Status VerifyManifest(const std::string& dir);

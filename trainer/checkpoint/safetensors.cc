@@ -27,13 +27,15 @@ size_t SafetensorsDtypeSize(std::string_view dtype) {
   if (dtype == "F64" || dtype == "I64" || dtype == "U64") return 8;
   if (dtype == "F32" || dtype == "I32" || dtype == "U32") return 4;
   if (dtype == "F16" || dtype == "BF16" || dtype == "I16" || dtype == "U16") return 2;
-  if (dtype == "I8" || dtype == "U8" || dtype == "BOOL" || dtype == "F8_E4M3" || dtype == "F8_E5M2") return 1;
+  if (dtype == "I8" || dtype == "U8" || dtype == "BOOL" || dtype == "F8_E4M3" || dtype == "F8_E5M2")
+    return 1;
   return 0;
 }
 
 absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
+  if (fd < 0)
+    return absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     ::close(fd);
@@ -42,11 +44,13 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
   const size_t size = static_cast<size_t>(st.st_size);
   if (size < 8) {
     ::close(fd);
-    return Corrupt(path, absl::StrCat("file is ", size, " bytes, too short for the 8-byte header length"));
+    return Corrupt(
+        path, absl::StrCat("file is ", size, " bytes, too short for the 8-byte header length"));
   }
   void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
   ::close(fd);
-  if (map == MAP_FAILED) return absl::InternalError(absl::StrCat("cannot mmap ", path, ": ", std::strerror(errno)));
+  if (map == MAP_FAILED)
+    return absl::InternalError(absl::StrCat("cannot mmap ", path, ": ", std::strerror(errno)));
 
   std::unique_ptr<SafetensorsFile> file(new SafetensorsFile());
   file->path_ = path;
@@ -69,15 +73,19 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
     if (it.key() == "__metadata__") {
       if (!it.value().is_object()) return Corrupt(path, "__metadata__ is not an object");
       for (auto m = it.value().begin(); m != it.value().end(); ++m) {
-        if (!m.value().is_string()) return Corrupt(path, absl::StrCat("__metadata__.", m.key(), " is not a string"));
+        if (!m.value().is_string())
+          return Corrupt(path, absl::StrCat("__metadata__.", m.key(), " is not a string"));
         file->metadata_[m.key()] = m.value().get<std::string>();
       }
       continue;
     }
     const std::string& name = it.key();
     const nlohmann::json& t = it.value();
-    auto bad = [&](std::string_view why) { return Corrupt(path, absl::StrCat("tensor ", name, ": ", AsAbsl(why))); };
-    if (!t.is_object() || !t.contains("dtype") || !t.contains("shape") || !t.contains("data_offsets")) {
+    auto bad = [&](std::string_view why) {
+      return Corrupt(path, absl::StrCat("tensor ", name, ": ", AsAbsl(why)));
+    };
+    if (!t.is_object() || !t.contains("dtype") || !t.contains("shape") ||
+        !t.contains("data_offsets")) {
       return bad("needs dtype, shape and data_offsets");
     }
     if (!t["dtype"].is_string()) return bad("dtype is not a string");
@@ -94,7 +102,8 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
       numel *= d.get<uint64_t>();
     }
     const auto& off = t["data_offsets"];
-    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned()) {
+    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() ||
+        !off[1].is_number_unsigned()) {
       return bad("data_offsets must be two non-negative integers");
     }
     const uint64_t begin = off[0].get<uint64_t>(), end = off[1].get<uint64_t>();
@@ -103,7 +112,8 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
                               "-byte data section (truncated?)"));
     }
     if (end - begin != numel * elem) {
-      return bad(absl::StrCat("holds ", end - begin, " bytes but its shape and dtype need ", numel * elem));
+      return bad(absl::StrCat("holds ", end - begin, " bytes but its shape and dtype need ",
+                              numel * elem));
     }
     view.data = base + data_start + begin;
     view.nbytes = end - begin;
@@ -114,11 +124,13 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
   std::sort(ranges.begin(), ranges.end());
   uint64_t cursor = 0;
   for (const auto& [b, e] : ranges) {
-    if (b != cursor) return Corrupt(path, absl::StrCat("tensor data has a hole or overlap at byte ", b));
+    if (b != cursor)
+      return Corrupt(path, absl::StrCat("tensor data has a hole or overlap at byte ", b));
     cursor = e;
   }
   if (cursor != data_size) {
-    return Corrupt(path, absl::StrCat("data section is ", data_size, " bytes but tensors cover ", cursor));
+    return Corrupt(
+        path, absl::StrCat("data section is ", data_size, " bytes but tensors cover ", cursor));
   }
   std::sort(file->tensors_.begin(), file->tensors_.end(),
             [](const TensorView& a, const TensorView& b) { return a.name < b.name; });
@@ -145,10 +157,12 @@ absl::Status WriteSafetensors(const std::string& path, const std::vector<TensorT
     for (int64_t d : t.shape) numel *= static_cast<uint64_t>(d);
     const size_t elem = SafetensorsDtypeSize(t.dtype);
     if (elem == 0 || numel * elem != t.data.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": tensor ", t.name, " has ", t.data.size(),
-                                                     " bytes, not numel x sizeof(", t.dtype, ")"));
+      return absl::InvalidArgumentError(absl::StrCat(path, ": tensor ", t.name, " has ",
+                                                     t.data.size(), " bytes, not numel x sizeof(",
+                                                     t.dtype, ")"));
     }
-    header[t.name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.data.size()}}};
+    header[t.name] = {
+        {"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.data.size()}}};
     offset += t.data.size();
   }
   std::string json = header.dump();

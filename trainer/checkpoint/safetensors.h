@@ -21,7 +21,7 @@ size_t SafetensorsDtypeSize(std::string_view dtype);
 
 struct TensorView {
   std::string name;
-  std::string dtype;           // safetensors spelling: F32, F16, BF16, I64, ...
+  std::string dtype;  // safetensors spelling: F32, F16, BF16, I64, ...
   std::vector<int64_t> shape;
   const char* data = nullptr;  // points into the owning SafetensorsFile's mapping
   size_t nbytes = 0;

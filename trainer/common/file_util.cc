@@ -66,7 +66,8 @@ std::string FinishHex(EVP_MD_CTX* ctx) {
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
+  if (!in)
+    return absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
   std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) return ErrnoError("cannot read", path);
   return data;
@@ -100,7 +101,8 @@ absl::Status WriteFileSynced(const std::string& path, std::string_view contents)
 absl::Status WriteFileAtomic(const std::string& path, std::string_view contents) {
   const std::string tmp = path + UniqueSuffix();
   absl::Status st = WriteFileSynced(tmp, contents);
-  if (st.ok() && std::rename(tmp.c_str(), path.c_str()) != 0) st = ErrnoError("cannot rename onto", path);
+  if (st.ok() && std::rename(tmp.c_str(), path.c_str()) != 0)
+    st = ErrnoError("cannot rename onto", path);
   if (!st.ok()) {
     std::error_code ec;
     fs::remove(tmp, ec);
@@ -154,7 +156,8 @@ absl::Status WriteDirectoryAtomic(const std::string& final_dir, bool overwrite,
 
 absl::StatusOr<std::string> Sha256File(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
+  if (!in)
+    return absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
   DigestCtx ctx = NewSha256();
   std::string buf(1 << 20, '\0');
   while (in) {

@@ -49,7 +49,8 @@ void Progress::Draw(const std::string& extra, bool final_line) {
   if (!extra.empty()) line += " | " + extra;
   // On a terminal the line redraws in place; in logs each update is its own line.
   const bool tty = ::isatty(STDERR_FILENO);
-  std::fprintf(stderr, tty ? "\r\033[K%s%s" : "%s%s", line.c_str(), (final_line || !tty) ? "\n" : "");
+  std::fprintf(stderr, tty ? "\r\033[K%s%s" : "%s%s", line.c_str(),
+               (final_line || !tty) ? "\n" : "");
   std::fflush(stderr);
 }
 

@@ -9,10 +9,10 @@
 #define CF_CONCAT_(a, b) CF_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function when `expr` yields a non-OK status.
-#define CF_RETURN_IF_ERROR(expr)                \
-  do {                                          \
-    ::absl::Status cf_status_ = (expr);         \
-    if (!cf_status_.ok()) return cf_status_;    \
+#define CF_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::absl::Status cf_status_ = (expr);      \
+    if (!cf_status_.ok()) return cf_status_; \
   } while (false)
 
 // `CF_ASSIGN_OR_RETURN(auto x, MakeX());` unwraps a StatusOr or returns its error.

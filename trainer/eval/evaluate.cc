@@ -11,7 +11,8 @@ namespace copyforge {
 absl::StatusOr<EvalResult> EvaluateTokens(Gpt2& model, absl::Span<const int32_t> ids,
                                           const EvalOptions& options) {
   if (ids.size() < 2) {
-    return absl::InvalidArgumentError(absl::StrCat("evaluation needs at least 2 tokens, got ", ids.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("evaluation needs at least 2 tokens, got ", ids.size()));
   }
   const int64_t window = model->config().n_positions;
   const int64_t predicted = static_cast<int64_t>(ids.size()) - 1;
@@ -26,7 +27,8 @@ absl::StatusOr<EvalResult> EvaluateTokens(Gpt2& model, absl::Span<const int32_t>
       const int64_t len = std::min(window, predicted - done);
       // Full windows are batched; the final partial one runs alone.
       int64_t batch = 1;
-      if (len == window) batch = std::max<int64_t>(1, std::min(options.batch_size, (predicted - done) / window));
+      if (len == window)
+        batch = std::max<int64_t>(1, std::min(options.batch_size, (predicted - done) / window));
       std::vector<int64_t> inputs, targets;
       for (int64_t b = 0; b < batch; ++b) {
         const int64_t start = done + b * len;

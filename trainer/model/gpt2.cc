@@ -10,8 +10,10 @@ KvCache KvCache::Allocate(const Gpt2Config& config, int64_t batch, int64_t capac
   KvCache cache;
   cache.capacity = capacity;
   for (int64_t l = 0; l < config.n_layer; ++l) {
-    cache.keys.push_back(torch::zeros({batch, config.n_head, capacity, config.head_dim()}, options));
-    cache.values.push_back(torch::zeros({batch, config.n_head, capacity, config.head_dim()}, options));
+    cache.keys.push_back(
+        torch::zeros({batch, config.n_head, capacity, config.head_dim()}, options));
+    cache.values.push_back(
+        torch::zeros({batch, config.n_head, capacity, config.head_dim()}, options));
   }
   return cache;
 }
@@ -39,7 +41,9 @@ AttentionImpl::AttentionImpl(const Gpt2Config& config)
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, KvCache* cache, int64_t layer) {
   const int64_t B = x.size(0), T = x.size(1), C = x.size(2);
   auto qkv = c_attn(x).split(C, /*dim=*/2);
-  auto heads = [&](const torch::Tensor& t) { return t.view({B, T, n_head_, head_dim_}).transpose(1, 2); };
+  auto heads = [&](const torch::Tensor& t) {
+    return t.view({B, T, n_head_, head_dim_}).transpose(1, 2);
+  };
   torch::Tensor q = heads(qkv[0]), k = heads(qkv[1]), v = heads(qkv[2]);
   int64_t past = 0;
   if (cache != nullptr) {
@@ -51,10 +55,12 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, KvCache* cache, int
     k = cache->keys[layer].narrow(2, 0, past + T);
     v = cache->values[layer].narrow(2, 0, past + T);
   }
-  torch::Tensor att = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(head_dim_)));
+  torch::Tensor att =
+      torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(head_dim_)));
   if (T > 1) {
     // Query i sits at absolute position past + i and may attend to keys 0 .. past + i.
-    auto future = torch::ones({T, past + T}, torch::dtype(torch::kBool).device(x.device())).triu(past + 1);
+    auto future =
+        torch::ones({T, past + T}, torch::dtype(torch::kBool).device(x.device())).triu(past + 1);
     att = att.masked_fill(future, -std::numeric_limits<float>::infinity());
   }
   att = torch::softmax(att, -1);
@@ -97,8 +103,9 @@ Gpt2Impl::Gpt2Impl(const Gpt2Config& config) : config_(config) {
     blocks_.push_back(Block(config));
     h->push_back(blocks_.back());
   }
-  ln_f = register_module("ln_f", torch::nn::LayerNorm(torch::nn::LayerNormOptions({config.n_embd})
-                                                         .eps(config.layer_norm_epsilon)));
+  ln_f = register_module(
+      "ln_f", torch::nn::LayerNorm(
+                  torch::nn::LayerNormOptions({config.n_embd}).eps(config.layer_norm_epsilon)));
 }
 
 torch::Tensor Gpt2Impl::Hidden(const torch::Tensor& input_ids, KvCache* cache) {
@@ -106,7 +113,8 @@ torch::Tensor Gpt2Impl::Hidden(const torch::Tensor& input_ids, KvCache* cache) {
   const int64_t start = cache != nullptr ? cache->length : 0;
   TORCH_CHECK(start + T <= config_.n_positions, "sequence of ", start + T,
               " positions exceeds n_positions ", config_.n_positions);
-  auto positions = torch::arange(start, start + T, torch::dtype(torch::kLong).device(input_ids.device()));
+  auto positions =
+      torch::arange(start, start + T, torch::dtype(torch::kLong).device(input_ids.device()));
   torch::Tensor x = wte(input_ids) + wpe(positions).unsqueeze(0);
   x = F::dropout(x, F::DropoutFuncOptions().p(config_.embd_pdrop).training(is_training()));
   for (int64_t l = 0; l < config_.n_layer; ++l) x = blocks_[l]->forward(x, cache, l);
@@ -140,7 +148,8 @@ void Gpt2Impl::InitWeights(uint64_t seed) {
     } else {
       const bool residual = name.find("c_proj.weight") != std::string::npos;
       // Drawn on the CPU so the same seed gives the same weights on every device.
-      torch::Tensor w = torch::empty(t.sizes(), torch::kFloat).normal_(0.0, residual ? proj_std : std, gen);
+      torch::Tensor w =
+          torch::empty(t.sizes(), torch::kFloat).normal_(0.0, residual ? proj_std : std, gen);
       t.copy_(w);
     }
   }
@@ -148,7 +157,8 @@ void Gpt2Impl::InitWeights(uint64_t seed) {
 
 std::vector<std::pair<std::string, torch::Tensor>> Gpt2Impl::NamedTensors() const {
   std::vector<std::pair<std::string, torch::Tensor>> out;
-  for (const auto& item : named_parameters(/*recurse=*/true)) out.emplace_back(item.key(), item.value());
+  for (const auto& item : named_parameters(/*recurse=*/true))
+    out.emplace_back(item.key(), item.value());
   return out;
 }
 

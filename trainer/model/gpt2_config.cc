@@ -10,7 +10,8 @@
 namespace copyforge {
 namespace {
 
-absl::Status FieldError(const std::string& source, const std::string& field, const std::string& why) {
+absl::Status FieldError(const std::string& source, const std::string& field,
+                        const std::string& why) {
   return absl::InvalidArgumentError(absl::StrCat(source, ": ", field, " ", why));
 }
 
@@ -35,22 +36,24 @@ absl::Status Gpt2Config::Validate(const std::string& source) const {
   for (auto [name, v] : {std::pair<const char*, double>{"embd_pdrop", embd_pdrop},
                          {"attn_pdrop", attn_pdrop},
                          {"resid_pdrop", resid_pdrop}}) {
-    if (!(v >= 0.0 && v < 1.0)) return FieldError(source, name, absl::StrCat("must be in [0, 1), got ", v));
+    if (!(v >= 0.0 && v < 1.0))
+      return FieldError(source, name, absl::StrCat("must be in [0, 1), got ", v));
   }
-  if (!(layer_norm_epsilon > 0)) return FieldError(source, "layer_norm_epsilon", "must be positive");
+  if (!(layer_norm_epsilon > 0))
+    return FieldError(source, "layer_norm_epsilon", "must be positive");
   if (!(initializer_range > 0)) return FieldError(source, "initializer_range", "must be positive");
   if (activation_function != "gelu_new" && activation_function != "gelu_pytorch_tanh") {
-    return FieldError(source, "activation_function",
-                      absl::StrCat("\"", activation_function,
-                                   "\" is not supported (GPT-2 uses \"gelu_new\")"));
+    return FieldError(
+        source, "activation_function",
+        absl::StrCat("\"", activation_function, "\" is not supported (GPT-2 uses \"gelu_new\")"));
   }
   return absl::OkStatus();
 }
 
 int64_t Gpt2Config::NumParameters() const {
   const int64_t d = n_embd;
-  const int64_t per_layer = 2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * 4 * d + 4 * d) +
-                            (4 * d * d + d);
+  const int64_t per_layer =
+      2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * 4 * d + 4 * d) + (4 * d * d + d);
   return vocab_size * d + n_positions * d + n_layer * per_layer + 2 * d;
 }
 
@@ -66,7 +69,8 @@ absl::StatusOr<Gpt2Config> Gpt2Config::FromHfJson(const std::string& json_text,
     return absl::InvalidArgumentError(absl::StrCat(source, ": not a JSON object"));
   }
   if (j.contains("model_type") && j["model_type"] != "gpt2") {
-    return FieldError(source, "model_type", absl::StrCat("is ", j["model_type"].dump(), ", expected \"gpt2\""));
+    return FieldError(source, "model_type",
+                      absl::StrCat("is ", j["model_type"].dump(), ", expected \"gpt2\""));
   }
   Gpt2Config c;
   auto get_int = [&](const char* key, int64_t* out) -> absl::Status {
@@ -88,18 +92,21 @@ absl::StatusOr<Gpt2Config> Gpt2Config::FromHfJson(const std::string& json_text,
                           {"vocab_size", &c.vocab_size}}) {
     if (absl::Status st = get_int(key, out); !st.ok()) return st;
   }
-  for (auto [key, out] : {std::pair<const char*, double*>{"layer_norm_epsilon", &c.layer_norm_epsilon},
-                          {"embd_pdrop", &c.embd_pdrop},
-                          {"attn_pdrop", &c.attn_pdrop},
-                          {"resid_pdrop", &c.resid_pdrop},
-                          {"initializer_range", &c.initializer_range}}) {
+  for (auto [key, out] :
+       {std::pair<const char*, double*>{"layer_norm_epsilon", &c.layer_norm_epsilon},
+        {"embd_pdrop", &c.embd_pdrop},
+        {"attn_pdrop", &c.attn_pdrop},
+        {"resid_pdrop", &c.resid_pdrop},
+        {"initializer_range", &c.initializer_range}}) {
     if (absl::Status st = get_double(key, out); !st.ok()) return st;
   }
   if (j.contains("activation_function")) {
-    if (!j["activation_function"].is_string()) return FieldError(source, "activation_function", "must be a string");
+    if (!j["activation_function"].is_string())
+      return FieldError(source, "activation_function", "must be a string");
     c.activation_function = j["activation_function"].get<std::string>();
   }
-  if (j.value("scale_attn_by_inverse_layer_idx", false) || j.value("reorder_and_upcast_attn", false)) {
+  if (j.value("scale_attn_by_inverse_layer_idx", false) ||
+      j.value("reorder_and_upcast_attn", false)) {
     return absl::InvalidArgumentError(absl::StrCat(
         source, ": scale_attn_by_inverse_layer_idx / reorder_and_upcast_attn are not supported"));
   }
@@ -143,10 +150,13 @@ absl::StatusOr<Gpt2Config> Gpt2Config::FromYamlFile(const std::string& path) {
     return absl::InvalidArgumentError(absl::StrCat(path, ":", e.mark.line + 1, ": ", e.msg));
   }
   if (root["model"]) root = root["model"];
-  if (!root.IsMap()) return absl::InvalidArgumentError(absl::StrCat(path, ": expected a mapping of model keys"));
-  static const std::set<std::string> kInts = {"n_layer", "n_head", "n_embd", "n_positions", "vocab_size"};
-  static const std::set<std::string> kDoubles = {"layer_norm_epsilon", "embd_pdrop", "attn_pdrop",
-                                                 "resid_pdrop", "initializer_range", "dropout"};
+  if (!root.IsMap())
+    return absl::InvalidArgumentError(absl::StrCat(path, ": expected a mapping of model keys"));
+  static const std::set<std::string> kInts = {"n_layer", "n_head", "n_embd", "n_positions",
+                                              "vocab_size"};
+  static const std::set<std::string> kDoubles = {"layer_norm_epsilon", "embd_pdrop",
+                                                 "attn_pdrop",         "resid_pdrop",
+                                                 "initializer_range",  "dropout"};
   Gpt2Config c;
   for (const auto& kv : root) {
     const std::string key = kv.first.as<std::string>();

@@ -33,7 +33,8 @@ struct Gpt2Config {
   double TrainingFlopsPerToken(int64_t seq_len) const;
 
   // Hugging Face config.json (model_type "gpt2"); unknown keys are kept out, missing ones default.
-  static absl::StatusOr<Gpt2Config> FromHfJson(const std::string& json_text, const std::string& source);
+  static absl::StatusOr<Gpt2Config> FromHfJson(const std::string& json_text,
+                                               const std::string& source);
   std::string ToHfJson() const;
   // Our YAML model config (configs/model/*.yaml): the same keys as config.json plus `dropout`,
   // which sets the three dropout rates at once. Errors name the file, key and line.

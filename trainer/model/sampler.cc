@@ -7,11 +7,14 @@
 namespace copyforge {
 
 absl::Status SamplingParams::Validate() const {
-  if (!(temperature >= 0)) return absl::InvalidArgumentError(absl::StrCat("temperature must be >= 0, got ", temperature));
+  if (!(temperature >= 0))
+    return absl::InvalidArgumentError(absl::StrCat("temperature must be >= 0, got ", temperature));
   if (top_k < 0) return absl::InvalidArgumentError(absl::StrCat("top_k must be >= 0, got ", top_k));
-  if (!(top_p > 0 && top_p <= 1)) return absl::InvalidArgumentError(absl::StrCat("top_p must be in (0, 1], got ", top_p));
+  if (!(top_p > 0 && top_p <= 1))
+    return absl::InvalidArgumentError(absl::StrCat("top_p must be in (0, 1], got ", top_p));
   if (!(repetition_penalty > 0)) {
-    return absl::InvalidArgumentError(absl::StrCat("repetition_penalty must be > 0, got ", repetition_penalty));
+    return absl::InvalidArgumentError(
+        absl::StrCat("repetition_penalty must be > 0, got ", repetition_penalty));
   }
   return absl::OkStatus();
 }
@@ -52,24 +55,30 @@ absl::StatusOr<std::vector<int32_t>> GenerateTokens(Gpt2& model, absl::Span<cons
                                                     const std::function<void(int32_t)>& on_token) {
   if (absl::Status st = options.sampling.Validate(); !st.ok()) return st;
   const Gpt2Config& config = model->config();
-  if (prompt.empty()) return absl::InvalidArgumentError("prompt is empty (it must hold at least one token)");
+  if (prompt.empty())
+    return absl::InvalidArgumentError("prompt is empty (it must hold at least one token)");
   if (static_cast<int64_t>(prompt.size()) > config.n_positions) {
-    return absl::InvalidArgumentError(absl::StrCat("prompt has ", prompt.size(),
-                                                   " tokens, more than n_positions ", config.n_positions));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "prompt has ", prompt.size(), " tokens, more than n_positions ", config.n_positions));
   }
   if (options.max_new_tokens < 0) return absl::InvalidArgumentError("max_new_tokens must be >= 0");
   torch::NoGradGuard no_grad;
   const auto params = model->parameters();
-  const auto weight_options = torch::TensorOptions().dtype(params[0].scalar_type()).device(params[0].device());
-  const int64_t capacity = std::min<int64_t>(config.n_positions, static_cast<int64_t>(prompt.size()) + options.max_new_tokens);
+  const auto weight_options =
+      torch::TensorOptions().dtype(params[0].scalar_type()).device(params[0].device());
+  const int64_t capacity = std::min<int64_t>(
+      config.n_positions, static_cast<int64_t>(prompt.size()) + options.max_new_tokens);
   KvCache cache = KvCache::Allocate(config, 1, capacity, weight_options);
   Sampler sampler(options.sampling);
   std::vector<int32_t> history(prompt.begin(), prompt.end());
   std::vector<int32_t> generated;
-  torch::Tensor input = torch::tensor(std::vector<int64_t>(prompt.begin(), prompt.end()), torch::kLong)
-                            .view({1, -1}).to(params[0].device());
+  torch::Tensor input =
+      torch::tensor(std::vector<int64_t>(prompt.begin(), prompt.end()), torch::kLong)
+          .view({1, -1})
+          .to(params[0].device());
   try {
-    while (static_cast<int64_t>(generated.size()) < options.max_new_tokens && cache.length < capacity) {
+    while (static_cast<int64_t>(generated.size()) < options.max_new_tokens &&
+           cache.length < capacity) {
       torch::Tensor logits = model->forward(input, &cache);
       const int32_t next = static_cast<int32_t>(sampler.Sample(logits[0][-1], history));
       generated.push_back(next);

@@ -15,9 +15,9 @@
 namespace copyforge {
 
 struct SamplingParams {
-  double temperature = 1.0;  // 0 means greedy
-  int64_t top_k = 0;         // 0 disables
-  double top_p = 1.0;        // 1 disables
+  double temperature = 1.0;         // 0 means greedy
+  int64_t top_k = 0;                // 0 disables
+  double top_p = 1.0;               // 1 disables
   double repetition_penalty = 1.0;  // CTRL-style; 1 disables
   uint64_t seed = 0;
 
@@ -46,9 +46,9 @@ struct GenerateOptions {
 
 // Generates after `prompt` with a KV cache; stops at max_new_tokens, the stop token, or the
 // model's context length. `on_token` (optional) sees each new id as it is produced.
-absl::StatusOr<std::vector<int32_t>> GenerateTokens(Gpt2& model, absl::Span<const int32_t> prompt,
-                                                    const GenerateOptions& options,
-                                                    const std::function<void(int32_t)>& on_token = {});
+absl::StatusOr<std::vector<int32_t>> GenerateTokens(
+    Gpt2& model, absl::Span<const int32_t> prompt, const GenerateOptions& options,
+    const std::function<void(int32_t)>& on_token = {});
 
 }  // namespace copyforge
 

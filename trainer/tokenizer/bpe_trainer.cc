@@ -54,7 +54,8 @@ absl::Status BpeTrainer::Add(std::string_view text) {
       size_t p = text.find(s, start);
       if (p < cut) cut = p, cut_len = s.size();
     }
-    std::string_view part = text.substr(start, cut == std::string_view::npos ? text.npos : cut - start);
+    std::string_view part =
+        text.substr(start, cut == std::string_view::npos ? text.npos : cut - start);
     SplitGpt2(part, [&](std::string_view piece) { ++pieces_->map[AsAbsl(piece)]; });
     if (cut == std::string_view::npos) break;
     start = cut + cut_len;
@@ -159,7 +160,8 @@ absl::StatusOr<BpeTrainerResult> BpeTrainer::Train() {
     for (uint64_t k : touched) {
       auto it = pair_count.find(k);
       if (it != pair_count.end()) {
-        heap.push({it->second, static_cast<int32_t>(k >> 32), static_cast<int32_t>(k & 0xFFFFFFFF)});
+        heap.push(
+            {it->second, static_cast<int32_t>(k >> 32), static_cast<int32_t>(k & 0xFFFFFFFF)});
       }
     }
     progress.Update(static_cast<int64_t>(merges.size()));

@@ -22,9 +22,18 @@ struct BpeTrainerOptions {
   std::vector<std::string> special_tokens = {"<|endoftext|>"};
   bool show_progress = true;
 
-  BpeTrainerOptions& set_vocab_size(int32_t v) { vocab_size = v; return *this; }
-  BpeTrainerOptions& set_min_frequency(int64_t v) { min_frequency = v; return *this; }
-  BpeTrainerOptions& set_show_progress(bool v) { show_progress = v; return *this; }
+  BpeTrainerOptions& set_vocab_size(int32_t v) {
+    vocab_size = v;
+    return *this;
+  }
+  BpeTrainerOptions& set_min_frequency(int64_t v) {
+    min_frequency = v;
+    return *this;
+  }
+  BpeTrainerOptions& set_show_progress(bool v) {
+    show_progress = v;
+    return *this;
+  }
 };
 
 struct BpeTrainerResult {
@@ -32,7 +41,7 @@ struct BpeTrainerResult {
   std::string merges_txt;  // "#version: 0.2" then one "left right" line per merge, by rank
   int32_t vocab_size = 0;
   int64_t num_merges = 0;
-  int64_t words = 0;       // distinct pre-tokenized pieces
+  int64_t words = 0;  // distinct pre-tokenized pieces
   int64_t input_bytes = 0;
 };
 

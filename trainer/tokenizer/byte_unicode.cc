@@ -65,9 +65,9 @@ absl::StatusOr<std::string> VocabStringToBytes(std::string_view spelled) {
       int b = GetTables().order[256 - 68 + k];
       out.push_back(static_cast<char>(b));
     } else {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "character U+%04X in \"%s\" is not a GPT-2 byte spelling", static_cast<unsigned>(cp),
-          spelled));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("character U+%04X in \"%s\" is not a GPT-2 byte spelling",
+                          static_cast<unsigned>(cp), spelled));
     }
   }
   return out;

@@ -65,10 +65,12 @@ class Tokenizer::Impl {
 
   void BpeShort(std::string_view piece, std::vector<int32_t>* out) const {
     std::vector<int32_t> parts(piece.size());
-    for (size_t i = 0; i < piece.size(); ++i) parts[i] = byte_id[static_cast<unsigned char>(piece[i])];
+    for (size_t i = 0; i < piece.size(); ++i)
+      parts[i] = byte_id[static_cast<unsigned char>(piece[i])];
     std::vector<uint32_t> ranks(parts.size());
     std::vector<int32_t> merged(parts.size());
-    for (size_t i = 0; i + 1 < parts.size(); ++i) ranks[i] = RankOf(parts[i], parts[i + 1], &merged[i]);
+    for (size_t i = 0; i + 1 < parts.size(); ++i)
+      ranks[i] = RankOf(parts[i], parts[i + 1], &merged[i]);
     while (parts.size() > 1) {
       size_t best = 0;
       uint32_t best_rank = kNoRank;
@@ -205,8 +207,9 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromContents(std::string v
     }
     const int64_t id = it.value().get<int64_t>();
     if (id < 0 || id >= static_cast<int64_t>(vocab.size()) || seen[id]) {
-      return absl::InvalidArgumentError(absl::StrCat(vocab_name, ": token \"", it.key(), "\" has id ",
-                                                     id, ", which is out of range or repeated"));
+      return absl::InvalidArgumentError(absl::StrCat(vocab_name, ": token \"", it.key(),
+                                                     "\" has id ", id,
+                                                     ", which is out of range or repeated"));
     }
     seen[id] = true;
     const std::string& spelled = it.key();
@@ -219,15 +222,16 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromContents(std::string v
       continue;
     }
     auto bytes = VocabStringToBytes(spelled);
-    if (!bytes.ok()) return absl::InvalidArgumentError(absl::StrCat(vocab_name, ": ", bytes.status().message()));
+    if (!bytes.ok())
+      return absl::InvalidArgumentError(absl::StrCat(vocab_name, ": ", bytes.status().message()));
     impl->id_to_bytes[id] = *bytes;
     bytes_to_id.emplace(*std::move(bytes), static_cast<int32_t>(id));
   }
   for (int b = 0; b < 256; ++b) {
     auto it = bytes_to_id.find(std::string(1, static_cast<char>(b)));
     if (it == bytes_to_id.end()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          vocab_name, ": no token for byte ", b, " (a byte-level vocabulary needs all 256)"));
+      return absl::InvalidArgumentError(absl::StrCat(vocab_name, ": no token for byte ", b,
+                                                     " (a byte-level vocabulary needs all 256)"));
     }
     impl->byte_id[b] = it->second;
   }
@@ -247,7 +251,9 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromContents(std::string v
     std::string joined;
     for (int k = 0; k < 2; ++k) {
       auto bytes = VocabStringToBytes(AsStd(parts[k]));
-      if (!bytes.ok()) return absl::InvalidArgumentError(absl::StrCat(merges_name, ":", line_no, ": ", bytes.status().message()));
+      if (!bytes.ok())
+        return absl::InvalidArgumentError(
+            absl::StrCat(merges_name, ":", line_no, ": ", bytes.status().message()));
       auto it = bytes_to_id.find(*bytes);
       if (it == bytes_to_id.end()) {
         return absl::InvalidArgumentError(absl::StrCat(merges_name, ":", line_no, ": token \"",
@@ -259,7 +265,8 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromContents(std::string v
     auto it = bytes_to_id.find(joined);
     if (it == bytes_to_id.end()) {
       return absl::InvalidArgumentError(absl::StrCat(merges_name, ":", line_no, ": merged token \"",
-                                                     parts[0], parts[1], "\" is not in vocab.json"));
+                                                     parts[0], parts[1],
+                                                     "\" is not in vocab.json"));
     }
     ids[2] = it->second;
     impl->merges.try_emplace(PairKey(ids[0], ids[1]), Merge{rank++, ids[2]});

@@ -1,0 +1,119 @@
+// Runs the real copyforge binary end to end on a tiny model.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "nlohmann/json.hpp"
+#include "tests/test_util.h"
+#include "trainer/common/file_util.h"
+
+namespace copyforge {
+namespace {
+
+using testing::Env;
+using testing::RunCommand;
+
+std::string Bin() { return Env("COPYFORGE_BIN"); }
+std::string Gpt2Tok() { return Env("COPYFORGE_GPT2_TOKENIZER"); }
+
+TEST(Cli, EverySubcommandHasHelp) {
+  for (const char* cmd : {"", "tokenize", "train-tokenizer", "init-model", "eval", "generate"}) {
+    auto r = RunCommand(Bin() + " " + cmd + " --help");
+    EXPECT_EQ(r.exit_code, 0) << cmd << r.err;
+    EXPECT_NE(r.out.find("Usage"), std::string::npos) << cmd;
+  }
+  auto r = RunCommand(Bin() + " no-such-role");
+  EXPECT_NE(r.exit_code, 0);
+}
+
+TEST(Cli, TokenizeAndDecodeRoundTrip) {
+  testing::TempDir tmp;
+  const std::string text = "Great blender, 5 stars! <|endoftext|> Would buy again.\n";
+  testing::WriteTestFile(tmp.File("in.txt"), text);
+  auto enc =
+      RunCommand(Bin() + " tokenize --tokenizer " + Gpt2Tok() + " --input " + tmp.File("in.txt"));
+  ASSERT_EQ(enc.exit_code, 0) << enc.err;
+  auto ids = nlohmann::json::parse(enc.out);
+  EXPECT_TRUE(std::find(ids.begin(), ids.end(), 50256) != ids.end());
+  testing::WriteTestFile(tmp.File("ids.json"), enc.out);
+  auto dec = RunCommand(Bin() + " tokenize --decode --tokenizer " + Gpt2Tok() + " --input " +
+                        tmp.File("ids.json"));
+  ASSERT_EQ(dec.exit_code, 0) << dec.err;
+  EXPECT_EQ(dec.out, text);
+
+  testing::WriteTestFile(tmp.File("bad.json"), "[1, \"x\"]");
+  auto bad = RunCommand(Bin() + " tokenize --decode --tokenizer " + Gpt2Tok() + " --input " +
+                        tmp.File("bad.json"));
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("bad.json: element 1"), std::string::npos) << bad.err;
+}
+
+TEST(Cli, TrainTokenizerIsDeterministic) {
+  testing::TempDir tmp;
+  std::string corpus;
+  for (int i = 0; i < 50; ++i)
+    corpus += "The headphones sound great and the battery lasts all day. ";
+  testing::WriteTestFile(tmp.File("c.txt"), corpus);
+  for (const char* out : {"a", "b"}) {
+    auto r = RunCommand(Bin() + " train-tokenizer --input " + tmp.File("c.txt") +
+                        " --vocab-size 300 --out " + tmp.File(out));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    // 13 distinct pieces run out of pairs after 42 merges, before the requested 300 tokens.
+    EXPECT_NE(r.out.find("vocab size       299 (stopped early"), std::string::npos) << r.out;
+  }
+  EXPECT_EQ(*ReadFile(tmp.File("a/vocab.json")), *ReadFile(tmp.File("b/vocab.json")));
+  EXPECT_EQ(*ReadFile(tmp.File("a/merges.txt")), *ReadFile(tmp.File("b/merges.txt")));
+  auto again = RunCommand(Bin() + " train-tokenizer --input " + tmp.File("c.txt") +
+                          " --vocab-size 300 --out " + tmp.File("a"));
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_NE(again.err.find("--overwrite"), std::string::npos) << again.err;
+}
+
+TEST(Cli, InitEvalGenerate) {
+  testing::TempDir tmp;
+  const std::string ckpt = tmp.File("ckpt");
+  const std::string config = Env("COPYFORGE_SOURCE_DIR") + "/configs/model/tiny.yaml";
+  auto init = RunCommand(Bin() + " init-model --model-config " + config + " --seed 3 --tokenizer " +
+                         Gpt2Tok() + " --out " + ckpt);
+  ASSERT_EQ(init.exit_code, 0) << init.err;
+  for (const char* f :
+       {"model.safetensors", "config.json", "vocab.json", "merges.txt", "manifest.json"}) {
+    EXPECT_TRUE(std::filesystem::exists(ckpt + "/" + f)) << f;
+  }
+
+  std::string text;
+  for (int i = 0; i < 40; ++i)
+    text += "This lamp is bright, sturdy and easy to assemble. Five stars.\n";
+  testing::WriteTestFile(tmp.File("eval.txt"), text);
+  auto ev = RunCommand(Bin() + " eval --threads 1 --checkpoint " + ckpt + " --text-file " +
+                       tmp.File("eval.txt"));
+  ASSERT_EQ(ev.exit_code, 0) << ev.err;
+  auto j = nlohmann::json::parse(ev.out);
+  EXPECT_GT(j["tokens"].get<int64_t>(), 300);
+  // An untrained model is close to uniform over 50257 tokens: loss ~ ln(50257) = 10.8.
+  EXPECT_NEAR(j["loss"].get<double>(), 10.82, 0.3);
+  EXPECT_NEAR(j["perplexity"].get<double>(), std::exp(j["loss"].get<double>()),
+              1e-6 * j["perplexity"].get<double>());
+
+  const std::string gen = Bin() + " generate --threads 1 --checkpoint " + ckpt +
+                          " --prompt 'This lamp' --max-new-tokens 12 --no-stop";
+  auto a = RunCommand(gen + " --seed 7 --temperature 0.9 --top-k 50");
+  auto b = RunCommand(gen + " --seed 7 --temperature 0.9 --top-k 50");
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_EQ(a.out.rfind("This lamp", 0), 0u);
+  auto greedy1 = RunCommand(gen + " --temperature 0 --seed 1");
+  auto greedy2 = RunCommand(gen + " --temperature 0 --seed 2 --stream");
+  EXPECT_EQ(greedy1.out, greedy2.out);
+
+  auto bad_top_p = RunCommand(gen + " --top-p 0");
+  EXPECT_EQ(bad_top_p.exit_code, 1);
+  EXPECT_NE(bad_top_p.err.find("top_p"), std::string::npos) << bad_top_p.err;
+  auto missing = RunCommand(Bin() + " eval --checkpoint " + tmp.File("nope") + " --text-file " +
+                            tmp.File("eval.txt"));
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("nope"), std::string::npos) << missing.err;
+}
+
+}  // namespace
+}  // namespace copyforge
