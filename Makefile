@@ -4,7 +4,6 @@ BUILD_TYPE ?= Release
 JOBS ?= 2
 CACHE_DIR ?= $(or $(COPYFORGE_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/copyforge)
 export CCACHE_DIR ?= $(CACHE_DIR)/ccache
-export CCACHE_SLOPPINESS = pch_defines,time_macros,include_file_mtime,include_file_ctime
 export COPYFORGE_CACHE := $(CACHE_DIR)
 
 .PHONY: all setup configure build test demo bench format check-format clean
@@ -15,9 +14,9 @@ setup:
 	@bash scripts/setup.sh
 
 configure: setup
-	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
-	  -DCOPYFORGE_CACHE_DIR=$(CACHE_DIR) > $(BUILD_DIR).configure.log 2>&1 || \
-	  (cat $(BUILD_DIR).configure.log; exit 1)
+	@mkdir -p $(BUILD_DIR) && cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+	  -DCOPYFORGE_CACHE_DIR=$(CACHE_DIR) > $(BUILD_DIR)/configure.log 2>&1 || \
+	  (cat $(BUILD_DIR)/configure.log; exit 1)
 
 build: configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
@@ -38,4 +37,4 @@ check-format:
 	@bash scripts/check_format.sh
 
 clean:
-	rm -rf $(BUILD_DIR) $(BUILD_DIR).configure.log
+	rm -rf $(BUILD_DIR)

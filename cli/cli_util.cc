@@ -2,7 +2,11 @@
 
 #include <torch/torch.h>
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <thread>
 
 namespace copyforge {
@@ -17,6 +21,24 @@ int ReportStatus(const std::string& command, const absl::Status& status) {
 void SetTorchThreads(int threads) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(threads);
+}
+
+void MaybeReexecForBlas(char** argv) {
+  if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return;
+  const char* mode = std::getenv("COPYFORGE_BLAS_CORETYPE");
+  if (mode != nullptr && std::strcmp(mode, "keep") == 0) return;
+  const char* core = nullptr;
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
+    core = "SkylakeX";
+  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    core = "Haswell";
+  }
+  if (core == nullptr) return;
+  ::setenv("OPENBLAS_CORETYPE", core, 1);
+  ::execv("/proc/self/exe", argv);
+  // If the re-exec fails the process simply continues with the kernels OpenBLAS chose.
 }
 
 }  // namespace copyforge

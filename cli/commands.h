@@ -16,6 +16,7 @@ void RegisterTrainTokenizer(CLI::App& app, CommandFn* run);
 void RegisterInitModel(CLI::App& app, CommandFn* run);
 void RegisterEval(CLI::App& app, CommandFn* run);
 void RegisterGenerate(CLI::App& app, CommandFn* run);
+void RegisterSampleData(CLI::App& app, CommandFn* run);
 
 }  // namespace copyforge
 

@@ -71,6 +71,7 @@ struct EvalFlags {
   std::string text_file;
   std::string tokenizer_dir;
   int64_t batch_size = 4;
+  int64_t max_tokens = 0;
   int threads = 0;
 };
 
@@ -80,6 +81,8 @@ absl::Status RunEval(const EvalFlags& flags) {
                       LoadWithTokenizer(flags.checkpoint, flags.tokenizer_dir));
   CF_ASSIGN_OR_RETURN(std::string text, ReadFile(flags.text_file));
   std::vector<int32_t> ids = ckpt.tokenizer->Encode(text);
+  if (flags.max_tokens > 0 && static_cast<int64_t>(ids.size()) > flags.max_tokens)
+    ids.resize(flags.max_tokens);
   auto result = EvaluateTokens(ckpt.model, ids, EvalOptions{flags.batch_size, true});
   if (!result.ok())
     return absl::Status(result.status().code(),
@@ -164,6 +167,8 @@ void RegisterEval(CLI::App& app, CommandFn* run) {
   cmd->add_option("--batch-size", flags->batch_size, "Windows per forward pass")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-tokens", flags->max_tokens, "Evaluate only the first N tokens (0 = all)")
+      ->capture_default_str();
   cmd->add_option("--threads", flags->threads, "Intra-op threads (0 = one per core)")
       ->capture_default_str();
   cmd->callback([run, flags] { *run = [flags] { return ReportStatus("eval", RunEval(*flags)); }; });
