@@ -28,16 +28,19 @@ std::string Script() {
 constexpr double kAtol = 1e-4, kRtol = 1e-4;
 
 TEST(HfInterop, LoadsSavePretrainedLayout) {
-  testing::TempDir tmp;
-  auto r = testing::RunCommand(Script() + " write " + tmp.path() + " 5");
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  torch::Tensor want = ParseLogits(r.out);
-  auto ckpt = LoadCheckpoint(tmp.path());
-  ASSERT_TRUE(ckpt.ok()) << ckpt.status();
-  EXPECT_EQ(ckpt->config.n_head, 4);
-  torch::NoGradGuard g;
-  torch::Tensor got = ckpt->model->forward(torch::tensor(kIds).view({1, -1}))[0];
-  EXPECT_TRUE(torch::allclose(got, want, kRtol, kAtol)) << (got - want).abs().max();
+  // "legacy" adds the mask buffers and tied lm_head.weight that older releases also stored.
+  for (const char* variant : {"", " legacy"}) {
+    testing::TempDir tmp;
+    auto r = testing::RunCommand(Script() + " write " + tmp.path() + " 5" + variant);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    torch::Tensor want = ParseLogits(r.out);
+    auto ckpt = LoadCheckpoint(tmp.path());
+    ASSERT_TRUE(ckpt.ok()) << variant << ": " << ckpt.status();
+    EXPECT_EQ(ckpt->config.n_head, 4);
+    torch::NoGradGuard g;
+    torch::Tensor got = ckpt->model->forward(torch::tensor(kIds).view({1, -1}))[0];
+    EXPECT_TRUE(torch::allclose(got, want, kRtol, kAtol)) << variant << (got - want).abs().max();
+  }
 }
 
 TEST(HfInterop, OurCheckpointLoadsInReference) {
