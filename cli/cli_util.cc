@@ -24,6 +24,16 @@ void SetTorchThreads(int threads) {
 }
 
 void MaybeReexecForBlas(char** argv) {
+  // Loading libtorch takes most of a second, so only commands that spend their time in BLAS
+  // pay for loading it twice.
+  static const char* const kBlasCommands[] = {"eval",  "generate", "init-model",
+                                              "train", "serve",    "worker"};
+  bool heavy = false;
+  for (const char* cmd : kBlasCommands)
+    heavy |= argv[1] != nullptr && std::strcmp(argv[1], cmd) == 0;
+  for (char** a = argv; *a != nullptr; ++a)
+    heavy &= std::strcmp(*a, "--help") != 0 && std::strcmp(*a, "-h") != 0;
+  if (!heavy) return;
   if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return;
   const char* mode = std::getenv("COPYFORGE_BLAS_CORETYPE");
   if (mode != nullptr && std::strcmp(mode, "keep") == 0) return;

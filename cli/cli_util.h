@@ -18,7 +18,8 @@ void SetTorchThreads(int threads);
 // virtualised Sapphire Rapids reporting "Intel Xeon Processor") it falls back to its slowest
 // generic kernel: float32 matmul runs ~4x slower. When OPENBLAS_CORETYPE is unset, this sets it
 // from the instruction sets the CPU reports (SkylakeX for AVX-512, Haswell for AVX2+FMA) and
-// re-executes the binary, since the library reads it only at load time. An explicit
+// re-executes the binary, since the library reads it only at load time. Only the commands that
+// spend their time in matrix products (eval, generate, init-model, ...) do this. An explicit
 // OPENBLAS_CORETYPE, or COPYFORGE_BLAS_CORETYPE=keep, leaves everything as it is.
 void MaybeReexecForBlas(char** argv);
 

@@ -129,6 +129,25 @@ TEST(Checkpoint, MissingTensorAndShapeMismatchAreNamed) {
       << r.status();
 }
 
+TEST(Checkpoint, OversizedConfigFailsBeforeAllocating) {
+  testing::TempDir tmp;
+  Gpt2 model = testing::TinyModel();
+  const std::string dir = tmp.File("ckpt");
+  ASSERT_TRUE(SaveCheckpoint(dir, model, nullptr).ok());
+  Gpt2Config huge = model->config();
+  huge.n_layer = 1000000;
+  huge.n_embd = 65536;
+  huge.n_head = 1;
+  ASSERT_TRUE(WriteFileAtomic(dir + "/config.json", huge.ToHfJson()).ok());
+  LoadOptions no_verify;
+  no_verify.verify_checksums = false;
+  auto r = LoadCheckpoint(dir, no_verify);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("transformer.wte.weight has shape [101, 32]"),
+            std::string_view::npos)
+      << r.status();
+}
+
 TEST(Checkpoint, ExistingDirectoryNeedsOverwrite) {
   testing::TempDir tmp;
   Gpt2 model = testing::TinyModel();

@@ -23,6 +23,17 @@ TEST(Gpt2, LogitsShapeAndParameterCount) {
   EXPECT_EQ(model->NamedTensors().front().first, "wte.weight");
 }
 
+TEST(Gpt2, ConfigPredictsEveryTensor) {
+  Gpt2 model = TinyModel();
+  auto shapes = TinyConfig().TensorShapes();
+  auto tensors = model->NamedTensors();
+  ASSERT_EQ(shapes.size(), tensors.size());
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    EXPECT_EQ(shapes[i].first, tensors[i].first);
+    EXPECT_EQ(shapes[i].second, tensors[i].second.sizes().vec()) << shapes[i].first;
+  }
+}
+
 TEST(Gpt2, HeadIsTiedToTokenEmbedding) {
   Gpt2 model = TinyModel();
   torch::NoGradGuard g;

@@ -133,50 +133,65 @@ absl::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& dir,
 
   const std::string model_path = dir + "/" + kModelFile;
   CF_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> file, SafetensorsFile::Open(model_path));
+  // Match every tensor the config implies against the file before allocating the model, so a
+  // wrong or hostile config.json fails with a message instead of a huge allocation.
+  const int64_t expected_tensors = 12 * out.config.n_layer + 4;
+  if (expected_tensors > static_cast<int64_t>(file->tensors().size())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(model_path, " holds ", file->tensors().size(), " tensors but ", config_path,
+                     " (n_layer=", out.config.n_layer, ") implies ", expected_tensors));
+  }
+  std::vector<const TensorView*> views;
+  std::set<std::string> used;
+  for (const auto& [name, shape] : out.config.TensorShapes()) {
+    const TensorView* view = file->Find(kPrefix + name);
+    if (view == nullptr) view = file->Find(name);
+    if (view == nullptr) {
+      return absl::NotFoundError(
+          absl::StrCat(model_path, ": tensor ", kPrefix, name, " is missing"));
+    }
+    if (view->shape != shape) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          model_path, ": tensor ", view->name, " has shape [", absl::StrJoin(view->shape, ", "),
+          "] but config.json implies [", absl::StrJoin(shape, ", "), "]"));
+    }
+    if (!TorchDtype(view->dtype).ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(model_path, ": tensor ", view->name, ": ",
+                                                     TorchDtype(view->dtype).status().message()));
+    }
+    used.insert(view->name);
+    views.push_back(view);
+  }
+  for (const TensorView& t : file->tensors()) {
+    if (used.count(t.name)) continue;
+    // HF keeps the causal-mask buffers in older files, and may store the tied LM head.
+    if (absl::EndsWith(t.name, ".attn.bias") || absl::EndsWith(t.name, ".attn.masked_bias"))
+      continue;
+    if (t.name == "lm_head.weight") {
+      const TensorView* wte = file->Find("transformer.wte.weight");
+      if (wte == nullptr) wte = file->Find("wte.weight");
+      if (wte != nullptr &&
+          (t.nbytes != wte->nbytes || std::memcmp(t.data, wte->data, t.nbytes) != 0)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(model_path, ": lm_head.weight differs from wte.weight; GPT-2 ties them"));
+      }
+      continue;
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat(model_path, ": unexpected tensor ", t.name,
+                     " (not part of a GPT-2 model with this config)"));
+  }
   try {
     out.model = Gpt2(out.config);
     torch::NoGradGuard no_grad;
-    std::set<std::string> used;
-    for (auto& [name, param] : out.model->NamedTensors()) {
-      const TensorView* view = file->Find(kPrefix + name);
-      if (view == nullptr) view = file->Find(name);
-      if (view == nullptr) {
-        return absl::NotFoundError(
-            absl::StrCat(model_path, ": tensor ", kPrefix, name, " is missing"));
-      }
-      used.insert(view->name);
-      if (view->shape != param.sizes().vec()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            model_path, ": tensor ", view->name, " has shape [", absl::StrJoin(view->shape, ", "),
-            "] but config.json implies [", absl::StrJoin(param.sizes(), ", "), "]"));
-      }
-      auto dtype = TorchDtype(view->dtype);
-      if (!dtype.ok())
-        return absl::InvalidArgumentError(
-            absl::StrCat(model_path, ": tensor ", view->name, ": ", dtype.status().message()));
+    auto params = out.model->NamedTensors();
+    for (size_t i = 0; i < params.size(); ++i) {
+      const TensorView* view = views[i];
       // Copy out of the mapping (which may be unaligned) before converting.
-      torch::Tensor raw = torch::empty(param.sizes(), torch::dtype(*dtype));
+      torch::Tensor raw =
+          torch::empty(params[i].second.sizes(), torch::dtype(*TorchDtype(view->dtype)));
       std::memcpy(raw.data_ptr(), view->data, view->nbytes);
-      param.copy_(raw);
-    }
-    for (const TensorView& t : file->tensors()) {
-      if (used.count(t.name)) continue;
-      // HF keeps the causal-mask buffers in older files, and may store the tied LM head.
-      if (absl::EndsWith(t.name, ".attn.bias") || absl::EndsWith(t.name, ".attn.masked_bias"))
-        continue;
-      if (t.name == "lm_head.weight") {
-        const TensorView* wte = file->Find("transformer.wte.weight");
-        if (wte == nullptr) wte = file->Find("wte.weight");
-        if (wte != nullptr &&
-            (t.nbytes != wte->nbytes || std::memcmp(t.data, wte->data, t.nbytes) != 0)) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              model_path, ": lm_head.weight differs from wte.weight; GPT-2 ties them"));
-        }
-        continue;
-      }
-      return absl::InvalidArgumentError(
-          absl::StrCat(model_path, ": unexpected tensor ", t.name,
-                       " (not part of a GPT-2 model with this config)"));
+      params[i].second.copy_(raw);
     }
     out.model->to(options.device, options.dtype);
     out.model->eval();

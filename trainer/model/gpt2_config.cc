@@ -57,6 +57,33 @@ int64_t Gpt2Config::NumParameters() const {
   return vocab_size * d + n_positions * d + n_layer * per_layer + 2 * d;
 }
 
+std::vector<std::pair<std::string, std::vector<int64_t>>> Gpt2Config::TensorShapes() const {
+  const int64_t d = n_embd;
+  std::vector<std::pair<std::string, std::vector<int64_t>>> out = {
+      {"wte.weight", {vocab_size, d}}, {"wpe.weight", {n_positions, d}}};
+  for (int64_t i = 0; i < n_layer; ++i) {
+    const std::string h = absl::StrCat("h.", i, ".");
+    for (auto [name, shape] : std::vector<std::pair<const char*, std::vector<int64_t>>>{
+             {"ln_1.weight", {d}},
+             {"ln_1.bias", {d}},
+             {"attn.c_attn.weight", {d, 3 * d}},
+             {"attn.c_attn.bias", {3 * d}},
+             {"attn.c_proj.weight", {d, d}},
+             {"attn.c_proj.bias", {d}},
+             {"ln_2.weight", {d}},
+             {"ln_2.bias", {d}},
+             {"mlp.c_fc.weight", {d, 4 * d}},
+             {"mlp.c_fc.bias", {4 * d}},
+             {"mlp.c_proj.weight", {4 * d, d}},
+             {"mlp.c_proj.bias", {d}}}) {
+      out.emplace_back(h + name, shape);
+    }
+  }
+  out.push_back({"ln_f.weight", {d}});
+  out.push_back({"ln_f.bias", {d}});
+  return out;
+}
+
 double Gpt2Config::TrainingFlopsPerToken(int64_t seq_len) const {
   const double n = static_cast<double>(NumParameters() - n_positions * n_embd);
   return 6.0 * n + 12.0 * n_layer * n_embd * static_cast<double>(seq_len);

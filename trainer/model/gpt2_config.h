@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -29,6 +31,9 @@ struct Gpt2Config {
   int64_t head_dim() const { return n_embd / n_head; }
   // Parameters, counting the tied embedding once.
   int64_t NumParameters() const;
+  // Name (Hugging Face, without "transformer.") and shape of every parameter, in the model's
+  // order; lets a checkpoint be checked against the config before any memory is allocated.
+  std::vector<std::pair<std::string, std::vector<int64_t>>> TensorShapes() const;
   // Forward+backward FLOPs per token (6N plus attention), as in the PaLM/nanoGPT MFU estimate.
   double TrainingFlopsPerToken(int64_t seq_len) const;
 
