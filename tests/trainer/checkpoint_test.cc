@@ -143,6 +143,13 @@ TEST(Checkpoint, OversizedConfigFailsBeforeAllocating) {
   no_verify.verify_checksums = false;
   auto r = LoadCheckpoint(dir, no_verify);
   ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("h.999999.ln_1.weight is missing"), std::string_view::npos)
+      << r.status();
+  EXPECT_NE(r.status().message().find("n_layer=1000000"), std::string_view::npos) << r.status();
+  huge.n_layer = 2;
+  ASSERT_TRUE(WriteFileAtomic(dir + "/config.json", huge.ToHfJson()).ok());
+  r = LoadCheckpoint(dir, no_verify);
+  ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("transformer.wte.weight has shape [101, 32]"),
             std::string_view::npos)
       << r.status();
