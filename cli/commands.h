@@ -17,6 +17,7 @@ void RegisterInitModel(CLI::App& app, CommandFn* run);
 void RegisterEval(CLI::App& app, CommandFn* run);
 void RegisterGenerate(CLI::App& app, CommandFn* run);
 void RegisterSampleData(CLI::App& app, CommandFn* run);
+void RegisterPrepare(CLI::App& app, CommandFn* run);
 
 }  // namespace copyforge
 

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   copyforge::RegisterEval(app, &run);
   copyforge::RegisterGenerate(app, &run);
   copyforge::RegisterSampleData(app, &run);
+  copyforge::RegisterPrepare(app, &run);
   CLI11_PARSE(app, argc, argv);
   return run();
 }

@@ -4,15 +4,17 @@
 
 #include <cstdio>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace copyforge {
 
-Progress::Progress(std::string label, std::string unit, int64_t total, bool enabled)
+Progress::Progress(std::string label, std::string unit, int64_t total, bool enabled, double scale)
     : label_(std::move(label)),
       unit_(std::move(unit)),
       total_(total),
       enabled_(enabled),
+      scale_(scale),
       start_(std::chrono::steady_clock::now()),
       last_draw_(start_) {}
 
@@ -33,10 +35,13 @@ void Progress::Finish(const std::string& extra) { Draw(extra, true); }
 void Progress::Draw(const std::string& extra, bool final_line) {
   if (!enabled_) return;
   const double secs = ElapsedSeconds();
-  const double rate = secs > 0 ? done_ / secs : 0.0;
-  std::string line = absl::StrFormat("%s: %d", label_, done_);
+  const double done = done_ / scale_, total = total_ / scale_;
+  const double rate = secs > 0 ? done / secs : 0.0;
+  const char* num = scale_ == 1.0 ? "%.0f" : "%.1f";
+  std::string line = absl::StrCat(label_, ": ", absl::StrFormat(num, done));
   if (total_ > 0) {
-    line += absl::StrFormat("/%d %s (%.1f%%)", total_, unit_, 100.0 * done_ / total_);
+    line += absl::StrCat("/", absl::StrFormat(num, total), " ", unit_,
+                         absl::StrFormat(" (%.1f%%)", 100.0 * done_ / total_));
   } else {
     line += " " + unit_;
   }
@@ -44,7 +49,7 @@ void Progress::Draw(const std::string& extra, bool final_line) {
   if (final_line) {
     line += absl::StrFormat(" | %.1fs", secs);
   } else if (total_ > 0 && rate > 0) {
-    line += absl::StrFormat(" | ETA %.0fs", (total_ - done_) / rate);
+    line += absl::StrFormat(" | ETA %.0fs", (total - done) / rate);
   }
   if (!extra.empty()) line += " | " + extra;
   // On a terminal the line redraws in place; in logs each update is its own line.

@@ -11,8 +11,9 @@ namespace copyforge {
 // Not thread-safe: one owner updates it.
 class Progress {
  public:
-  // `unit` names what is counted ("tokens", "merges"); total 0 means unknown (no ETA).
-  Progress(std::string label, std::string unit, int64_t total, bool enabled = true);
+  // `unit` names what is counted ("tokens", "merges"); total 0 means unknown (no ETA). Counts
+  // are shown divided by `scale` (1e6 with unit "MB" shows bytes as megabytes).
+  Progress(std::string label, std::string unit, int64_t total, bool enabled = true, double scale = 1.0);
   // Records `done` units so far and redraws at most a few times a second.
   void Update(int64_t done, const std::string& extra = "");
   // Draws the final line and ends it with a newline.
@@ -26,6 +27,7 @@ class Progress {
   int64_t total_;
   int64_t done_ = 0;
   bool enabled_;
+  double scale_;
   std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::time_point last_draw_;
 };

@@ -1,0 +1,109 @@
+#include "trainer/data/pii.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace copyforge {
+namespace {
+
+struct Pattern {
+  pcre2_code* code;
+  std::string replacement;
+};
+
+pcre2_code* Compile(const char* pattern, uint32_t options = 0) {
+  int err = 0;
+  PCRE2_SIZE offset = 0;
+  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern), PCRE2_ZERO_TERMINATED,
+                                   PCRE2_UTF | PCRE2_UCP | options, &err, &offset, nullptr);
+  if (code == nullptr) {
+    std::fprintf(stderr, "pii: pattern %s does not compile at %zu\n", pattern, static_cast<size_t>(offset));
+    std::abort();  // a bug in this file, not bad input
+  }
+  pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+  return code;
+}
+
+// Replaces every match of `code` in *text; returns how many.
+int Substitute(const pcre2_code* code, const std::string& replacement, std::string* text) {
+  if (text->empty()) return 0;
+  std::string out(text->size() + 64, '\0');
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    PCRE2_SIZE out_len = out.size();
+    int rc = pcre2_substitute(code, reinterpret_cast<PCRE2_SPTR>(text->data()), text->size(), 0,
+                              PCRE2_SUBSTITUTE_GLOBAL | PCRE2_SUBSTITUTE_LITERAL |
+                                  PCRE2_SUBSTITUTE_OVERFLOW_LENGTH | PCRE2_NO_UTF_CHECK,
+                              nullptr, nullptr, reinterpret_cast<PCRE2_SPTR>(replacement.data()),
+                              replacement.size(), reinterpret_cast<PCRE2_UCHAR*>(out.data()), &out_len);
+    if (rc == PCRE2_ERROR_NOMEMORY) {
+      out.resize(out_len);
+      continue;
+    }
+    if (rc <= 0) return 0;
+    out.resize(out_len);
+    text->swap(out);
+    return rc;
+  }
+  return 0;
+}
+
+bool IsWordByte(char c) { return std::isalnum(static_cast<unsigned char>(c)) || (c & 0x80); }
+
+// Replaces whole-word occurrences of `needle` (case-insensitive for ASCII).
+int ReplaceLiteral(const std::string& needle, std::string* text) {
+  if (needle.size() < 3) return 0;
+  int count = 0;
+  std::string out;
+  size_t i = 0;
+  auto eq = [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b)); };
+  while (i < text->size()) {
+    bool hit = i + needle.size() <= text->size() && (i == 0 || !IsWordByte((*text)[i - 1])) &&
+               (i + needle.size() == text->size() || !IsWordByte((*text)[i + needle.size()]) ||
+                !IsWordByte(needle.back()));
+    for (size_t k = 0; hit && k < needle.size(); ++k) hit = eq((*text)[i + k], needle[k]);
+    if (hit) {
+      out += kPersonPlaceholder;
+      i += needle.size();
+      ++count;
+    } else {
+      out.push_back((*text)[i++]);
+    }
+  }
+  if (count > 0) text->swap(out);
+  return count;
+}
+
+}  // namespace
+
+struct PiiScrubber::Impl {
+  std::vector<Pattern> patterns;
+};
+
+PiiScrubber::PiiScrubber() : impl_(std::make_unique<Impl>()) {
+  impl_->patterns = {
+      {Compile(R"([A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})"), kEmailPlaceholder},
+      {Compile(R"((?:https?://|www\.)[^\s<>"']*[^\s<>"'.,;:!?)\]])", PCRE2_CASELESS), kUrlPlaceholder},
+      {Compile(R"((?<![\w+])(?:\+?1[ .-]?)?(?:\(\d{3}\)|\d{3})[ .-]?\d{3}[ .-]\d{4}(?!\w))"), kPhonePlaceholder},
+      {Compile(R"((?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}(?!\w))"), kPhonePlaceholder},
+  };
+}
+
+PiiScrubber::~PiiScrubber() {
+  for (Pattern& p : impl_->patterns) pcre2_code_free(p.code);
+}
+
+int PiiScrubber::Scrub(std::string* text, const std::vector<std::string>& personal) const {
+  int count = 0;
+  for (const Pattern& p : impl_->patterns) count += Substitute(p.code, p.replacement, text);
+  for (const std::string& s : personal) {
+    count += ReplaceLiteral(s, text);
+    const size_t space = s.find(' ');
+    if (space != std::string::npos && space >= 3) count += ReplaceLiteral(s.substr(0, space), text);
+  }
+  return count;
+}
+
+}  // namespace copyforge

@@ -1,0 +1,39 @@
+// Removes personal data from review text before anything is written.
+#ifndef COPYFORGE_TRAINER_DATA_PII_H_
+#define COPYFORGE_TRAINER_DATA_PII_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace copyforge {
+
+// Placeholders that replace what was removed. Plain bracketed words: they tokenize like text
+// and cannot collide with special tokens.
+inline constexpr char kEmailPlaceholder[] = "[email]";
+inline constexpr char kPhonePlaceholder[] = "[phone]";
+inline constexpr char kUrlPlaceholder[] = "[url]";
+inline constexpr char kPersonPlaceholder[] = "[name]";
+
+// Thread-safe after construction (the compiled patterns are shared; match state is per call).
+class PiiScrubber {
+ public:
+  PiiScrubber();
+  ~PiiScrubber();
+  PiiScrubber(const PiiScrubber&) = delete;
+  PiiScrubber& operator=(const PiiScrubber&) = delete;
+
+  // Replaces e-mail addresses, URLs (http(s):// and www.), phone numbers (North American and
+  // +country forms) and every occurrence of the given personal strings (reviewer names and ids;
+  // for a multi-word name also its first word) with placeholders. Returns the replacements made.
+  int Scrub(std::string* text, const std::vector<std::string>& personal) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace copyforge
+
+#endif  // COPYFORGE_TRAINER_DATA_PII_H_
