@@ -37,7 +37,8 @@ absl::StatusOr<PrepareOptions> BuildOptions(const PrepareFlags& f) {
     Format format = Format::kAuto;
     if (!f.format.empty()) {
       auto parsed = ParseFormat(f.format);
-      if (!parsed.ok()) return absl::InvalidArgumentError(absl::StrCat("--format: ", parsed.status().message()));
+      if (!parsed.ok())
+        return absl::InvalidArgumentError(absl::StrCat("--format: ", parsed.status().message()));
       format = *parsed;
     }
     o.inputs.clear();
@@ -87,10 +88,11 @@ void PrintSummary(const PrepareOptions& o, const PrepareStats& s) {
   row("reviews without metadata", s.pairs_without_metadata, "no fine-tuning pair");
   row("tokens written", s.tokens);
   row("shards", s.shards);
-  std::printf("  %-26s %12.1f  %.2f MB/s, %d threads, %.0f%% of thread time tokenizing\n", "seconds", s.seconds,
-              s.input_bytes / 1e6 / std::max(1e-9, s.seconds), s.threads,
+  std::printf("  %-26s %12.1f  %.2f MB/s, %d threads, %.0f%% of thread time tokenizing\n",
+              "seconds", s.seconds, s.input_bytes / 1e6 / std::max(1e-9, s.seconds), s.threads,
               100.0 * s.tokenize_seconds / std::max(1e-9, s.seconds * s.threads));
-  for (const std::string& e : s.malformed_examples) std::fprintf(stderr, "prepare: skipped %s\n", e.c_str());
+  for (const std::string& e : s.malformed_examples)
+    std::fprintf(stderr, "prepare: skipped %s\n", e.c_str());
 }
 
 absl::Status RunPrepareCmd(const PrepareFlags& flags) {
@@ -106,21 +108,30 @@ absl::Status RunPrepareCmd(const PrepareFlags& flags) {
 
 void RegisterPrepare(CLI::App& app, CommandFn* run) {
   auto f = std::make_shared<PrepareFlags>();
-  CLI::App* cmd = app.add_subcommand("prepare", "Clean, scrub, deduplicate, template and tokenize review corpora into token shards");
-  cmd->add_option("--config", f->config, "Data config YAML (configs/data/*.yaml); flags override its keys");
-  cmd->add_option("--input", f->inputs, "Input file or glob (.json/.jsonl/.csv, plain or .gz; repeatable)");
+  CLI::App* cmd = app.add_subcommand(
+      "prepare",
+      "Clean, scrub, deduplicate, template and tokenize review corpora into token shards");
+  cmd->add_option("--config", f->config,
+                  "Data config YAML (configs/data/*.yaml); flags override its keys");
+  cmd->add_option("--input", f->inputs,
+                  "Input file or glob (.json/.jsonl/.csv, plain or .gz; repeatable)");
   cmd->add_option("--format", f->format, "Format of every --input (default: detected per file)");
   cmd->add_option("--tokenizer", f->tokenizer, "Directory with vocab.json + merges.txt");
-  cmd->add_option("--templates", f->templates, "Templates YAML (default configs/templates/ecommerce.yaml)");
+  cmd->add_option("--templates", f->templates,
+                  "Templates YAML (default configs/templates/ecommerce.yaml)");
   cmd->add_option("--out", f->out, "Output directory");
-  cmd->add_option("--objectives", f->objectives, "pretrain, finetune or both")->check(CLI::IsMember({"pretrain", "finetune", "both"}));
-  cmd->add_option("--validation-ratio", f->validation_ratio, "Share of products/businesses in the validation split");
+  cmd->add_option("--objectives", f->objectives, "pretrain, finetune or both")
+      ->check(CLI::IsMember({"pretrain", "finetune", "both"}));
+  cmd->add_option("--validation-ratio", f->validation_ratio,
+                  "Share of products/businesses in the validation split");
   cmd->add_option("--shard-tokens", f->shard_tokens, "Tokens per shard (at least)");
   cmd->add_option("--min-chars", f->min_chars, "Drop texts shorter than this");
   cmd->add_option("--max-chars", f->max_chars, "Drop texts longer than this");
   cmd->add_option("--min-words", f->min_words, "Drop texts with fewer words");
-  cmd->add_option("--language", f->language, "any, or en to keep English text only")->check(CLI::IsMember({"any", "en"}));
-  cmd->add_option("--near-dup-threshold", f->near_threshold, "Estimated Jaccard similarity that marks a near duplicate");
+  cmd->add_option("--language", f->language, "any, or en to keep English text only")
+      ->check(CLI::IsMember({"any", "en"}));
+  cmd->add_option("--near-dup-threshold", f->near_threshold,
+                  "Estimated Jaccard similarity that marks a near duplicate");
   cmd->add_flag("--no-exact-dedup", f->no_exact, "Keep exact duplicates");
   cmd->add_flag("--no-near-dedup", f->no_near, "Skip MinHash near-duplicate detection");
   cmd->add_option("--csv-text", f->csv_text, "CSV column with the review text");

@@ -19,11 +19,16 @@ absl::Status RunSampleData(const SampleDataFlags& flags) {
   absl::Status st = WriteSampleCorpus(flags.out, flags.options, flags.overwrite, &s);
   if (!st.ok()) return st;
   std::printf("sample-data: wrote %s\n", flags.out.c_str());
-  std::printf("  amazon2018/reviews.jsonl  %lld reviews of %lld products (meta.jsonl)\n",
-              static_cast<long long>(s.amazon_reviews), static_cast<long long>(s.amazon_products));
-  std::printf("  yelp/review.json          %lld reviews of %lld businesses (business.json)\n",
-              static_cast<long long>(s.yelp_reviews), static_cast<long long>(s.yelp_businesses));
-  std::printf("  reviews.txt               %lld bytes of review text\n",
+  std::printf("  reviews            %lld (Amazon 2018 gz, Amazon 2023, Yelp; %lld CSV rows)\n",
+              static_cast<long long>(s.reviews), static_cast<long long>(s.csv_rows));
+  std::printf("  products           %lld, businesses %lld\n", static_cast<long long>(s.products),
+              static_cast<long long>(s.businesses));
+  std::printf(
+      "  planted            %lld exact duplicates, %lld near duplicates, %lld malformed lines, "
+      "%lld with PII\n",
+      static_cast<long long>(s.exact_duplicates), static_cast<long long>(s.near_duplicates),
+      static_cast<long long>(s.malformed), static_cast<long long>(s.with_pii));
+  std::printf("  reviews.txt        %lld bytes of review text\n",
               static_cast<long long>(s.text_bytes));
   return absl::OkStatus();
 }
@@ -36,16 +41,7 @@ void RegisterSampleData(CLI::App& app, CommandFn* run) {
       "sample-data",
       "Write a deterministic synthetic Amazon/Yelp-format review corpus (for demos and tests)");
   cmd->add_option("--out", flags->out, "Output directory")->required();
-  cmd->add_option("--reviews", flags->options.reviews, "Amazon reviews")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--products", flags->options.products, "Amazon products")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--yelp-reviews", flags->options.yelp_reviews, "Yelp reviews")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--businesses", flags->options.businesses, "Yelp businesses")
+  cmd->add_option("--records", flags->options.records, "Reviews over all sources")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   cmd->add_option("--seed", flags->options.seed, "Generator seed")->capture_default_str();

@@ -13,7 +13,8 @@ class Progress {
  public:
   // `unit` names what is counted ("tokens", "merges"); total 0 means unknown (no ETA). Counts
   // are shown divided by `scale` (1e6 with unit "MB" shows bytes as megabytes).
-  Progress(std::string label, std::string unit, int64_t total, bool enabled = true, double scale = 1.0);
+  Progress(std::string label, std::string unit, int64_t total, bool enabled = true,
+           double scale = 1.0);
   // Records `done` units so far and redraws at most a few times a second.
   void Update(int64_t done, const std::string& extra = "");
   // Draws the final line and ends it with a newline.

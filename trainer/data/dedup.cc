@@ -14,12 +14,14 @@ uint64_t StableHash(std::string_view bytes, uint64_t seed) {
 
 absl::Status MinHashOptions::Validate() const {
   if (num_perm <= 0 || bands <= 0 || num_perm % bands != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("dedup.num_perm (", num_perm, ") must be a positive multiple of dedup.bands (", bands, ")"));
+    return absl::InvalidArgumentError(absl::StrCat("dedup.num_perm (", num_perm,
+                                                   ") must be a positive multiple of dedup.bands (",
+                                                   bands, ")"));
   }
   if (shingle_words <= 0) return absl::InvalidArgumentError("dedup.shingle_words must be positive");
   if (!(threshold > 0 && threshold <= 1)) {
-    return absl::InvalidArgumentError(absl::StrCat("dedup.threshold must be in (0, 1], got ", threshold));
+    return absl::InvalidArgumentError(
+        absl::StrCat("dedup.threshold must be in (0, 1], got ", threshold));
   }
   return absl::OkStatus();
 }
@@ -51,16 +53,18 @@ std::vector<uint32_t> MinHasher::Signature(std::string_view normalized) const {
   return sig;
 }
 
-DedupIndex::Verdict DedupIndex::Check(uint64_t exact_hash, const std::vector<uint32_t>& signature, bool near) {
+DedupIndex::Verdict DedupIndex::Check(uint64_t exact_hash, const std::vector<uint32_t>& signature,
+                                      bool near) {
   if (!exact_.insert(exact_hash).second) return Verdict::kExactDuplicate;
   if (!near || signature.empty()) return Verdict::kUnique;
   const int rows = options_.num_perm / options_.bands;
   if (bands_.empty()) bands_.resize(options_.bands);
   std::vector<uint64_t> keys(options_.bands);
   for (int b = 0; b < options_.bands; ++b) {
-    keys[b] = StableHash(std::string_view(reinterpret_cast<const char*>(signature.data() + b * rows),
-                                          rows * sizeof(uint32_t)),
-                         b);
+    keys[b] =
+        StableHash(std::string_view(reinterpret_cast<const char*>(signature.data() + b * rows),
+                                    rows * sizeof(uint32_t)),
+                   b);
     auto it = bands_[b].find(keys[b]);
     if (it == bands_[b].end()) continue;
     for (int32_t other : it->second) {

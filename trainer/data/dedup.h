@@ -17,10 +17,10 @@ namespace copyforge {
 uint64_t StableHash(std::string_view bytes, uint64_t seed = 0);
 
 struct MinHashOptions {
-  int num_perm = 64;      // signature length; a multiple of bands (rows = num_perm / bands)
+  int num_perm = 64;  // signature length; a multiple of bands (rows = num_perm / bands)
   int bands = 16;
-  int shingle_words = 3;  // words per shingle
-  double threshold = 0.7; // estimated Jaccard at or above which a text is a near duplicate
+  int shingle_words = 3;   // words per shingle
+  double threshold = 0.7;  // estimated Jaccard at or above which a text is a near duplicate
 
   absl::Status Validate() const;
 };
@@ -51,7 +51,7 @@ class DedupIndex {
  private:
   MinHashOptions options_;
   absl::flat_hash_set<uint64_t> exact_;
-  std::vector<std::vector<uint32_t>> kept_;                 // signatures by kept index
+  std::vector<std::vector<uint32_t>> kept_;  // signatures by kept index
   std::vector<absl::flat_hash_map<uint64_t, std::vector<int32_t>>> bands_;
 };
 

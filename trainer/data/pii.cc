@@ -20,7 +20,8 @@ pcre2_code* Compile(const char* pattern, uint32_t options = 0) {
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern), PCRE2_ZERO_TERMINATED,
                                    PCRE2_UTF | PCRE2_UCP | options, &err, &offset, nullptr);
   if (code == nullptr) {
-    std::fprintf(stderr, "pii: pattern %s does not compile at %zu\n", pattern, static_cast<size_t>(offset));
+    std::fprintf(stderr, "pii: pattern %s does not compile at %zu\n", pattern,
+                 static_cast<size_t>(offset));
     std::abort();  // a bug in this file, not bad input
   }
   pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
@@ -33,11 +34,12 @@ int Substitute(const pcre2_code* code, const std::string& replacement, std::stri
   std::string out(text->size() + 64, '\0');
   for (int attempt = 0; attempt < 2; ++attempt) {
     PCRE2_SIZE out_len = out.size();
-    int rc = pcre2_substitute(code, reinterpret_cast<PCRE2_SPTR>(text->data()), text->size(), 0,
-                              PCRE2_SUBSTITUTE_GLOBAL | PCRE2_SUBSTITUTE_LITERAL |
-                                  PCRE2_SUBSTITUTE_OVERFLOW_LENGTH | PCRE2_NO_UTF_CHECK,
-                              nullptr, nullptr, reinterpret_cast<PCRE2_SPTR>(replacement.data()),
-                              replacement.size(), reinterpret_cast<PCRE2_UCHAR*>(out.data()), &out_len);
+    int rc =
+        pcre2_substitute(code, reinterpret_cast<PCRE2_SPTR>(text->data()), text->size(), 0,
+                         PCRE2_SUBSTITUTE_GLOBAL | PCRE2_SUBSTITUTE_LITERAL |
+                             PCRE2_SUBSTITUTE_OVERFLOW_LENGTH | PCRE2_NO_UTF_CHECK,
+                         nullptr, nullptr, reinterpret_cast<PCRE2_SPTR>(replacement.data()),
+                         replacement.size(), reinterpret_cast<PCRE2_UCHAR*>(out.data()), &out_len);
     if (rc == PCRE2_ERROR_NOMEMORY) {
       out.resize(out_len);
       continue;
@@ -58,7 +60,10 @@ int ReplaceLiteral(const std::string& needle, std::string* text) {
   int count = 0;
   std::string out;
   size_t i = 0;
-  auto eq = [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b)); };
+  auto eq = [](char a, char b) {
+    return std::tolower(static_cast<unsigned char>(a)) ==
+           std::tolower(static_cast<unsigned char>(b));
+  };
   while (i < text->size()) {
     bool hit = i + needle.size() <= text->size() && (i == 0 || !IsWordByte((*text)[i - 1])) &&
                (i + needle.size() == text->size() || !IsWordByte((*text)[i + needle.size()]) ||
@@ -84,9 +89,12 @@ struct PiiScrubber::Impl {
 
 PiiScrubber::PiiScrubber() : impl_(std::make_unique<Impl>()) {
   impl_->patterns = {
-      {Compile(R"([A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})"), kEmailPlaceholder},
-      {Compile(R"((?:https?://|www\.)[^\s<>"']*[^\s<>"'.,;:!?)\]])", PCRE2_CASELESS), kUrlPlaceholder},
-      {Compile(R"((?<![\w+])(?:\+?1[ .-]?)?(?:\(\d{3}\)|\d{3})[ .-]?\d{3}[ .-]\d{4}(?!\w))"), kPhonePlaceholder},
+      {Compile(R"([A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})"),
+       kEmailPlaceholder},
+      {Compile(R"((?:https?://|www\.)[^\s<>"']*[^\s<>"'.,;:!?)\]])", PCRE2_CASELESS),
+       kUrlPlaceholder},
+      {Compile(R"((?<![\w+])(?:\+?1[ .-]?)?(?:\(\d{3}\)|\d{3})[ .-]?\d{3}[ .-]\d{4}(?!\w))"),
+       kPhonePlaceholder},
       {Compile(R"((?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}(?!\w))"), kPhonePlaceholder},
   };
 }

@@ -2,9 +2,9 @@
 
 #include <glob.h>
 
+#include <csv.h>
 #include <algorithm>
 #include <condition_variable>
-#include <csv.h>
 #include <deque>
 #include <filesystem>
 #include <functional>
@@ -99,7 +99,8 @@ absl::StatusOr<std::vector<ResolvedInput>> ResolveInputs(const PrepareOptions& o
     const int rc = ::glob(in.path.c_str(), GLOB_TILDE, nullptr, &g);
     std::vector<std::string> paths(g.gl_pathv, g.gl_pathv + (rc == 0 ? g.gl_pathc : 0));
     ::globfree(&g);
-    if (paths.empty()) return absl::NotFoundError(absl::StrCat("input ", in.path, " matches no file"));
+    if (paths.empty())
+      return absl::NotFoundError(absl::StrCat("input ", in.path, " matches no file"));
     std::sort(paths.begin(), paths.end());
     for (const std::string& path : paths) {
       Format f = in.format;
@@ -113,8 +114,10 @@ absl::StatusOr<std::vector<ResolvedInput>> ResolveInputs(const PrepareOptions& o
           f = parser.Detect(line);
         }
         if (f == Format::kAuto) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              path, ": cannot tell the format from its first records; give it in the config (inputs: - {path: ..., format: ...})"));
+          return absl::InvalidArgumentError(
+              absl::StrCat(path,
+                           ": cannot tell the format from its first records; give it in the config "
+                           "(inputs: - {path: ..., format: ...})"));
         }
       }
       out.push_back({path, f, FileSize(path)});
@@ -131,13 +134,18 @@ absl::StatusOr<std::vector<ResolvedInput>> ResolveInputs(const PrepareOptions& o
 // keyed by the header.
 class CsvRows {
  public:
-  explicit CsvRows(const CsvColumns& columns) : columns_(columns) { csv_init(&parser_, CSV_APPEND_NULL); }
+  explicit CsvRows(const CsvColumns& columns) : columns_(columns) {
+    csv_init(&parser_, CSV_APPEND_NULL);
+  }
   ~CsvRows() { csv_free(&parser_); }
-  absl::Status Feed(std::string_view data, const std::string& path, const std::function<void(std::string)>& row) {
+  absl::Status Feed(std::string_view data, const std::string& path,
+                    const std::function<void(std::string)>& row) {
     row_ = &row;
     path_ = &path;
-    if (csv_parse(&parser_, data.data(), data.size(), &CsvRows::OnField, &CsvRows::OnRow, this) != data.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": CSV error: ", csv_strerror(csv_error(&parser_))));
+    if (csv_parse(&parser_, data.data(), data.size(), &CsvRows::OnField, &CsvRows::OnRow, this) !=
+        data.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": CSV error: ", csv_strerror(csv_error(&parser_))));
     }
     return status_;
   }
@@ -156,11 +164,12 @@ class CsvRows {
   void EndRow() {
     if (header_.empty()) {
       header_ = std::move(fields_);
-      for (const std::string* col : {&columns_.text, &columns_.title, &columns_.id, &columns_.rating}) {
+      for (const std::string* col :
+           {&columns_.text, &columns_.title, &columns_.id, &columns_.rating}) {
         if (!col->empty() && std::find(header_.begin(), header_.end(), *col) == header_.end()) {
-          status_.Update(absl::InvalidArgumentError(absl::StrCat(*path_, ": column \"", *col,
-                                                                 "\" named in csv config is not in the header (",
-                                                                 absl::StrJoin(header_, ", "), ")")));
+          status_.Update(absl::InvalidArgumentError(absl::StrCat(
+              *path_, ": column \"", *col, "\" named in csv config is not in the header (",
+              absl::StrJoin(header_, ", "), ")")));
         }
       }
     } else {
@@ -190,13 +199,19 @@ class Pipeline {
         threads_(threads) {
     const bool wide = tokenizer.vocab_size() > 65536;
     for (const char* split : {"train", "val"}) {
-      if (options.pretrain) writers_.emplace(absl::StrCat("pretrain/", split), ShardWriter(staging, "pretrain", split, wide, false, options.shard_tokens));
-      if (options.finetune) writers_.emplace(absl::StrCat("finetune/", split), ShardWriter(staging, "finetune", split, wide, true, options.shard_tokens));
+      if (options.pretrain)
+        writers_.emplace(
+            absl::StrCat("pretrain/", split),
+            ShardWriter(staging, "pretrain", split, wide, false, options.shard_tokens));
+      if (options.finetune)
+        writers_.emplace(absl::StrCat("finetune/", split),
+                         ShardWriter(staging, "finetune", split, wide, true, options.shard_tokens));
     }
   }
 
   // Runs the files in `inputs` through the threads; returns when all is committed.
-  absl::Status Run(const std::vector<ResolvedInput>& inputs, int64_t total_bytes, Progress* progress) {
+  absl::Status Run(const std::vector<ResolvedInput>& inputs, int64_t total_bytes,
+                   Progress* progress) {
     Channel<Chunk> chunks(2 * threads_ + 2);
     std::mutex done_mu;
     std::condition_variable done_cv;
@@ -222,7 +237,8 @@ class Pipeline {
           ChunkResult result;
           result.records.reserve(chunk.lines.size());
           for (const auto& [off, len] : chunk.lines) {
-            result.records.push_back(processor.Process(std::string_view(chunk.buffer).substr(off, len), inputs[chunk.file].format));
+            result.records.push_back(processor.Process(
+                std::string_view(chunk.buffer).substr(off, len), inputs[chunk.file].format));
           }
           result.chunk = std::move(chunk);
           std::lock_guard<std::mutex> lock(done_mu);
@@ -244,8 +260,10 @@ class Pipeline {
       }
       if (commit_status.ok()) commit_status = Commit(inputs, result);
       if (!commit_status.ok()) chunks.Close();
-      progress->Update(result.chunk.bytes_done + bytes_before_,
-                       absl::StrFormat("%.0f records/s", stats_.records / std::max(1e-9, progress->ElapsedSeconds())));
+      progress->Update(
+          result.chunk.bytes_done + bytes_before_,
+          absl::StrFormat("%.0f records/s",
+                          stats_.records / std::max(1e-9, progress->ElapsedSeconds())));
     }
     reader.join();
     for (auto& w : workers) w.join();
@@ -264,7 +282,9 @@ class Pipeline {
       const std::string split = name.substr(name.find('/') + 1);
       nlohmann::ordered_json shards = nlohmann::ordered_json::array();
       for (const ShardInfo& s : writer.shards()) shards.push_back(ShardInfoJson(s));
-      (*datasets)[dataset][split] = {{"tokens", writer.total_tokens()}, {"documents", writer.total_documents()}, {"shards", shards}};
+      (*datasets)[dataset][split] = {{"tokens", writer.total_tokens()},
+                                     {"documents", writer.total_documents()},
+                                     {"shards", shards}};
       stats_.tokens += writer.total_tokens();
       stats_.shards += static_cast<int64_t>(writer.shards().size());
     }
@@ -274,14 +294,17 @@ class Pipeline {
   PrepareStats& stats() { return stats_; }
 
  private:
-  absl::Status Read(const std::vector<ResolvedInput>& inputs, Channel<Chunk>* out, int64_t* last_seq) {
+  absl::Status Read(const std::vector<ResolvedInput>& inputs, Channel<Chunk>* out,
+                    int64_t* last_seq) {
     int64_t seq = next_seq_;
     int64_t bytes_done = 0;
     for (int file = 0; file < static_cast<int>(inputs.size()); ++file) {
       CF_ASSIGN_OR_RETURN(auto reader, LineReader::Open(inputs[file].path));
       Chunk chunk;
       auto flush = [&](bool force) -> bool {
-        if (chunk.lines.empty() || (!force && chunk.lines.size() < kChunkLines && chunk.buffer.size() < kChunkBytes)) return true;
+        if (chunk.lines.empty() ||
+            (!force && chunk.lines.size() < kChunkLines && chunk.buffer.size() < kChunkBytes))
+          return true;
         chunk.seq = seq;
         chunk.file = file;
         chunk.bytes_done = bytes_done + reader->compressed_offset();
@@ -297,7 +320,9 @@ class Pipeline {
       };
       std::string_view line;
       CsvRows csv(options_.csv);
-      std::function<void(std::string)> on_row = [&](std::string row) { add(row, reader->line_number()); };
+      std::function<void(std::string)> on_row = [&](std::string row) {
+        add(row, reader->line_number());
+      };
       while (true) {
         CF_ASSIGN_OR_RETURN(bool more, reader->Next(&line));
         if (!more) break;
@@ -309,7 +334,8 @@ class Pipeline {
         }
         if (!flush(false)) return absl::OkStatus();  // the committer stopped early
       }
-      if (inputs[file].format == Format::kCsv) CF_RETURN_IF_ERROR(csv.Finish(inputs[file].path, on_row));
+      if (inputs[file].format == Format::kCsv)
+        CF_RETURN_IF_ERROR(csv.Finish(inputs[file].path, on_row));
       flush(true);
       bytes_done += inputs[file].bytes;
     }
@@ -330,28 +356,42 @@ class Pipeline {
         tables_.businesses.try_emplace(r.business->id, std::move(*r.business));
       }
       switch (r.drop) {
-        case DropReason::kNone: break;
+        case DropReason::kNone:
+          break;
         case DropReason::kMalformed:
           ++stats_.malformed;
           if (stats_.malformed_examples.size() < kMalformedExamples) {
             const auto [off, len] = result.chunk.lines[i];
             std::string text = result.chunk.buffer.substr(off, std::min<size_t>(len, 80));
-            stats_.malformed_examples.push_back(absl::StrCat(inputs[result.chunk.file].path, ":", result.chunk.line_numbers[i],
-                                                             ": ", r.problem, ": ", text, len > 80 ? "..." : ""));
+            stats_.malformed_examples.push_back(
+                absl::StrCat(inputs[result.chunk.file].path, ":", result.chunk.line_numbers[i],
+                             ": ", r.problem, ": ", text, len > 80 ? "..." : ""));
           }
           continue;
-        case DropReason::kEmpty: ++stats_.empty; continue;
-        case DropReason::kTooShort: ++stats_.too_short; continue;
-        case DropReason::kFiltered: ++stats_.filtered; continue;
+        case DropReason::kEmpty:
+          ++stats_.empty;
+          continue;
+        case DropReason::kTooShort:
+          ++stats_.too_short;
+          continue;
+        case DropReason::kFiltered:
+          ++stats_.filtered;
+          continue;
       }
       if (!r.has_text) continue;
       if (options_.exact_dedup || options_.near_dedup) {
         // With exact dedup off, every text gets its own key so only the MinHash check applies.
-        const uint64_t key = options_.exact_dedup ? r.exact_hash : StableHash(absl::StrCat(stats_.records));
+        const uint64_t key =
+            options_.exact_dedup ? r.exact_hash : StableHash(absl::StrCat(stats_.records));
         switch (dedup_.Check(key, r.signature, options_.near_dedup)) {
-          case DedupIndex::Verdict::kExactDuplicate: ++stats_.duplicate; continue;
-          case DedupIndex::Verdict::kNearDuplicate: ++stats_.near_duplicate; continue;
-          case DedupIndex::Verdict::kUnique: break;
+          case DedupIndex::Verdict::kExactDuplicate:
+            ++stats_.duplicate;
+            continue;
+          case DedupIndex::Verdict::kNearDuplicate:
+            ++stats_.near_duplicate;
+            continue;
+          case DedupIndex::Verdict::kUnique:
+            break;
         }
       }
       ++stats_.kept;
@@ -361,7 +401,8 @@ class Pipeline {
         ++stats_.documents;
       }
       if (!r.pair.empty()) {
-        CF_RETURN_IF_ERROR(writers_.at(absl::StrCat("finetune/", split)).Append(r.pair, r.pair_mask));
+        CF_RETURN_IF_ERROR(
+            writers_.at(absl::StrCat("finetune/", split)).Append(r.pair, r.pair_mask));
         ++stats_.pairs;
       }
       stats_.pairs_without_metadata += r.pair_without_metadata;
@@ -389,11 +430,14 @@ absl::StatusOr<PrepareStats> RunPrepare(const PrepareOptions& options) {
   CF_RETURN_IF_ERROR(options.Validate());
   CF_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, Tokenizer::Load(options.tokenizer));
   if (tokenizer->eot_id() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(options.tokenizer, ": the vocabulary has no <|endoftext|> token"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(options.tokenizer, ": the vocabulary has no <|endoftext|> token"));
   }
   CF_ASSIGN_OR_RETURN(TemplateSet templates, TemplateSet::LoadFile(options.templates));
   CF_ASSIGN_OR_RETURN(std::vector<ResolvedInput> inputs, ResolveInputs(options));
-  const int threads = options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = options.threads > 0
+                          ? options.threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   int64_t total_bytes = 0;
   std::vector<ResolvedInput> meta, rest;
   for (const auto& in : inputs) {
@@ -401,48 +445,63 @@ absl::StatusOr<PrepareStats> RunPrepare(const PrepareOptions& options) {
     (IsMetadata(in.format) ? meta : rest).push_back(in);
   }
   PrepareStats stats;
-  CF_RETURN_IF_ERROR(WriteDirectoryAtomic(options.out, options.overwrite, [&](const std::string& staging) -> absl::Status {
-    Progress progress("prepare", "MB", total_bytes, options.show_progress, 1e6);
-    Pipeline pipeline(options, *tokenizer, templates, staging, threads);
-    // Phase 1 loads the metadata the reviews of phase 2 are joined with.
-    for (const auto* phase : {&meta, &rest}) {
-      int64_t bytes = 0;
-      for (const auto& in : *phase) bytes += in.bytes;
-      CF_RETURN_IF_ERROR(pipeline.Run(*phase, bytes, &progress));
-    }
-    nlohmann::ordered_json datasets;
-    CF_RETURN_IF_ERROR(pipeline.Finish(&datasets));
-    stats = pipeline.stats();
-    stats.input_bytes = total_bytes;
-    stats.threads = threads;
-    stats.seconds = progress.ElapsedSeconds();
-    progress.Finish(absl::StrFormat("%d records", stats.records));
+  CF_RETURN_IF_ERROR(WriteDirectoryAtomic(
+      options.out, options.overwrite, [&](const std::string& staging) -> absl::Status {
+        Progress progress("prepare", "MB", total_bytes, options.show_progress, 1e6);
+        Pipeline pipeline(options, *tokenizer, templates, staging, threads);
+        // Phase 1 loads the metadata the reviews of phase 2 are joined with.
+        for (const auto* phase : {&meta, &rest}) {
+          int64_t bytes = 0;
+          for (const auto& in : *phase) bytes += in.bytes;
+          CF_RETURN_IF_ERROR(pipeline.Run(*phase, bytes, &progress));
+        }
+        nlohmann::ordered_json datasets;
+        CF_RETURN_IF_ERROR(pipeline.Finish(&datasets));
+        stats = pipeline.stats();
+        stats.input_bytes = total_bytes;
+        stats.threads = threads;
+        stats.seconds = progress.ElapsedSeconds();
+        progress.Finish(absl::StrFormat("%d records", stats.records));
 
-    std::filesystem::create_directories(staging + "/tokenizer");
-    CF_RETURN_IF_ERROR(tokenizer->SaveFiles(staging + "/tokenizer"));
-    CF_ASSIGN_OR_RETURN(std::string templates_text, ReadFile(options.templates));
-    CF_RETURN_IF_ERROR(WriteFileSynced(staging + "/templates.yaml", templates_text));
-    nlohmann::ordered_json input_list = nlohmann::ordered_json::array();
-    for (const auto& in : inputs) input_list.push_back({{"path", in.path}, {"format", FormatName(in.format)}, {"bytes", in.bytes}});
-    nlohmann::ordered_json manifest = {
-        {"format", "copyforge-shards/1"},
-        {"dtype", tokenizer->vocab_size() > 65536 ? "uint32" : "uint16"},
-        {"eot_id", tokenizer->eot_id()},
-        {"vocab_size", tokenizer->vocab_size()},
-        {"tokenizer", {{"dir", "tokenizer"}, {"source", options.tokenizer}}},
-        {"templates", {{"file", "templates.yaml"}, {"source", options.templates}, {"names", templates.Names()}}},
-        {"datasets", datasets},
-        {"inputs", input_list},
-        {"options", options.ToJson()},
-        {"stats", {{"records", stats.records}, {"kept", stats.kept}, {"metadata", stats.metadata},
-                   {"dropped", {{"malformed", stats.malformed}, {"empty", stats.empty}, {"too_short", stats.too_short},
-                                {"filtered", stats.filtered}, {"duplicate", stats.duplicate},
-                                {"near_duplicate", stats.near_duplicate}}},
-                   {"pii_replacements", stats.pii_replacements},
-                   {"pairs_without_metadata", stats.pairs_without_metadata},
-                   {"documents", stats.documents}, {"pairs", stats.pairs}, {"tokens", stats.tokens}}}};
-    return WriteFileSynced(staging + "/manifest.json", manifest.dump(2) + "\n");
-  }));
+        std::filesystem::create_directories(staging + "/tokenizer");
+        CF_RETURN_IF_ERROR(tokenizer->SaveFiles(staging + "/tokenizer"));
+        CF_ASSIGN_OR_RETURN(std::string templates_text, ReadFile(options.templates));
+        CF_RETURN_IF_ERROR(WriteFileSynced(staging + "/templates.yaml", templates_text));
+        nlohmann::ordered_json input_list = nlohmann::ordered_json::array();
+        for (const auto& in : inputs)
+          input_list.push_back(
+              {{"path", in.path}, {"format", FormatName(in.format)}, {"bytes", in.bytes}});
+        nlohmann::ordered_json manifest = {
+            {"format", "copyforge-shards/1"},
+            {"dtype", tokenizer->vocab_size() > 65536 ? "uint32" : "uint16"},
+            {"eot_id", tokenizer->eot_id()},
+            {"vocab_size", tokenizer->vocab_size()},
+            {"tokenizer", {{"dir", "tokenizer"}, {"source", options.tokenizer}}},
+            {"templates",
+             {{"file", "templates.yaml"},
+              {"source", options.templates},
+              {"names", templates.Names()}}},
+            {"datasets", datasets},
+            {"inputs", input_list},
+            {"options", options.ToJson()},
+            {"stats",
+             {{"records", stats.records},
+              {"kept", stats.kept},
+              {"metadata", stats.metadata},
+              {"dropped",
+               {{"malformed", stats.malformed},
+                {"empty", stats.empty},
+                {"too_short", stats.too_short},
+                {"filtered", stats.filtered},
+                {"duplicate", stats.duplicate},
+                {"near_duplicate", stats.near_duplicate}}},
+              {"pii_replacements", stats.pii_replacements},
+              {"pairs_without_metadata", stats.pairs_without_metadata},
+              {"documents", stats.documents},
+              {"pairs", stats.pairs},
+              {"tokens", stats.tokens}}}};
+        return WriteFileSynced(staging + "/manifest.json", manifest.dump(2) + "\n");
+      }));
   return stats;
 }
 

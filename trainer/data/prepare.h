@@ -15,9 +15,9 @@
 namespace copyforge {
 
 struct PrepareStats {
-  int64_t records = 0;  // lines (or CSV rows) read
-  int64_t kept = 0;     // records that produced training text
-  int64_t metadata = 0; // product / business records loaded for joins
+  int64_t records = 0;   // lines (or CSV rows) read
+  int64_t kept = 0;      // records that produced training text
+  int64_t metadata = 0;  // product / business records loaded for joins
   // Dropped, by reason.
   int64_t malformed = 0, empty = 0, too_short = 0, filtered = 0, duplicate = 0, near_duplicate = 0;
   int64_t pii_replacements = 0;

@@ -61,10 +61,13 @@ absl::StatusOr<PrepareOptions> PrepareOptions::FromYamlFile(const std::string& p
                 in.path = ExpandEnv(f.second.as<std::string>());
               } else if (k == "format") {
                 auto fmt = ParseFormat(f.second.as<std::string>());
-                if (!fmt.ok()) return absl::InvalidArgumentError(absl::StrCat(where(f.second, "inputs.format"), ": ", fmt.status().message()));
+                if (!fmt.ok())
+                  return absl::InvalidArgumentError(
+                      absl::StrCat(where(f.second, "inputs.format"), ": ", fmt.status().message()));
                 in.format = *fmt;
               } else {
-                return absl::InvalidArgumentError(absl::StrCat(where(f.first, "inputs"), ": unknown key \"", k, "\""));
+                return absl::InvalidArgumentError(
+                    absl::StrCat(where(f.first, "inputs"), ": unknown key \"", k, "\""));
               }
             }
           }
@@ -85,7 +88,8 @@ absl::StatusOr<PrepareOptions> PrepareOptions::FromYamlFile(const std::string& p
           } else if (obj == "finetune") {
             o.finetune = true;
           } else {
-            return absl::InvalidArgumentError(absl::StrCat(where(v, "objectives"), ": \"", obj, "\" is not pretrain or finetune"));
+            return absl::InvalidArgumentError(absl::StrCat(where(v, "objectives"), ": \"", obj,
+                                                           "\" is not pretrain or finetune"));
           }
         }
       } else if (key == "split") {
@@ -96,7 +100,8 @@ absl::StatusOr<PrepareOptions> PrepareOptions::FromYamlFile(const std::string& p
           } else if (k == "seed") {
             o.split_seed = f.second.as<uint64_t>();
           } else {
-            return absl::InvalidArgumentError(absl::StrCat(where(f.first, "split"), ": unknown key \"", k, "\""));
+            return absl::InvalidArgumentError(
+                absl::StrCat(where(f.first, "split"), ": unknown key \"", k, "\""));
           }
         }
       } else if (key == "shard_tokens") {
@@ -104,60 +109,89 @@ absl::StatusOr<PrepareOptions> PrepareOptions::FromYamlFile(const std::string& p
       } else if (key == "filters") {
         for (const auto& f : node) {
           const std::string k = f.first.as<std::string>();
-          if (k == "min_chars") o.min_chars = f.second.as<int64_t>();
-          else if (k == "max_chars") o.max_chars = f.second.as<int64_t>();
-          else if (k == "min_words") o.min_words = f.second.as<int64_t>();
-          else if (k == "language") o.language = f.second.as<std::string>();
-          else if (k == "min_english_ratio") o.min_english_ratio = f.second.as<double>();
-          else return absl::InvalidArgumentError(absl::StrCat(where(f.first, "filters"), ": unknown key \"", k, "\""));
+          if (k == "min_chars")
+            o.min_chars = f.second.as<int64_t>();
+          else if (k == "max_chars")
+            o.max_chars = f.second.as<int64_t>();
+          else if (k == "min_words")
+            o.min_words = f.second.as<int64_t>();
+          else if (k == "language")
+            o.language = f.second.as<std::string>();
+          else if (k == "min_english_ratio")
+            o.min_english_ratio = f.second.as<double>();
+          else
+            return absl::InvalidArgumentError(
+                absl::StrCat(where(f.first, "filters"), ": unknown key \"", k, "\""));
         }
       } else if (key == "dedup") {
         for (const auto& f : node) {
           const std::string k = f.first.as<std::string>();
-          if (k == "exact") o.exact_dedup = f.second.as<bool>();
-          else if (k == "near") o.near_dedup = f.second.as<bool>();
-          else if (k == "threshold") o.minhash.threshold = f.second.as<double>();
-          else if (k == "num_perm") o.minhash.num_perm = f.second.as<int>();
-          else if (k == "bands") o.minhash.bands = f.second.as<int>();
-          else if (k == "shingle_words") o.minhash.shingle_words = f.second.as<int>();
-          else return absl::InvalidArgumentError(absl::StrCat(where(f.first, "dedup"), ": unknown key \"", k, "\""));
+          if (k == "exact")
+            o.exact_dedup = f.second.as<bool>();
+          else if (k == "near")
+            o.near_dedup = f.second.as<bool>();
+          else if (k == "threshold")
+            o.minhash.threshold = f.second.as<double>();
+          else if (k == "num_perm")
+            o.minhash.num_perm = f.second.as<int>();
+          else if (k == "bands")
+            o.minhash.bands = f.second.as<int>();
+          else if (k == "shingle_words")
+            o.minhash.shingle_words = f.second.as<int>();
+          else
+            return absl::InvalidArgumentError(
+                absl::StrCat(where(f.first, "dedup"), ": unknown key \"", k, "\""));
         }
       } else if (key == "csv") {
         for (const auto& f : node) {
           const std::string k = f.first.as<std::string>();
-          if (k == "text") o.csv.text = f.second.as<std::string>();
-          else if (k == "title") o.csv.title = f.second.as<std::string>();
-          else if (k == "id") o.csv.id = f.second.as<std::string>();
-          else if (k == "rating") o.csv.rating = f.second.as<std::string>();
-          else return absl::InvalidArgumentError(absl::StrCat(where(f.first, "csv"), ": unknown key \"", k, "\""));
+          if (k == "text")
+            o.csv.text = f.second.as<std::string>();
+          else if (k == "title")
+            o.csv.title = f.second.as<std::string>();
+          else if (k == "id")
+            o.csv.id = f.second.as<std::string>();
+          else if (k == "rating")
+            o.csv.rating = f.second.as<std::string>();
+          else
+            return absl::InvalidArgumentError(
+                absl::StrCat(where(f.first, "csv"), ": unknown key \"", k, "\""));
         }
       } else if (key == "threads") {
         o.threads = node.as<int>();
       } else {
-        return absl::InvalidArgumentError(absl::StrCat(where(node, key), ": unknown key \"", key, "\""));
+        return absl::InvalidArgumentError(
+            absl::StrCat(where(node, key), ": unknown key \"", key, "\""));
       }
     }
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ":", e.mark.line + 1, ": key \"", key, "\" has a value of the wrong type"));
+    return absl::InvalidArgumentError(absl::StrCat(path, ":", e.mark.line + 1, ": key \"", key,
+                                                   "\" has a value of the wrong type"));
   }
   return o;
 }
 
 absl::Status PrepareOptions::Validate() const {
   if (inputs.empty()) return absl::InvalidArgumentError("no inputs (set 'inputs' or pass --input)");
-  if (tokenizer.empty()) return absl::InvalidArgumentError("no tokenizer (set 'tokenizer' or pass --tokenizer)");
-  if (out.empty()) return absl::InvalidArgumentError("no output directory (set 'out' or pass --out)");
-  if (!pretrain && !finetune) return absl::InvalidArgumentError("objectives: choose pretrain, finetune or both");
+  if (tokenizer.empty())
+    return absl::InvalidArgumentError("no tokenizer (set 'tokenizer' or pass --tokenizer)");
+  if (out.empty())
+    return absl::InvalidArgumentError("no output directory (set 'out' or pass --out)");
+  if (!pretrain && !finetune)
+    return absl::InvalidArgumentError("objectives: choose pretrain, finetune or both");
   if (!(validation_ratio >= 0 && validation_ratio < 1)) {
-    return absl::InvalidArgumentError(absl::StrCat("split.validation_ratio must be in [0, 1), got ", validation_ratio));
+    return absl::InvalidArgumentError(
+        absl::StrCat("split.validation_ratio must be in [0, 1), got ", validation_ratio));
   }
-  if (shard_tokens < 1024) return absl::InvalidArgumentError(absl::StrCat("shard_tokens must be >= 1024, got ", shard_tokens));
+  if (shard_tokens < 1024)
+    return absl::InvalidArgumentError(
+        absl::StrCat("shard_tokens must be >= 1024, got ", shard_tokens));
   if (min_chars < 0 || max_chars < min_chars) {
     return absl::InvalidArgumentError("filters: need 0 <= min_chars <= max_chars");
   }
   if (language != "any" && language != "en") {
-    return absl::InvalidArgumentError(absl::StrCat("filters.language must be \"any\" or \"en\", got \"", language, "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("filters.language must be \"any\" or \"en\", got \"", language, "\""));
   }
   if (threads < 0) return absl::InvalidArgumentError("threads must be >= 0");
   return minhash.Validate();
@@ -170,11 +204,19 @@ nlohmann::ordered_json PrepareOptions::ToJson() const {
           {"validation_ratio", validation_ratio},
           {"split_seed", split_seed},
           {"shard_tokens", shard_tokens},
-          {"filters", {{"min_chars", min_chars}, {"max_chars", max_chars}, {"min_words", min_words},
-                       {"language", language}, {"min_english_ratio", min_english_ratio}}},
-          {"dedup", {{"exact", exact_dedup}, {"near", near_dedup}, {"threshold", minhash.threshold},
-                     {"num_perm", minhash.num_perm}, {"bands", minhash.bands},
-                     {"shingle_words", minhash.shingle_words}}}};
+          {"filters",
+           {{"min_chars", min_chars},
+            {"max_chars", max_chars},
+            {"min_words", min_words},
+            {"language", language},
+            {"min_english_ratio", min_english_ratio}}},
+          {"dedup",
+           {{"exact", exact_dedup},
+            {"near", near_dedup},
+            {"threshold", minhash.threshold},
+            {"num_perm", minhash.num_perm},
+            {"bands", minhash.bands},
+            {"shingle_words", minhash.shingle_words}}}};
 }
 
 }  // namespace copyforge

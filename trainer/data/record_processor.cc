@@ -21,7 +21,8 @@ void AddProductFields(const Product& p, TemplateFields* f) {
   (*f)["price"] = p.price;
   (*f)["description"] = p.description;
   std::string features;
-  for (const std::string& x : p.features) absl::StrAppend(&features, features.empty() ? "" : "\n", "- ", x);
+  for (const std::string& x : p.features)
+    absl::StrAppend(&features, features.empty() ? "" : "\n", "- ", x);
   (*f)["features"] = features;
 }
 
@@ -30,7 +31,12 @@ void AddProductFields(const Product& p, TemplateFields* f) {
 RecordProcessor::RecordProcessor(const PrepareOptions& options, const Tokenizer& tokenizer,
                                  const TemplateSet& templates, const PiiScrubber& pii,
                                  const MinHasher& minhash, const JoinTables& tables)
-    : options_(options), tokenizer_(tokenizer), templates_(templates), pii_(pii), minhash_(minhash), tables_(tables) {}
+    : options_(options),
+      tokenizer_(tokenizer),
+      templates_(templates),
+      pii_(pii),
+      minhash_(minhash),
+      tables_(tables) {}
 
 ProcessedRecord RecordProcessor::Process(std::string_view line, Format format) {
   ProcessedRecord out;
@@ -61,16 +67,19 @@ ProcessedRecord RecordProcessor::Process(std::string_view line, Format format) {
 bool RecordProcessor::PassesFilters(const std::string& text, ProcessedRecord* out) const {
   if (text.empty()) {
     out->drop = DropReason::kEmpty;
-  } else if (static_cast<int64_t>(text.size()) < options_.min_chars || CountWords(text) < options_.min_words) {
+  } else if (static_cast<int64_t>(text.size()) < options_.min_chars ||
+             CountWords(text) < options_.min_words) {
     out->drop = DropReason::kTooShort;
   } else if (static_cast<int64_t>(text.size()) > options_.max_chars ||
-             (options_.language == "en" && EnglishStopwordRatio(text) < options_.min_english_ratio)) {
+             (options_.language == "en" &&
+              EnglishStopwordRatio(text) < options_.min_english_ratio)) {
     out->drop = DropReason::kFiltered;
   }
   return out->drop == DropReason::kNone;
 }
 
-void RecordProcessor::Fingerprint(const std::string& text, const std::string& group, ProcessedRecord* out) const {
+void RecordProcessor::Fingerprint(const std::string& text, const std::string& group,
+                                  ProcessedRecord* out) const {
   const std::string norm = NormalizeForDedup(text);
   out->has_text = true;
   out->exact_hash = StableHash(norm);
@@ -88,13 +97,15 @@ void RecordProcessor::Tokenize(const std::string& text, std::vector<int32_t>* ou
   tokenize_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-void RecordProcessor::RenderDocument(const std::string& name, const TemplateFields& fields, ProcessedRecord* out) {
+void RecordProcessor::RenderDocument(const std::string& name, const TemplateFields& fields,
+                                     ProcessedRecord* out) {
   if (!options_.pretrain) return;
   Tokenize(templates_.Get(name).text.Render(fields), &out->document);
   out->document.push_back(tokenizer_.eot_id());
 }
 
-void RecordProcessor::RenderPair(const std::string& name, const TemplateFields& fields, ProcessedRecord* out) {
+void RecordProcessor::RenderPair(const std::string& name, const TemplateFields& fields,
+                                 ProcessedRecord* out) {
   if (!options_.finetune) return;
   const NamedTemplate& t = templates_.Get(name);
   Tokenize(t.prompt.Render(fields), &out->pair);
@@ -110,7 +121,8 @@ void RecordProcessor::ProcessReview(Review review, ProcessedRecord* out) {
   out->pii_replacements = pii_.Scrub(&text, review.personal) + pii_.Scrub(&title, review.personal);
   if (!PassesFilters(text, out)) return;
   Fingerprint(text, review.group_id, out);
-  TemplateFields fields = {{"title", title}, {"text", text}, {"rating", FormatRating(review.rating)}};
+  TemplateFields fields = {
+      {"title", title}, {"text", text}, {"rating", FormatRating(review.rating)}};
   RenderDocument("review_document", fields, out);
   if (!options_.finetune) return;
   if (auto p = tables_.products.find(review.group_id); p != tables_.products.end()) {

@@ -29,16 +29,16 @@ enum class DropReason : uint8_t { kNone, kMalformed, kEmpty, kTooShort, kFiltere
 
 struct ProcessedRecord {
   DropReason drop = DropReason::kNone;
-  std::string problem;  // what was wrong, for kMalformed
+  std::string problem;               // what was wrong, for kMalformed
   std::optional<Product> product;    // metadata to remember
   std::optional<Business> business;  // metadata to remember
   bool has_text = false;             // takes part in dedup and may produce text
   uint64_t exact_hash = 0;
   std::vector<uint32_t> signature;
   bool validation = false;
-  std::vector<int32_t> document;  // pretraining document, ends with <|endoftext|>; may be empty
-  std::vector<int32_t> pair;      // prompt + target + <|endoftext|>; may be empty
-  std::vector<uint8_t> pair_mask; // 0 for prompt tokens, 1 for target tokens
+  std::vector<int32_t> document;   // pretraining document, ends with <|endoftext|>; may be empty
+  std::vector<int32_t> pair;       // prompt + target + <|endoftext|>; may be empty
+  std::vector<uint8_t> pair_mask;  // 0 for prompt tokens, 1 for target tokens
   bool pair_without_metadata = false;
   int pii_replacements = 0;
 };
@@ -46,8 +46,9 @@ struct ProcessedRecord {
 // One per worker thread; the referenced objects are shared and must outlive it.
 class RecordProcessor {
  public:
-  RecordProcessor(const PrepareOptions& options, const Tokenizer& tokenizer, const TemplateSet& templates,
-                  const PiiScrubber& pii, const MinHasher& minhash, const JoinTables& tables);
+  RecordProcessor(const PrepareOptions& options, const Tokenizer& tokenizer,
+                  const TemplateSet& templates, const PiiScrubber& pii, const MinHasher& minhash,
+                  const JoinTables& tables);
   ProcessedRecord Process(std::string_view line, Format format);
   double tokenize_seconds() const { return tokenize_seconds_; }
 

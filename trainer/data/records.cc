@@ -69,7 +69,8 @@ std::string Text(const object& o, std::string_view key, std::string_view sep = "
       }
       return absl::StrJoin(parts, AsAbsl(sep));
     }
-    default: return "";
+    default:
+      return "";
   }
 }
 
@@ -186,15 +187,18 @@ Format RecordParser::Detect(std::string_view line) {
   return Format::kAuto;
 }
 
-absl::StatusOr<ParsedRecord> RecordParser::Parse(std::string_view line, Format format, const CsvColumns& csv) {
+absl::StatusOr<ParsedRecord> RecordParser::Parse(std::string_view line, Format format,
+                                                 const CsvColumns& csv) {
   object o;
   auto error = impl_->parser.parse(line.data(), line.size()).get(o);
   if (error) {
-    return absl::InvalidArgumentError(absl::StrCat("malformed JSON (", simdjson::error_message(error), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("malformed JSON (", simdjson::error_message(error), ")"));
   }
   ParsedRecord out;
   auto require = [&](std::string_view key) -> absl::Status {
-    if (Text(o, key).empty()) return absl::InvalidArgumentError(absl::StrCat("missing field \"", AsAbsl(key), "\""));
+    if (Text(o, key).empty())
+      return absl::InvalidArgumentError(absl::StrCat("missing field \"", AsAbsl(key), "\""));
     return absl::OkStatus();
   };
   Review& r = out.review;
@@ -237,7 +241,9 @@ absl::StatusOr<ParsedRecord> RecordParser::Parse(std::string_view line, Format f
       Product& p = out.product;
       const bool v2023 = format == Format::kAmazon2023Meta;
       p.id = Text(o, v2023 ? "parent_asin" : "asin");
-      if (p.id.empty()) return absl::InvalidArgumentError(v2023 ? "missing field \"parent_asin\"" : "missing field \"asin\"");
+      if (p.id.empty())
+        return absl::InvalidArgumentError(v2023 ? "missing field \"parent_asin\""
+                                                : "missing field \"asin\"");
       p.title = Text(o, "title");
       p.brand = Text(o, v2023 ? "store" : "brand");
       p.category = AmazonCategory(o);

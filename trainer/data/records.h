@@ -34,7 +34,7 @@ struct Review {
   std::string group_id;  // product (asin / parent_asin) or business id: joins and splits by it
   std::string title;     // summary / title, may be empty
   std::string text;
-  double rating = 0;     // stars, 0 when absent
+  double rating = 0;  // stars, 0 when absent
   // Strings that identify the reviewer; scrubbed from the text wherever they appear.
   std::vector<std::string> personal;
 };

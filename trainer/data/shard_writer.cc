@@ -18,7 +18,8 @@ ShardWriter::ShardWriter(std::string dir, std::string dataset, std::string split
       with_mask_(with_mask),
       shard_tokens_(shard_tokens) {}
 
-absl::Status ShardWriter::Append(const std::vector<int32_t>& tokens, const std::vector<uint8_t>& mask) {
+absl::Status ShardWriter::Append(const std::vector<int32_t>& tokens,
+                                 const std::vector<uint8_t>& mask) {
   if (with_mask_ != !mask.empty() || (with_mask_ && mask.size() != tokens.size())) {
     return absl::InternalError("loss mask does not match the document's tokens");
   }
@@ -74,7 +75,9 @@ absl::Status ShardWriter::Flush() {
 }
 
 nlohmann::ordered_json ShardInfoJson(const ShardInfo& info) {
-  nlohmann::ordered_json j = {{"file", info.file}, {"tokens", info.tokens}, {"documents", info.documents},
+  nlohmann::ordered_json j = {{"file", info.file},
+                              {"tokens", info.tokens},
+                              {"documents", info.documents},
                               {"sha256", info.sha256}};
   if (!info.mask_file.empty()) {
     j["mask_file"] = info.mask_file;

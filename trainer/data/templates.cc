@@ -10,13 +10,14 @@
 namespace copyforge {
 
 const std::vector<std::string>& KnownTemplateFields() {
-  static const std::vector<std::string> f = {"title", "text", "rating", "product_title", "brand",
-                                             "category", "price", "features", "description", "name",
-                                             "city", "state", "categories", "stars"};
+  static const std::vector<std::string> f = {
+      "title",    "text",        "rating", "product_title", "brand", "category",   "price",
+      "features", "description", "name",   "city",          "state", "categories", "stars"};
   return f;
 }
 
-absl::StatusOr<TextTemplate> TextTemplate::Parse(const std::string& text, const std::string& where) {
+absl::StatusOr<TextTemplate> TextTemplate::Parse(const std::string& text,
+                                                 const std::string& where) {
   TextTemplate t;
   t.source_ = text;
   t.lines_.emplace_back();
@@ -28,12 +29,13 @@ absl::StatusOr<TextTemplate> TextTemplate::Parse(const std::string& text, const 
     }
     if (text[i] == '{') {
       const size_t close = text.find('}', i);
-      if (close == std::string::npos) return absl::InvalidArgumentError(absl::StrCat(where, ": unclosed {"));
+      if (close == std::string::npos)
+        return absl::InvalidArgumentError(absl::StrCat(where, ": unclosed {"));
       std::string name = text.substr(i + 1, close - i - 1);
       const auto& known = KnownTemplateFields();
       if (std::find(known.begin(), known.end(), name) == known.end()) {
-        return absl::InvalidArgumentError(absl::StrCat(where, ": unknown field {", name, "} (known: ",
-                                                       absl::StrJoin(known, ", "), ")"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, ": unknown field {", name, "} (known: ", absl::StrJoin(known, ", "), ")"));
       }
       t.lines_.back().push_back({true, name});
       i = close + 1;
@@ -95,7 +97,8 @@ absl::StatusOr<TemplateSet> TemplateSet::LoadFile(const std::string& path) {
   TemplateSet set;
   set.path_ = path;
   YAML::Node list = root["templates"];
-  if (!list || !list.IsMap()) return absl::InvalidArgumentError(absl::StrCat(path, ": needs a 'templates' mapping"));
+  if (!list || !list.IsMap())
+    return absl::InvalidArgumentError(absl::StrCat(path, ": needs a 'templates' mapping"));
   try {
     for (const auto& kv : list) {
       const std::string name = kv.first.as<std::string>();
@@ -104,7 +107,8 @@ absl::StatusOr<TemplateSet> TemplateSet::LoadFile(const std::string& path) {
       NamedTemplate t;
       const std::string kind = node["kind"] ? node["kind"].as<std::string>() : "";
       auto field = [&](const char* key) -> absl::StatusOr<TextTemplate> {
-        if (!node[key]) return absl::InvalidArgumentError(absl::StrCat(where, ": missing '", key, "'"));
+        if (!node[key])
+          return absl::InvalidArgumentError(absl::StrCat(where, ": missing '", key, "'"));
         return TextTemplate::Parse(node[key].as<std::string>(), absl::StrCat(where, ".", key));
       };
       if (kind == "document") {
@@ -121,7 +125,8 @@ absl::StatusOr<TemplateSet> TemplateSet::LoadFile(const std::string& path) {
         t.prompt = *prompt;
         t.target = *target;
       } else {
-        return absl::InvalidArgumentError(absl::StrCat(where, ": kind must be 'document' or 'pair'"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ": kind must be 'document' or 'pair'"));
       }
       set.templates_[name] = std::move(t);
     }
@@ -134,8 +139,9 @@ absl::StatusOr<TemplateSet> TemplateSet::LoadFile(const std::string& path) {
       return absl::InvalidArgumentError(absl::StrCat(path, ": template '", name, "' is missing"));
     }
     if (it->second.kind != kind) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": template '", name, "' must be of kind ",
-                                                     kind == NamedTemplate::Kind::kPair ? "pair" : "document"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": template '", name, "' must be of kind ",
+                       kind == NamedTemplate::Kind::kPair ? "pair" : "document"));
     }
   }
   return set;

@@ -14,12 +14,12 @@ struct Entity {
   char32_t cp;
 };
 constexpr Entity kEntities[] = {
-    {"amp", '&'},       {"lt", '<'},        {"gt", '>'},        {"quot", '"'},     {"apos", '\''},
-    {"nbsp", 0xA0},     {"ndash", 0x2013},  {"mdash", 0x2014},  {"lsquo", 0x2018}, {"rsquo", 0x2019},
-    {"ldquo", 0x201C},  {"rdquo", 0x201D},  {"hellip", 0x2026}, {"eacute", 0xE9},  {"egrave", 0xE8},
-    {"uuml", 0xFC},     {"ouml", 0xF6},     {"auml", 0xE4},     {"deg", 0xB0},     {"reg", 0xAE},
-    {"trade", 0x2122},  {"copy", 0xA9},     {"times", 0xD7},    {"frac12", 0xBD},  {"euro", 0x20AC},
-    {"pound", 0xA3},    {"cent", 0xA2},     {"bull", 0x2022},   {"middot", 0xB7},  {"iexcl", 0xA1},
+    {"amp", '&'},      {"lt", '<'},       {"gt", '>'},        {"quot", '"'},     {"apos", '\''},
+    {"nbsp", 0xA0},    {"ndash", 0x2013}, {"mdash", 0x2014},  {"lsquo", 0x2018}, {"rsquo", 0x2019},
+    {"ldquo", 0x201C}, {"rdquo", 0x201D}, {"hellip", 0x2026}, {"eacute", 0xE9},  {"egrave", 0xE8},
+    {"uuml", 0xFC},    {"ouml", 0xF6},    {"auml", 0xE4},     {"deg", 0xB0},     {"reg", 0xAE},
+    {"trade", 0x2122}, {"copy", 0xA9},    {"times", 0xD7},    {"frac12", 0xBD},  {"euro", 0x20AC},
+    {"pound", 0xA3},   {"cent", 0xA2},    {"bull", 0x2022},   {"middot", 0xB7},  {"iexcl", 0xA1},
 };
 
 // Decodes an entity starting at text[i] == '&'; returns its length (0 if none) and the code point.
@@ -48,7 +48,8 @@ size_t DecodeEntity(std::string_view text, size_t i, char32_t* cp) {
 
 bool IsBreakTag(std::string_view tag) {
   std::string lower;
-  for (char c : tag.substr(0, 4)) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  for (char c : tag.substr(0, 4))
+    lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   return lower.rfind("br", 0) == 0 || lower.rfind("/p", 0) == 0 || lower == "p" ||
          lower.rfind("p ", 0) == 0 || lower.rfind("li", 0) == 0;
 }
@@ -104,7 +105,8 @@ std::string CleanText(std::string_view text) {
       space = true;
       continue;
     }
-    if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp < 0xA0) || cp == 0xFEFF || cp == 0x200B) continue;
+    if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp < 0xA0) || cp == 0xFEFF || cp == 0x200B)
+      continue;
     if (!out.empty()) {
       if (newlines > 0) {
         out.append(std::min(newlines, 2), '\n');
@@ -163,9 +165,10 @@ int CountWords(std::string_view text) {
 
 double EnglishStopwordRatio(std::string_view text) {
   static const absl::flat_hash_set<std::string>* kStop = new absl::flat_hash_set<std::string>{
-      "the", "and", "a", "an", "is", "it", "to", "of", "in", "for", "this", "that", "was", "with",
-      "i", "my", "on", "but", "not", "you", "are", "have", "be", "as", "they", "so", "at", "very",
-      "we", "our", "its", "all", "one", "would", "from", "or", "if", "me", "after", "than"};
+      "the",  "and",  "a",   "an",    "is",   "it", "to", "of",   "in",    "for",
+      "this", "that", "was", "with",  "i",    "my", "on", "but",  "not",   "you",
+      "are",  "have", "be",  "as",    "they", "so", "at", "very", "we",    "our",
+      "its",  "all",  "one", "would", "from", "or", "if", "me",   "after", "than"};
   std::string norm = NormalizeForDedup(text);
   int words = 0, stop = 0;
   size_t start = 0;
