@@ -1,0 +1,178 @@
+// RunPrepare end to end on the generated sample corpus.
+#include "trainer/data/prepare.h"
+
+#include "trainer/data/line_reader.h"
+#include "trainer/data/records.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "nlohmann/json.hpp"
+#include "tests/test_util.h"
+#include "trainer/common/file_util.h"
+#include "trainer/data/sample_corpus.h"
+#include "trainer/tokenizer/tokenizer.h"
+
+namespace copyforge {
+namespace {
+namespace fs = std::filesystem;
+
+class PrepareTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SampleCorpusOptions o;
+    o.records = 1200;
+    o.malformed = 0.01;
+    ASSERT_TRUE(WriteSampleCorpus(tmp_.File("data"), o, false, &planted_).ok());
+  }
+  PrepareOptions Options(const std::string& out, int threads) {
+    PrepareOptions o;
+    const std::string d = tmp_.File("data");
+    o.inputs = {{d + "/amazon2018/*.gz", Format::kAuto}, {d + "/amazon2023/*", Format::kAuto},
+                {d + "/yelp/*", Format::kAuto}, {d + "/csv/reviews.csv", Format::kCsv}};
+    o.csv = {"text", "title", "product_id", "rating"};
+    o.tokenizer = testing::Env("COPYFORGE_GPT2_TOKENIZER");
+    o.templates = testing::Env("COPYFORGE_SOURCE_DIR") + "/configs/templates/ecommerce.yaml";
+    o.out = tmp_.File(out);
+    o.threads = threads;
+    o.shard_tokens = 8192;
+    o.show_progress = false;
+    return o;
+  }
+  // All output files and their bytes.
+  std::map<std::string, std::string> Files(const std::string& dir) {
+    std::map<std::string, std::string> files;
+    for (const auto& e : fs::recursive_directory_iterator(dir)) {
+      if (e.is_regular_file()) files[fs::relative(e.path(), dir).string()] = *ReadFile(e.path().string());
+    }
+    return files;
+  }
+  std::string DecodeAll(const std::string& dir, const Tokenizer& tok) {
+    std::string text;
+    for (const auto& [name, bytes] : Files(dir)) {
+      if (name.size() < 4 || name.substr(name.size() - 4) != ".bin") continue;
+      std::vector<int32_t> ids;
+      for (size_t i = 0; i + 1 < bytes.size(); i += 2) {
+        ids.push_back(static_cast<uint8_t>(bytes[i]) | (static_cast<uint8_t>(bytes[i + 1]) << 8));
+      }
+      text += *tok.Decode(ids);
+    }
+    return text;
+  }
+  testing::TempDir tmp_;
+  SampleCorpusSummary planted_;
+};
+
+TEST_F(PrepareTest, AccountsForEveryRecordAndIsIdenticalAcrossRunsAndThreads) {
+  auto one = RunPrepare(Options("one", 1));
+  ASSERT_TRUE(one.ok()) << one.status();
+  auto two = RunPrepare(Options("two", 2));
+  ASSERT_TRUE(two.ok()) << two.status();
+  EXPECT_EQ(Files(tmp_.File("one")), Files(tmp_.File("two")));
+
+  const PrepareStats& s = *one;
+  EXPECT_EQ(s.records, planted_.reviews + planted_.products + planted_.businesses + planted_.csv_rows);
+  // Every record is kept, metadata-only, or dropped for a counted reason.
+  const int64_t products_with_text = planted_.products;  // every sample product has a description
+  EXPECT_EQ(s.records, s.kept + s.malformed + s.empty + s.too_short + s.filtered + s.duplicate + s.near_duplicate +
+                           (s.metadata - products_with_text));
+  EXPECT_EQ(s.malformed, planted_.malformed);
+  EXPECT_GE(s.duplicate + s.near_duplicate, planted_.exact_duplicates + planted_.near_duplicates);
+  EXPECT_GE(s.duplicate, planted_.exact_duplicates / 2);
+  EXPECT_GT(s.tokens, 0);
+  EXPECT_EQ(s.malformed_examples.size(), std::min<size_t>(5, planted_.malformed));
+  EXPECT_NE(s.malformed_examples[0].find("Sample"), std::string::npos);
+
+  nlohmann::json m = nlohmann::json::parse(*ReadFile(tmp_.File("one/manifest.json")));
+  EXPECT_EQ(m["dtype"], "uint16");
+  int64_t tokens = 0;
+  for (const char* dataset : {"pretrain", "finetune"}) {
+    for (const char* split : {"train", "val"}) {
+      for (const auto& shard : m["datasets"][dataset][split]["shards"]) {
+        const std::string bytes = *ReadFile(tmp_.File("one/") + shard["file"].get<std::string>());
+        EXPECT_EQ(Sha256Hex(bytes), shard["sha256"]);
+        EXPECT_EQ(static_cast<int64_t>(bytes.size()), 2 * shard["tokens"].get<int64_t>());
+        // Every document ends with <|endoftext|> (50256 little-endian).
+        EXPECT_EQ(static_cast<uint8_t>(bytes[bytes.size() - 2]), 50256 & 0xFF);
+        EXPECT_EQ(static_cast<uint8_t>(bytes[bytes.size() - 1]), 50256 >> 8);
+        if (shard.contains("mask_file")) {
+          const std::string mask = *ReadFile(tmp_.File("one/") + shard["mask_file"].get<std::string>());
+          EXPECT_EQ(mask.size(), bytes.size() / 2);
+        }
+        tokens += shard["tokens"].get<int64_t>();
+      }
+    }
+  }
+  EXPECT_EQ(tokens, s.tokens);
+  EXPECT_GT(m["datasets"]["pretrain"]["val"]["documents"].get<int64_t>(), 0);
+}
+
+TEST_F(PrepareTest, NoPersonalDataReachesTheShards) {
+  auto stats = RunPrepare(Options("out", 2));
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_GT(stats->pii_replacements, 0);
+  auto tok = Tokenizer::Load(testing::Env("COPYFORGE_GPT2_TOKENIZER"));
+  const std::string text = DecodeAll(tmp_.File("out"), **tok);
+  for (const char* leak : {"@example.com", "(555)", "https://", "blog.example.net"}) {
+    EXPECT_EQ(text.find(leak), std::string::npos) << leak;
+  }
+  EXPECT_NE(text.find("[email]"), std::string::npos);
+  EXPECT_NE(text.find("[phone]"), std::string::npos);
+  // Reviewer names of the Amazon 2018 file never appear, in full or as a first-name sign-off.
+  auto reader = LineReader::Open(tmp_.File("data/amazon2018/Sample.json.gz"));
+  ASSERT_TRUE(reader.ok());
+  RecordParser parser;
+  std::string_view line;
+  int names = 0;
+  while (*(*reader)->Next(&line)) {
+    auto r = parser.Parse(line, Format::kAmazon2018Review, {});
+    if (!r.ok() || r->review.personal.empty()) continue;
+    const std::string& name = r->review.personal[0];
+    EXPECT_EQ(text.find(name), std::string::npos) << name;
+    EXPECT_EQ(text.find(" - " + name.substr(0, name.find(' '))), std::string::npos) << name;
+    ++names;
+  }
+  EXPECT_GT(names, 100);
+  EXPECT_NE(text.find(" - [name]"), std::string::npos);
+  EXPECT_EQ(text.find("&amp;"), std::string::npos);
+  EXPECT_EQ(text.find("<br"), std::string::npos);
+}
+
+TEST_F(PrepareTest, FailedRunLeavesNothingNamed) {
+  // A truncated gzip input after good ones makes the run fail part-way.
+  const std::string good = *ReadFile(tmp_.File("data/amazon2018/Sample.json.gz"));
+  testing::WriteTestFile(tmp_.File("data/amazon2018/zz_broken.json.gz"), good.substr(0, good.size() / 2));
+  auto r = RunPrepare(Options("out", 2));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("zz_broken.json.gz"), std::string_view::npos) << r.status();
+  EXPECT_FALSE(fs::exists(tmp_.File("out")));
+  for (const auto& e : fs::directory_iterator(tmp_.path())) {
+    EXPECT_EQ(e.path().filename().string().find("out.tmp"), std::string::npos) << "staging left behind";
+  }
+}
+
+TEST_F(PrepareTest, BadConfigAndInputsAreNamed) {
+  testing::WriteTestFile(tmp_.File("bad.yaml"), "inputs: [a.json]\nfilters:\n  min_char: 5\n");
+  auto c = PrepareOptions::FromYamlFile(tmp_.File("bad.yaml"));
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("bad.yaml:3"), std::string_view::npos) << c.status();
+  EXPECT_NE(c.status().message().find("min_char"), std::string_view::npos);
+
+  PrepareOptions o = Options("out", 1);
+  o.csv.id = "sku";
+  auto r = RunPrepare(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("\"sku\""), std::string_view::npos) << r.status();
+  EXPECT_NE(r.status().message().find("reviews.csv"), std::string_view::npos) << r.status();
+
+  o = Options("out", 1);
+  o.inputs = {{tmp_.File("nothing-*.json"), Format::kAuto}};
+  r = RunPrepare(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("nothing-*.json"), std::string_view::npos);
+}
+
+}  // namespace
+}  // namespace copyforge
