@@ -118,7 +118,7 @@ void RegisterPrepare(CLI::App& app, CommandFn* run) {
   cmd->add_option("--format", f->format, "Format of every --input (default: detected per file)");
   cmd->add_option("--tokenizer", f->tokenizer, "Directory with vocab.json + merges.txt");
   cmd->add_option("--templates", f->templates,
-                  "Templates YAML (default configs/templates/ecommerce.yaml)");
+                  "Templates YAML (default: the built-in configs/templates/ecommerce.yaml)");
   cmd->add_option("--out", f->out, "Output directory");
   cmd->add_option("--objectives", f->objectives, "pretrain, finetune or both")
       ->check(CLI::IsMember({"pretrain", "finetune", "both"}));

@@ -30,8 +30,10 @@ class PrepareTest : public ::testing::Test {
   PrepareOptions Options(const std::string& out, int threads) {
     PrepareOptions o;
     const std::string d = tmp_.File("data");
-    o.inputs = {{d + "/amazon2018/*.gz", Format::kAuto}, {d + "/amazon2023/*", Format::kAuto},
-                {d + "/yelp/*", Format::kAuto}, {d + "/csv/reviews.csv", Format::kCsv}};
+    o.inputs = {{d + "/amazon2018/*.gz", Format::kAuto},
+                {d + "/amazon2023/*", Format::kAuto},
+                {d + "/yelp/*", Format::kAuto},
+                {d + "/csv/reviews.csv", Format::kCsv}};
     o.csv = {"text", "title", "product_id", "rating"};
     o.tokenizer = testing::Env("COPYFORGE_GPT2_TOKENIZER");
     o.templates = testing::Env("COPYFORGE_SOURCE_DIR") + "/configs/templates/ecommerce.yaml";
@@ -45,7 +47,8 @@ class PrepareTest : public ::testing::Test {
   std::map<std::string, std::string> Files(const std::string& dir) {
     std::map<std::string, std::string> files;
     for (const auto& e : fs::recursive_directory_iterator(dir)) {
-      if (e.is_regular_file()) files[fs::relative(e.path(), dir).string()] = *ReadFile(e.path().string());
+      if (e.is_regular_file())
+        files[fs::relative(e.path(), dir).string()] = *ReadFile(e.path().string());
     }
     return files;
   }
@@ -73,11 +76,12 @@ TEST_F(PrepareTest, AccountsForEveryRecordAndIsIdenticalAcrossRunsAndThreads) {
   EXPECT_EQ(Files(tmp_.File("one")), Files(tmp_.File("two")));
 
   const PrepareStats& s = *one;
-  EXPECT_EQ(s.records, planted_.reviews + planted_.products + planted_.businesses + planted_.csv_rows);
+  EXPECT_EQ(s.records,
+            planted_.reviews + planted_.products + planted_.businesses + planted_.csv_rows);
   // Every record is kept, metadata-only, or dropped for a counted reason.
   const int64_t products_with_text = planted_.products;  // every sample product has a description
-  EXPECT_EQ(s.records, s.kept + s.malformed + s.empty + s.too_short + s.filtered + s.duplicate + s.near_duplicate +
-                           (s.metadata - products_with_text));
+  EXPECT_EQ(s.records, s.kept + s.malformed + s.empty + s.too_short + s.filtered + s.duplicate +
+                           s.near_duplicate + (s.metadata - products_with_text));
   EXPECT_EQ(s.malformed, planted_.malformed);
   EXPECT_GE(s.duplicate + s.near_duplicate, planted_.exact_duplicates + planted_.near_duplicates);
   EXPECT_GE(s.duplicate, planted_.exact_duplicates / 2);
@@ -98,7 +102,8 @@ TEST_F(PrepareTest, AccountsForEveryRecordAndIsIdenticalAcrossRunsAndThreads) {
         EXPECT_EQ(static_cast<uint8_t>(bytes[bytes.size() - 2]), 50256 & 0xFF);
         EXPECT_EQ(static_cast<uint8_t>(bytes[bytes.size() - 1]), 50256 >> 8);
         if (shard.contains("mask_file")) {
-          const std::string mask = *ReadFile(tmp_.File("one/") + shard["mask_file"].get<std::string>());
+          const std::string mask =
+              *ReadFile(tmp_.File("one/") + shard["mask_file"].get<std::string>());
           EXPECT_EQ(mask.size(), bytes.size() / 2);
         }
         tokens += shard["tokens"].get<int64_t>();
@@ -143,13 +148,15 @@ TEST_F(PrepareTest, NoPersonalDataReachesTheShards) {
 TEST_F(PrepareTest, FailedRunLeavesNothingNamed) {
   // A truncated gzip input after good ones makes the run fail part-way.
   const std::string good = *ReadFile(tmp_.File("data/amazon2018/Sample.json.gz"));
-  testing::WriteTestFile(tmp_.File("data/amazon2018/zz_broken.json.gz"), good.substr(0, good.size() / 2));
+  testing::WriteTestFile(tmp_.File("data/amazon2018/zz_broken.json.gz"),
+                         good.substr(0, good.size() / 2));
   auto r = RunPrepare(Options("out", 2));
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("zz_broken.json.gz"), std::string_view::npos) << r.status();
   EXPECT_FALSE(fs::exists(tmp_.File("out")));
   for (const auto& e : fs::directory_iterator(tmp_.path())) {
-    EXPECT_EQ(e.path().filename().string().find("out.tmp"), std::string::npos) << "staging left behind";
+    EXPECT_EQ(e.path().filename().string().find("out.tmp"), std::string::npos)
+        << "staging left behind";
   }
 }
 

@@ -5,7 +5,8 @@
 namespace copyforge {
 namespace {
 
-ParsedRecord MustParse(RecordParser& p, const std::string& line, Format f, const CsvColumns& csv = {}) {
+ParsedRecord MustParse(RecordParser& p, const std::string& line, Format f,
+                       const CsvColumns& csv = {}) {
   auto r = p.Parse(line, f, csv);
   EXPECT_TRUE(r.ok()) << r.status() << " for " << line;
   return r.ok() ? *r : ParsedRecord();
@@ -22,7 +23,8 @@ TEST(Records, Amazon2018Review) {
   EXPECT_EQ(r.review.rating, 4.0);
   EXPECT_EQ(r.review.personal, (std::vector<std::string>{"J. McDonald", "A2SUAM1J3GNN3B"}));
   // vote as an int, overall as a string, no text: still parses.
-  r = MustParse(p, R"({"overall": "5.0", "vote": 3, "asin": "B1", "reviewerID": "AX"})", Format::kAmazon2018Review);
+  r = MustParse(p, R"({"overall": "5.0", "vote": 3, "asin": "B1", "reviewerID": "AX"})",
+                Format::kAmazon2018Review);
   EXPECT_EQ(r.review.rating, 5.0);
   EXPECT_EQ(r.review.text, "");
 }
@@ -38,11 +40,14 @@ TEST(Records, Amazon2018MetaBothCategorySpellings) {
   EXPECT_EQ(r.product.description, "Line one.\nLine two.");
   EXPECT_EQ(r.product.price, "$12.99");
   EXPECT_EQ(r.product.features.size(), 2u);
-  r = MustParse(p, R"({"asin": "B2", "title": "T", "categories": [["Toys", "Puzzles"], ["Other"]], "description": "plain string"})",
-                Format::kAmazon2018Meta);
+  r = MustParse(
+      p,
+      R"({"asin": "B2", "title": "T", "categories": [["Toys", "Puzzles"], ["Other"]], "description": "plain string"})",
+      Format::kAmazon2018Meta);
   EXPECT_EQ(r.product.category, "Toys > Puzzles");
   EXPECT_EQ(r.product.description, "plain string");
-  r = MustParse(p, R"({"asin": "B3", "title": "T", "main_cat": "Beauty", "price": ""})", Format::kAmazon2018Meta);
+  r = MustParse(p, R"({"asin": "B3", "title": "T", "main_cat": "Beauty", "price": ""})",
+                Format::kAmazon2018Meta);
   EXPECT_EQ(r.product.category, "Beauty");
 }
 
@@ -62,7 +67,8 @@ TEST(Records, Amazon2023ReviewAndMeta) {
   EXPECT_EQ(r.product.brand, "Lumen");
   EXPECT_EQ(r.product.price, "");
   EXPECT_EQ(r.product.category, "All Beauty");
-  r = MustParse(p, R"({"parent_asin": "X", "title": "T", "price": 19.5, "features": ["f"]})", Format::kAmazon2023Meta);
+  r = MustParse(p, R"({"parent_asin": "X", "title": "T", "price": 19.5, "features": ["f"]})",
+                Format::kAmazon2023Meta);
   EXPECT_EQ(r.product.price, "$19.50");
 }
 
@@ -79,14 +85,16 @@ TEST(Records, Yelp) {
   EXPECT_EQ(p.Detect(business), Format::kYelpBusiness);
   r = MustParse(p, business, Format::kYelpBusiness);
   EXPECT_EQ(r.business.categories, "Restaurants, Cafes");
-  r = MustParse(p, R"({"business_id": "Y", "name": "N", "categories": null})", Format::kYelpBusiness);
+  r = MustParse(p, R"({"business_id": "Y", "name": "N", "categories": null})",
+                Format::kYelpBusiness);
   EXPECT_EQ(r.business.categories, "");
 }
 
 TEST(Records, CsvColumnsAndErrors) {
   RecordParser p;
   CsvColumns cols{"body", "headline", "sku", "stars"};
-  ParsedRecord r = MustParse(p, R"({"body": "Nice", "headline": "Ok", "sku": "S1", "stars": "4"})", Format::kCsv, cols);
+  ParsedRecord r = MustParse(p, R"({"body": "Nice", "headline": "Ok", "sku": "S1", "stars": "4"})",
+                             Format::kCsv, cols);
   EXPECT_EQ(r.review.text, "Nice");
   EXPECT_EQ(r.review.rating, 4.0);
   auto bad = p.Parse(R"({"overall": 5.0, "asin": )", Format::kAmazon2018Review, {});

@@ -29,11 +29,14 @@ TEST(CleanText, NormalizationAndCounts) {
 TEST(Pii, PlantedExamplesAreScrubbed) {
   PiiScrubber s;
   std::string t =
-      "Mail jane.doe+shop@mail.example.co.uk or call (555) 014-2368 / +44 20 7946 0958 / 555.867.5309. "
-      "Photos at https://blog.example.net/r/42?x=1, or www.shop.example.com. Thanks, Maria G. (Maria)";
+      "Mail jane.doe+shop@mail.example.co.uk or call (555) 014-2368 / +44 20 7946 0958 / "
+      "555.867.5309. "
+      "Photos at https://blog.example.net/r/42?x=1, or www.shop.example.com. Thanks, Maria G. "
+      "(Maria)";
   int n = s.Scrub(&t, {"Maria G.", "A2SUAM1J3GNN3B"});
   EXPECT_EQ(t,
-            "Mail [email] or call [phone] / [phone] / [phone]. Photos at [url], or [url]. Thanks, [name] ([name])");
+            "Mail [email] or call [phone] / [phone] / [phone]. Photos at [url], or [url]. Thanks, "
+            "[name] ([name])");
   EXPECT_EQ(n, 8);
   std::string id = "Reviewer A2SUAM1J3GNN3B says hi";
   s.Scrub(&id, {"A2SUAM1J3GNN3B"});
@@ -58,12 +61,15 @@ TEST(Dedup, ExactAndNearDuplicates) {
     return index.Check(StableHash(n), h.Signature(n), true);
   };
   const std::string base =
-      "I bought this blender for my mother last spring and it still crushes ice every morning without any "
+      "I bought this blender for my mother last spring and it still crushes ice every morning "
+      "without any "
       "trouble at all. The jar is easy to clean and the motor is quiet. Five stars from me.";
   EXPECT_EQ(check(base), DedupIndex::Verdict::kUnique);
-  EXPECT_EQ(check("  " + base + "!!"), DedupIndex::Verdict::kExactDuplicate);  // same normalised text
+  EXPECT_EQ(check("  " + base + "!!"),
+            DedupIndex::Verdict::kExactDuplicate);  // same normalised text
   EXPECT_EQ(check(base + " Thanks!"), DedupIndex::Verdict::kNearDuplicate);
-  EXPECT_EQ(check("The tent leaked on the first night of our camping trip and the poles bent in light wind."),
+  EXPECT_EQ(check("The tent leaked on the first night of our camping trip and the poles bent in "
+                  "light wind."),
             DedupIndex::Verdict::kUnique);
   // Signatures are stable: the same text always hashes the same.
   EXPECT_EQ(h.Signature("a b c d"), h.Signature("a b c d"));
@@ -77,7 +83,8 @@ TEST(Templates, RenderDropsLinesWhoseFieldsAreEmpty) {
   auto t = TextTemplate::Parse("Product: {product_title}\nBrand: {brand}\nReview:", "test");
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_EQ(t->Render({{"product_title", "Mixer"}}), "Product: Mixer\nReview:");
-  EXPECT_EQ(t->Render({{"product_title", "Mixer"}, {"brand", "Acme"}}), "Product: Mixer\nBrand: Acme\nReview:");
+  EXPECT_EQ(t->Render({{"product_title", "Mixer"}, {"brand", "Acme"}}),
+            "Product: Mixer\nBrand: Acme\nReview:");
   auto bad = TextTemplate::Parse("Hello {nmae}", "file.yaml: template x");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("{nmae}"), std::string_view::npos);

@@ -2,11 +2,15 @@
 
 #include <xxhash.h>
 
+#include <cmath>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
 
 namespace copyforge {
+namespace {
+constexpr size_t kMaxBucket = 8;
+}  // namespace
 
 uint64_t StableHash(std::string_view bytes, uint64_t seed) {
   return XXH3_64bits_withSeed(bytes.data(), bytes.size(), seed);
@@ -44,10 +48,14 @@ std::vector<uint32_t> MinHasher::Signature(std::string_view normalized) const {
     const size_t end = s + k < starts.size() ? starts[s + k] - 1 : normalized.size();
     // One base hash per shingle; the permutations are cheap re-mixes of it.
     const uint64_t base = StableHash(normalized.substr(begin, end - begin));
-    for (int p = 0; p < options_.num_perm; ++p) {
+    // Each 64-bit re-mix of the shingle hash yields two 32-bit permutation values.
+    for (int p = 0; p < options_.num_perm; p += 2) {
       uint64_t h = (base ^ seeds_[p]) * 0xBF58476D1CE4E5B9ull;
       h ^= h >> 31;
+      h *= 0x94D049BB133111EBull;
+      h ^= h >> 29;
       sig[p] = std::min(sig[p], static_cast<uint32_t>(h >> 32));
+      if (p + 1 < options_.num_perm) sig[p + 1] = std::min(sig[p + 1], static_cast<uint32_t>(h));
     }
   }
   return sig;
@@ -79,7 +87,13 @@ DedupIndex::Verdict DedupIndex::Check(uint64_t exact_hash, const std::vector<uin
   }
   const int32_t id = static_cast<int32_t>(kept_.size());
   kept_.push_back(signature);
-  for (int b = 0; b < options_.bands; ++b) bands_[b][keys[b]].push_back(id);
+  compared_.push_back(0);
+  for (int b = 0; b < options_.bands; ++b) {
+    // A bucket that already holds kMaxBucket texts is a cluster of similar ones; comparing new
+    // texts with its first members is enough, and keeps the check O(1) on repetitive corpora.
+    std::vector<int32_t>& bucket = bands_[b][keys[b]];
+    if (bucket.size() < kMaxBucket) bucket.push_back(id);
+  }
   return Verdict::kUnique;
 }
 

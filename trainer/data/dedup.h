@@ -52,6 +52,8 @@ class DedupIndex {
   MinHashOptions options_;
   absl::flat_hash_set<uint64_t> exact_;
   std::vector<std::vector<uint32_t>> kept_;  // signatures by kept index
+  std::vector<uint32_t> compared_;           // per kept index: the check that last compared it
+  uint32_t stamp_ = 0;
   std::vector<absl::flat_hash_map<uint64_t, std::vector<int32_t>>> bands_;
 };
 

@@ -54,9 +54,19 @@ int Substitute(const pcre2_code* code, const std::string& replacement, std::stri
 
 bool IsWordByte(char c) { return std::isalnum(static_cast<unsigned char>(c)) || (c & 0x80); }
 
-// Replaces whole-word occurrences of `needle` (case-insensitive for ASCII).
-int ReplaceLiteral(const std::string& needle, std::string* text) {
+char Lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
+
+std::string AsciiLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = Lower(c);
+  return out;
+}
+
+// Replaces whole-word occurrences of `needle` (case-insensitive for ASCII). `lower` is the text
+// lowercased, used to rule out most texts with one search.
+int ReplaceLiteral(const std::string& needle, const std::string& lower, std::string* text) {
   if (needle.size() < 3) return 0;
+  if (lower.find(AsciiLower(needle)) == std::string::npos) return 0;
   int count = 0;
   std::string out;
   size_t i = 0;
@@ -106,10 +116,13 @@ PiiScrubber::~PiiScrubber() {
 int PiiScrubber::Scrub(std::string* text, const std::vector<std::string>& personal) const {
   int count = 0;
   for (const Pattern& p : impl_->patterns) count += Substitute(p.code, p.replacement, text);
+  if (personal.empty()) return count;
+  const std::string lower = AsciiLower(*text);
   for (const std::string& s : personal) {
-    count += ReplaceLiteral(s, text);
+    count += ReplaceLiteral(s, lower, text);
     const size_t space = s.find(' ');
-    if (space != std::string::npos && space >= 3) count += ReplaceLiteral(s.substr(0, space), text);
+    if (space != std::string::npos && space >= 3)
+      count += ReplaceLiteral(s.substr(0, space), lower, text);
   }
   return count;
 }

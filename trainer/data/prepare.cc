@@ -433,7 +433,9 @@ absl::StatusOr<PrepareStats> RunPrepare(const PrepareOptions& options) {
     return absl::InvalidArgumentError(
         absl::StrCat(options.tokenizer, ": the vocabulary has no <|endoftext|> token"));
   }
-  CF_ASSIGN_OR_RETURN(TemplateSet templates, TemplateSet::LoadFile(options.templates));
+  CF_ASSIGN_OR_RETURN(TemplateSet templates, options.templates.empty()
+                                                 ? TemplateSet::Default()
+                                                 : TemplateSet::LoadFile(options.templates));
   CF_ASSIGN_OR_RETURN(std::vector<ResolvedInput> inputs, ResolveInputs(options));
   const int threads = options.threads > 0
                           ? options.threads
@@ -465,8 +467,7 @@ absl::StatusOr<PrepareStats> RunPrepare(const PrepareOptions& options) {
 
         std::filesystem::create_directories(staging + "/tokenizer");
         CF_RETURN_IF_ERROR(tokenizer->SaveFiles(staging + "/tokenizer"));
-        CF_ASSIGN_OR_RETURN(std::string templates_text, ReadFile(options.templates));
-        CF_RETURN_IF_ERROR(WriteFileSynced(staging + "/templates.yaml", templates_text));
+        CF_RETURN_IF_ERROR(WriteFileSynced(staging + "/templates.yaml", templates.yaml()));
         nlohmann::ordered_json input_list = nlohmann::ordered_json::array();
         for (const auto& in : inputs)
           input_list.push_back(
@@ -479,7 +480,7 @@ absl::StatusOr<PrepareStats> RunPrepare(const PrepareOptions& options) {
             {"tokenizer", {{"dir", "tokenizer"}, {"source", options.tokenizer}}},
             {"templates",
              {{"file", "templates.yaml"},
-              {"source", options.templates},
+              {"source", templates.path()},
               {"names", templates.Names()}}},
             {"datasets", datasets},
             {"inputs", input_list},

@@ -21,7 +21,7 @@ struct PrepareInput {
 struct PrepareOptions {
   std::vector<PrepareInput> inputs;
   std::string tokenizer;  // directory with vocab.json + merges.txt
-  std::string templates = "configs/templates/ecommerce.yaml";
+  std::string templates;  // templates YAML; empty = the built-in configs/templates/ecommerce.yaml
   std::string out;
   bool pretrain = true;  // write pretraining documents
   bool finetune = true;  // write fine-tuning pairs

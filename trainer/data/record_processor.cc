@@ -93,7 +93,7 @@ void RecordProcessor::Tokenize(const std::string& text, std::vector<int32_t>* ou
   const auto t0 = std::chrono::steady_clock::now();
   EncodeOptions plain;
   plain.allow_special = false;  // text from the corpus never produces a special token
-  tokenizer_.EncodeAppend(text, plain, out);
+  tokenizer_.EncodeAppend(text, plain, out, &cache_);
   tokenize_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 

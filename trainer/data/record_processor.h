@@ -69,6 +69,7 @@ class RecordProcessor {
   const MinHasher& minhash_;
   const JoinTables& tables_;
   RecordParser parser_;
+  PieceCache cache_;
   double tokenize_seconds_ = 0;
 };
 

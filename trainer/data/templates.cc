@@ -3,6 +3,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -86,16 +88,27 @@ const std::vector<std::pair<std::string, NamedTemplate::Kind>>& TemplateSet::Req
 }
 
 absl::StatusOr<TemplateSet> TemplateSet::LoadFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open templates file ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return Parse(text.str(), path);
+}
+
+absl::StatusOr<TemplateSet> TemplateSet::Default() {
+  return Parse(DefaultTemplatesYaml(), "built-in configs/templates/ecommerce.yaml");
+}
+
+absl::StatusOr<TemplateSet> TemplateSet::Parse(const std::string& yaml, const std::string& path) {
   YAML::Node root;
   try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    return absl::NotFoundError(absl::StrCat("cannot open templates file ", path));
+    root = YAML::Load(yaml);
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(path, ":", e.mark.line + 1, ": ", e.msg));
   }
   TemplateSet set;
   set.path_ = path;
+  set.yaml_ = yaml;
   YAML::Node list = root["templates"];
   if (!list || !list.IsMap())
     return absl::InvalidArgumentError(absl::StrCat(path, ": needs a 'templates' mapping"));

@@ -43,14 +43,23 @@ class TemplateSet {
   // The names `prepare` needs; a file must define all of them with the right kind.
   static const std::vector<std::pair<std::string, NamedTemplate::Kind>>& Required();
   static absl::StatusOr<TemplateSet> LoadFile(const std::string& path);
+  // Parses YAML text; `source` names it in errors.
+  static absl::StatusOr<TemplateSet> Parse(const std::string& yaml, const std::string& source);
+  // The built-in copy of configs/templates/ecommerce.yaml.
+  static absl::StatusOr<TemplateSet> Default();
+  const std::string& yaml() const { return yaml_; }
   const NamedTemplate& Get(const std::string& name) const { return templates_.at(name); }
   std::vector<std::string> Names() const;
   const std::string& path() const { return path_; }
 
  private:
   std::string path_;
+  std::string yaml_;
   std::map<std::string, NamedTemplate> templates_;
 };
+
+// The text of configs/templates/ecommerce.yaml as built into the binary.
+const char* DefaultTemplatesYaml();
 
 // The fields every template may use.
 const std::vector<std::string>& KnownTemplateFields();

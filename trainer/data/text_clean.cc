@@ -136,7 +136,7 @@ std::string NormalizeForDedup(std::string_view text) {
       if (gap && !out.empty()) out.push_back(' ');
       gap = false;
       if (cp < 0x80) {
-        out.push_back(static_cast<char>(std::tolower(static_cast<int>(cp))));
+        out.push_back(static_cast<char>(cp >= 'A' && cp <= 'Z' ? cp + 32 : cp));
       } else {
         out.append(start, static_cast<size_t>(p - start));
       }

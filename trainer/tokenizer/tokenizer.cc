@@ -4,6 +4,7 @@
 #include <array>
 #include <functional>
 #include <limits>
+#include <mutex>
 #include <queue>
 #include <utility>
 
@@ -38,12 +39,20 @@ inline uint64_t PairKey(int32_t a, int32_t b) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
 }
 
+// std::mutex rather than absl::Mutex: this lock is taken once per piece, and Debian's Abseil
+// build pays for deadlock-detection bookkeeping on every absl::Mutex acquisition.
 struct CacheShard {
-  absl::Mutex mu;
-  absl::flat_hash_map<std::string, std::vector<int32_t>> map ABSL_GUARDED_BY(mu);
+  std::mutex mu;
+  absl::flat_hash_map<std::string, std::vector<int32_t>> map;  // guarded by mu
 };
 
 }  // namespace
+
+struct PieceCache::Map {
+  absl::flat_hash_map<std::string, std::vector<int32_t>> map;
+};
+PieceCache::PieceCache() : map_(std::make_unique<Map>()) {}
+PieceCache::~PieceCache() = default;
 
 class Tokenizer::Impl {
  public:
@@ -144,7 +153,8 @@ class Tokenizer::Impl {
     }
   }
 
-  void EncodePiece(std::string_view piece, std::vector<int32_t>* out) const {
+  void EncodePiece(std::string_view piece, std::vector<int32_t>* out,
+                   PieceCache::Map* local) const {
     if (piece.size() == 1) {
       out->push_back(byte_id[static_cast<unsigned char>(piece[0])]);
       return;
@@ -153,9 +163,23 @@ class Tokenizer::Impl {
       Bpe(piece, out);
       return;
     }
+    if (local != nullptr) {
+      auto it = local->map.find(AsAbsl(piece));
+      if (it != local->map.end()) {
+        out->insert(out->end(), it->second.begin(), it->second.end());
+        return;
+      }
+      const size_t before = out->size();
+      Bpe(piece, out);
+      if (local->map.size() >= kCacheShards * kMaxEntriesPerShard) local->map.clear();
+      local->map.emplace(
+          std::string(piece),
+          std::vector<int32_t>(out->begin() + static_cast<std::ptrdiff_t>(before), out->end()));
+      return;
+    }
     CacheShard& shard = cache[std::hash<std::string_view>()(piece) % kCacheShards];
     {
-      absl::MutexLock lock(&shard.mu);
+      std::lock_guard<std::mutex> lock(shard.mu);
       auto it = shard.map.find(AsAbsl(piece));
       if (it != shard.map.end()) {
         out->insert(out->end(), it->second.begin(), it->second.end());
@@ -165,13 +189,14 @@ class Tokenizer::Impl {
     const size_t before = out->size();
     Bpe(piece, out);
     std::vector<int32_t> ids(out->begin() + static_cast<std::ptrdiff_t>(before), out->end());
-    absl::MutexLock lock(&shard.mu);
+    std::lock_guard<std::mutex> lock(shard.mu);
     if (shard.map.size() >= kMaxEntriesPerShard) shard.map.clear();
     shard.map.emplace(std::string(piece), std::move(ids));
   }
 
-  void EncodeOrdinary(std::string_view text, std::vector<int32_t>* out) const {
-    SplitGpt2(text, [&](std::string_view piece) { EncodePiece(piece, out); });
+  void EncodeOrdinary(std::string_view text, std::vector<int32_t>* out,
+                      PieceCache::Map* local) const {
+    SplitGpt2(text, [&](std::string_view piece) { EncodePiece(piece, out, local); });
   }
 };
 
@@ -284,9 +309,10 @@ std::vector<int32_t> Tokenizer::Encode(std::string_view text, const EncodeOption
 }
 
 void Tokenizer::EncodeAppend(std::string_view text, const EncodeOptions& options,
-                             std::vector<int32_t>* out) const {
+                             std::vector<int32_t>* out, PieceCache* cache) const {
+  PieceCache::Map* local = cache != nullptr ? cache->map_.get() : nullptr;
   if (!options.allow_special || impl_->specials.empty()) {
-    impl_->EncodeOrdinary(text, out);
+    impl_->EncodeOrdinary(text, out, local);
     return;
   }
   size_t start = 0;
@@ -295,7 +321,7 @@ void Tokenizer::EncodeAppend(std::string_view text, const EncodeOptions& options
     bool matched = false;
     for (const auto& [spelled, id] : impl_->specials) {
       if (text.compare(pos, spelled.size(), spelled) == 0) {
-        impl_->EncodeOrdinary(text.substr(start, pos - start), out);
+        impl_->EncodeOrdinary(text.substr(start, pos - start), out, local);
         out->push_back(id);
         pos += spelled.size();
         start = pos;
@@ -305,7 +331,7 @@ void Tokenizer::EncodeAppend(std::string_view text, const EncodeOptions& options
     }
     if (!matched) pos += 2;
   }
-  impl_->EncodeOrdinary(text.substr(start), out);
+  impl_->EncodeOrdinary(text.substr(start), out, local);
 }
 
 absl::StatusOr<std::string> Tokenizer::Decode(absl::Span<const int32_t> ids) const {

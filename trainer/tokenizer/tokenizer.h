@@ -24,8 +24,23 @@ struct EncodeOptions {
   bool allow_special = true;
 };
 
+// A piece -> ids cache owned by one thread; passing one to Encode avoids the shared, locked
+// cache (use one per worker thread when many threads encode at once). Bounded in size.
+class PieceCache {
+ public:
+  PieceCache();
+  ~PieceCache();
+  PieceCache(const PieceCache&) = delete;
+  PieceCache& operator=(const PieceCache&) = delete;
+
+ private:
+  friend class Tokenizer;
+  struct Map;
+  std::unique_ptr<Map> map_;
+};
+
 // Immutable after loading; every method is safe to call from many threads at once
-// (the piece cache inside is sharded and locked).
+// (the shared piece cache inside is sharded and locked).
 class Tokenizer {
  public:
   // Loads `dir`/vocab.json and `dir`/merges.txt.
@@ -39,9 +54,10 @@ class Tokenizer {
   Tokenizer& operator=(const Tokenizer&) = delete;
 
   std::vector<int32_t> Encode(std::string_view text, const EncodeOptions& options = {}) const;
-  // Appends the ids of `text` to `out`.
-  void EncodeAppend(std::string_view text, const EncodeOptions& options,
-                    std::vector<int32_t>* out) const;
+  // Appends the ids of `text` to `out`; with `cache`, that thread-owned cache is used instead
+  // of the shared one.
+  void EncodeAppend(std::string_view text, const EncodeOptions& options, std::vector<int32_t>* out,
+                    PieceCache* cache = nullptr) const;
   // Concatenates the bytes of the tokens; an id outside the vocabulary is an error naming it.
   absl::StatusOr<std::string> Decode(absl::Span<const int32_t> ids) const;
 
