@@ -10,3 +10,5 @@ corpus="$build/bench-data"
 # Real English prose (Debian's license texts) plus the synthetic review corpus.
 "$build/bench/tokenizer_bench" --tokenizer "$cache/gpt2-tokenizer" --npm-dir "$cache/npm" \
   --source-dir . --input /usr/share/common-licenses/* --input "$corpus/reviews.txt" --iterations 10
+
+"$build/bench/prepare_bench" --tokenizer "$cache/gpt2-tokenizer" --records 60000

@@ -1,28 +1,33 @@
 #!/usr/bin/env bash
-# The copyforge demo on the embedded sample corpus: corpus -> tokenizer -> model -> eval -> text.
+# The copyforge demo on the embedded sample corpus:
+# corpus -> token shards -> tokenizer -> model -> eval -> text.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 bin="$build/cli/copyforge"
 out="$build/demo"
-gpt2_tok="${COPYFORGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/copyforge}/gpt2-tokenizer"
+export COPYFORGE_CACHE="${COPYFORGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/copyforge}"
+gpt2_tok="$COPYFORGE_CACHE/gpt2-tokenizer"
 mkdir -p "$out"
 start=$(date +%s)
 
 step() { printf '\n== %s\n$ copyforge %s\n' "$1" "${*:2}"; "$bin" "${@:2}"; }
 
-step "1/5 synthetic Amazon/Yelp sample corpus" sample-data --out "$out/data" --overwrite
-step "2/5 learn a 1024-token BPE vocabulary from it" \
-  train-tokenizer --input "$out/data/reviews.txt" --vocab-size 1024 --out "$out/tokenizer" --overwrite
+step "1/6 synthetic corpus in the Amazon 2018/2023, Yelp and CSV formats (with planted PII, duplicates, bad lines)" \
+  sample-data --out "$out/data" --records 3000 --overwrite
+step "2/6 clean, scrub, deduplicate, template and tokenize it into shards (configs/data/sample.yaml)" \
+  prepare --config configs/data/sample.yaml --overwrite
+step "3/6 learn a 2048-token BPE vocabulary from the review text" \
+  train-tokenizer --input "$out/data/reviews.txt" --vocab-size 2048 --out "$out/tokenizer" --overwrite
 head -c 2000 "$out/data/reviews.txt" > "$out/excerpt.txt"
 ours=$("$bin" tokenize --tokenizer "$out/tokenizer" --input "$out/excerpt.txt" | tr ',' '\n' | wc -l)
 gpt2=$("$bin" tokenize --tokenizer "$gpt2_tok" --input "$out/excerpt.txt" | tr ',' '\n' | wc -l)
 echo "   2,000 bytes of reviews: $ours tokens with the learned vocabulary, $gpt2 with GPT-2's"
-step "3/5 initialise GPT-2 'small' (configs/model/small.yaml) with the GPT-2 tokenizer" \
+step "4/6 initialise GPT-2 'small' (configs/model/small.yaml) with the GPT-2 tokenizer" \
   init-model --model-config configs/model/small.yaml --tokenizer "$gpt2_tok" --seed 1 --out "$out/checkpoint-init" --overwrite
-step "4/5 evaluate it on the corpus (an untrained model scores about ln(50257) = 10.8)" \
+step "5/6 evaluate it on the reviews (an untrained model scores about ln(50257) = 10.8)" \
   eval --checkpoint "$out/checkpoint-init" --text-file "$out/data/reviews.txt" --max-tokens 8192
-step "5/5 sample from it (untrained weights: expect noise)" \
+step "6/6 sample from it (untrained weights: expect noise until the model is trained)" \
   generate --checkpoint "$out/checkpoint-init" --prompt $'Love it!\n' --max-new-tokens 24 --temperature 0.8 --top-k 40 --seed 7
 
 printf '\n== demo finished in %ss; outputs under %s\n' "$(( $(date +%s) - start ))" "$out"

@@ -17,7 +17,8 @@ std::string Bin() { return Env("COPYFORGE_BIN"); }
 std::string Gpt2Tok() { return Env("COPYFORGE_GPT2_TOKENIZER"); }
 
 TEST(Cli, EverySubcommandHasHelp) {
-  for (const char* cmd : {"", "tokenize", "train-tokenizer", "init-model", "eval", "generate"}) {
+  for (const char* cmd : {"", "tokenize", "train-tokenizer", "init-model", "eval", "generate",
+                          "sample-data", "prepare"}) {
     auto r = RunCommand(Bin() + " " + cmd + " --help");
     EXPECT_EQ(r.exit_code, 0) << cmd << r.err;
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << cmd;
@@ -113,6 +114,41 @@ TEST(Cli, InitEvalGenerate) {
                             tmp.File("eval.txt"));
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.err.find("nope"), std::string::npos) << missing.err;
+}
+
+TEST(Cli, SampleDataThenPrepareWithTheShippedConfig) {
+  testing::TempDir tmp;
+  auto gen = RunCommand(Bin() + " sample-data --records 400 --seed 3 --out " +
+                        tmp.File("build/demo/data"));
+  ASSERT_EQ(gen.exit_code, 0) << gen.err;
+  EXPECT_NE(gen.out.find("planted"), std::string::npos);
+  // configs/data/sample.yaml names paths under build/demo relative to the working directory.
+  const std::string config = Env("COPYFORGE_SOURCE_DIR") + "/configs/data/sample.yaml";
+  const std::string cache = std::filesystem::path(Gpt2Tok()).parent_path().string();
+  auto prep = RunCommand("cd " + tmp.path() + " && COPYFORGE_CACHE=" + cache + " " + Bin() +
+                         " prepare --config " + config + " --threads 2");
+  ASSERT_EQ(prep.exit_code, 0) << prep.err;
+  for (const char* row : {"records read", "dropped: malformed", "dropped: near-duplicate",
+                          "tokens written", "shards"}) {
+    EXPECT_NE(prep.out.find(row), std::string::npos) << row << "\n" << prep.out;
+  }
+  EXPECT_NE(prep.err.find("prepare:"), std::string::npos);  // progress line
+  EXPECT_TRUE(std::filesystem::exists(tmp.File("build/demo/shards/manifest.json")));
+  EXPECT_TRUE(std::filesystem::exists(tmp.File("build/demo/shards/finetune/train_00000.mask")));
+
+  // The minimal call: inputs, tokenizer and output only, formats detected.
+  auto minimal =
+      RunCommand(Bin() + " prepare --quiet --input '" + tmp.File("build/demo/data/yelp/*") +
+                 "' --tokenizer " + Gpt2Tok() + " --out " + tmp.File("yelp-shards"));
+  ASSERT_EQ(minimal.exit_code, 0) << minimal.err;
+
+  // Bad input names the problem and writes nothing.
+  testing::WriteTestFile(tmp.File("bad.yaml"),
+                         "inputs: [x.json]\ntokenizer: t\nout: o\nshard_size: 5\n");
+  auto bad = RunCommand(Bin() + " prepare --config " + tmp.File("bad.yaml"));
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("bad.yaml:4"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("shard_size"), std::string::npos) << bad.err;
 }
 
 }  // namespace

@@ -9,7 +9,7 @@
 
 namespace copyforge {
 namespace {
-constexpr size_t kMaxBucket = 8;
+constexpr size_t kMaxBucket = 4;
 }  // namespace
 
 uint64_t StableHash(std::string_view bytes, uint64_t seed) {
