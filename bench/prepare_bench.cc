@@ -18,7 +18,8 @@ int64_t UncompressedBytes(const std::string& dir) {
   // are measured by their size on disk.
   int64_t total = 0;
   for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
-    if (e.is_regular_file() && e.path().filename() != "reviews.txt") total += static_cast<int64_t>(e.file_size());
+    if (e.is_regular_file() && e.path().filename() != "reviews.txt")
+      total += static_cast<int64_t>(e.file_size());
   }
   return total;
 }
@@ -54,15 +55,20 @@ int main(int argc, char** argv) {
   (*tok)->EncodeAppend(text, copyforge::EncodeOptions{false}, &ids, &cache);
   const double tok_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  std::printf("prepare_bench: %lld reviews, %.1f MB on disk (Amazon 2018 gzipped), %.1f MB of review text\n",
-              static_cast<long long>(planted.reviews), disk_bytes / 1e6, text.size() / 1e6);
-  std::printf("  %-34s %8.1f MB/s of text\n", "tokenizer alone, 1 thread", text.size() / 1e6 / tok_s);
+  std::printf(
+      "prepare_bench: %lld reviews, %.1f MB on disk (Amazon 2018 gzipped), %.1f MB of review "
+      "text\n",
+      static_cast<long long>(planted.reviews), disk_bytes / 1e6, text.size() / 1e6);
+  std::printf("  %-34s %8.1f MB/s of text\n", "tokenizer alone, 1 thread",
+              text.size() / 1e6 / tok_s);
   double one = 0;
   for (int threads : {1, 2}) {
     copyforge::PrepareOptions o;
     const std::string d = work + "/data";
-    o.inputs = {{d + "/amazon2018/*.gz", copyforge::Format::kAuto}, {d + "/amazon2023/*", copyforge::Format::kAuto},
-                {d + "/yelp/*", copyforge::Format::kAuto}, {d + "/csv/reviews.csv", copyforge::Format::kCsv}};
+    o.inputs = {{d + "/amazon2018/*.gz", copyforge::Format::kAuto},
+                {d + "/amazon2023/*", copyforge::Format::kAuto},
+                {d + "/yelp/*", copyforge::Format::kAuto},
+                {d + "/csv/reviews.csv", copyforge::Format::kCsv}};
     o.csv = {"text", "title", "product_id", "rating"};
     o.tokenizer = tokenizer_dir;
     o.out = work + "/out";
@@ -80,9 +86,12 @@ int main(int argc, char** argv) {
       if (!s.ok() || r->seconds < s->seconds) s = r;
     }
     if (threads == 1) one = s->seconds;
-    std::printf("  prepare, %d thread%s %19.1f MB/s of text (%.1f MB/s on disk), %4.1fs, %2.0f%% of thread time tokenizing\n",
-                threads, threads == 1 ? ": " : "s:", text.size() / 1e6 / s->seconds, s->input_bytes / 1e6 / s->seconds,
-                s->seconds, 100.0 * s->tokenize_seconds / (s->seconds * threads));
+    std::printf(
+        "  prepare, %d thread%s %19.1f MB/s of text (%.1f MB/s on disk), %4.1fs, %2.0f%% of thread "
+        "time tokenizing\n",
+        threads, threads == 1 ? ": " : "s:", text.size() / 1e6 / s->seconds,
+        s->input_bytes / 1e6 / s->seconds, s->seconds,
+        100.0 * s->tokenize_seconds / (s->seconds * threads));
     if (threads == 2) {
       std::printf("  %-34s %8.2fx\n", "speed-up 2 threads / 1 thread", one / s->seconds);
       std::printf("  %-34s %8.2fx\n", "prepare (2 threads) / tokenizer", tok_s / s->seconds);

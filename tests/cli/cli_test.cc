@@ -151,5 +151,32 @@ TEST(Cli, SampleDataThenPrepareWithTheShippedConfig) {
   EXPECT_NE(bad.err.find("shard_size"), std::string::npos) << bad.err;
 }
 
+// Kills prepare with SIGKILL part-way: the output directory is either absent or complete, never a
+// manifest naming a missing or partial shard.
+TEST(Cli, KilledPrepareLeavesNoNamedPartialShard) {
+  testing::TempDir tmp;
+  ASSERT_EQ(RunCommand(Bin() + " sample-data --records 20000 --out " + tmp.File("data")).exit_code,
+            0);
+  const std::string out = tmp.File("shards");
+  for (const char* delay : {"0.3", "0.8"}) {
+    RunCommand("(" + Bin() + " prepare --quiet --overwrite --input '" + tmp.File("data/*/*") +
+               "' --csv-id product_id --tokenizer " + Gpt2Tok() + " --out " + out +
+               " & pid=$!; sleep " + delay + "; kill -9 $pid; wait $pid)");
+    if (!std::filesystem::exists(out)) continue;
+    auto manifest = ReadFile(out + "/manifest.json");
+    ASSERT_TRUE(manifest.ok()) << "output directory without a manifest";
+    auto m = nlohmann::json::parse(*manifest);
+    for (const auto& [dataset, splits] : m["datasets"].items()) {
+      for (const auto& [split, info] : splits.items()) {
+        for (const auto& shard : info["shards"]) {
+          auto bytes = ReadFile(out + "/" + shard["file"].get<std::string>());
+          ASSERT_TRUE(bytes.ok()) << shard["file"];
+          EXPECT_EQ(Sha256Hex(*bytes), shard["sha256"]);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace copyforge

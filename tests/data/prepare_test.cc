@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "nlohmann/json.hpp"
 #include "tests/test_util.h"
@@ -143,6 +144,58 @@ TEST_F(PrepareTest, NoPersonalDataReachesTheShards) {
   EXPECT_NE(text.find(" - [name]"), std::string::npos);
   EXPECT_EQ(text.find("&amp;"), std::string::npos);
   EXPECT_EQ(text.find("<br"), std::string::npos);
+}
+
+// Pairs carry "Product: <title>" in their prompt: no product may appear in both splits.
+TEST_F(PrepareTest, SplitIsByProductWithoutLeakage) {
+  PrepareOptions o = Options("out", 2);
+  o.validation_ratio = 0.25;
+  ASSERT_TRUE(RunPrepare(o).ok());
+  auto tok = Tokenizer::Load(testing::Env("COPYFORGE_GPT2_TOKENIZER"));
+  auto products = [&](const std::string& split) {
+    std::set<std::string> names;
+    for (const auto& e : fs::directory_iterator(tmp_.File("out/finetune"))) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind(split, 0) != 0 || e.path().extension() != ".bin") continue;
+      const std::string bytes = *ReadFile(e.path().string());
+      std::vector<int32_t> ids;
+      for (size_t i = 0; i + 1 < bytes.size(); i += 2) {
+        ids.push_back(static_cast<uint8_t>(bytes[i]) | (static_cast<uint8_t>(bytes[i + 1]) << 8));
+      }
+      const std::string text = *(*tok)->Decode(ids);
+      for (size_t p = text.find("Product: "); p != std::string::npos;
+           p = text.find("Product: ", p + 1)) {
+        names.insert(text.substr(p, text.find('\n', p) - p));
+      }
+    }
+    return names;
+  };
+  std::set<std::string> train = products("train"), val = products("val");
+  EXPECT_GT(train.size(), 10u);
+  EXPECT_GT(val.size(), 0u);
+  for (const std::string& v : val) EXPECT_EQ(train.count(v), 0u) << v;
+}
+
+TEST_F(PrepareTest, FiltersDropAndCountByReason) {
+  testing::WriteTestFile(
+      tmp_.File("f.csv"),
+      "text,title\n"
+      "\"This kettle boils water fast and the handle stays cool, which I like a lot.\",Good\n"
+      "\"Dieser Wasserkocher kocht schnell und der Griff bleibt kalt, sehr gut gemacht.\",Gut\n"
+      "Too short.,x\n"
+      "\"   <br />  \",empty\n");
+  PrepareOptions o = Options("f", 1);
+  o.inputs = {{tmp_.File("f.csv"), Format::kAuto}};
+  o.csv = {"text", "title", "", ""};
+  o.language = "en";
+  o.finetune = false;
+  auto s = RunPrepare(o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->records, 4);
+  EXPECT_EQ(s->kept, 1);
+  EXPECT_EQ(s->filtered, 1);
+  EXPECT_EQ(s->too_short, 1);
+  EXPECT_EQ(s->empty, 1);
 }
 
 TEST_F(PrepareTest, FailedRunLeavesNothingNamed) {
