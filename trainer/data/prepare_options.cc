@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
+#include "trainer/common/yaml_util.h"
 
 namespace copyforge {
 namespace {
@@ -30,14 +31,9 @@ std::string ExpandEnv(const std::string& s) {
 }  // namespace
 
 absl::StatusOr<PrepareOptions> PrepareOptions::FromYamlFile(const std::string& path) {
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    return absl::NotFoundError(absl::StrCat("cannot open data config ", path));
-  } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ":", e.mark.line + 1, ": ", e.msg));
-  }
+  auto loaded = LoadYamlFile(path, "data config");
+  if (!loaded.ok()) return loaded.status();
+  YAML::Node root = *loaded;
   if (!root.IsMap()) return absl::InvalidArgumentError(absl::StrCat(path, ": expected a mapping"));
   PrepareOptions o;
   std::string key;

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "trainer/common/yaml_util.h"
 
 namespace copyforge {
 
@@ -100,12 +101,9 @@ absl::StatusOr<TemplateSet> TemplateSet::Default() {
 }
 
 absl::StatusOr<TemplateSet> TemplateSet::Parse(const std::string& yaml, const std::string& path) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml);
-  } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ":", e.mark.line + 1, ": ", e.msg));
-  }
+  auto parsed = ParseYaml(yaml, path);
+  if (!parsed.ok()) return parsed.status();
+  YAML::Node root = *parsed;
   TemplateSet set;
   set.path_ = path;
   set.yaml_ = yaml;

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "trainer/common/yaml_util.h"
 
 namespace copyforge {
 namespace {
@@ -168,14 +169,9 @@ std::string Gpt2Config::ToHfJson() const {
 }
 
 absl::StatusOr<Gpt2Config> Gpt2Config::FromYamlFile(const std::string& path) {
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    return absl::NotFoundError(absl::StrCat("cannot open model config ", path));
-  } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ":", e.mark.line + 1, ": ", e.msg));
-  }
+  auto loaded = LoadYamlFile(path, "model config");
+  if (!loaded.ok()) return loaded.status();
+  YAML::Node root = *loaded;
   if (root["model"]) root = root["model"];
   if (!root.IsMap())
     return absl::InvalidArgumentError(absl::StrCat(path, ": expected a mapping of model keys"));
