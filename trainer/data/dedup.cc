@@ -61,25 +61,46 @@ std::vector<uint32_t> MinHasher::Signature(std::string_view normalized) const {
   return sig;
 }
 
-DedupIndex::Verdict DedupIndex::Check(uint64_t exact_hash, const std::vector<uint32_t>& signature,
-                                      bool near) {
-  if (!exact_.insert(exact_hash).second) return Verdict::kExactDuplicate;
-  if (!near || signature.empty()) return Verdict::kUnique;
+std::vector<uint64_t> MinHasher::BandKeys(const std::vector<uint32_t>& signature) const {
+  std::vector<uint64_t> keys;
+  if (signature.empty()) return keys;
   const int rows = options_.num_perm / options_.bands;
-  if (bands_.empty()) bands_.resize(options_.bands);
-  std::vector<uint64_t> keys(options_.bands);
   for (int b = 0; b < options_.bands; ++b) {
-    keys[b] =
+    keys.push_back(
         StableHash(std::string_view(reinterpret_cast<const char*>(signature.data() + b * rows),
                                     rows * sizeof(uint32_t)),
-                   b);
+                   static_cast<uint64_t>(b)));
+  }
+  return keys;
+}
+
+DedupIndex::Verdict DedupIndex::Check(uint64_t exact_hash, const std::vector<uint32_t>& signature,
+                                      bool near, const std::vector<uint64_t>* band_keys) {
+  if (!exact_.insert(exact_hash).second) return Verdict::kExactDuplicate;
+  if (!near || signature.empty()) return Verdict::kUnique;
+  if (bands_.empty()) bands_.resize(options_.bands);
+  std::vector<uint64_t> computed;
+  if (band_keys == nullptr) {
+    computed = MinHasher(options_).BandKeys(signature);
+    band_keys = &computed;
+  }
+  const std::vector<uint64_t>& keys = *band_keys;
+  const int needed = static_cast<int>(std::ceil(options_.threshold * options_.num_perm - 1e-9));
+  ++stamp_;
+  for (int b = 0; b < options_.bands; ++b) {
     auto it = bands_[b].find(keys[b]);
     if (it == bands_[b].end()) continue;
     for (int32_t other : it->second) {
+      if (compared_[other] == stamp_) continue;  // already compared through another band
+      compared_[other] = stamp_;
       const std::vector<uint32_t>& o = kept_[other];
+      // Stop as soon as the remaining positions cannot reach the threshold.
       int same = 0;
-      for (int p = 0; p < options_.num_perm; ++p) same += o[p] == signature[p];
-      if (static_cast<double>(same) / options_.num_perm >= options_.threshold) {
+      for (int p = 0, left = options_.num_perm; p < options_.num_perm && same + left >= needed;
+           ++p, --left) {
+        same += o[p] == signature[p];
+      }
+      if (same >= needed) {
         exact_.erase(exact_hash);  // only kept texts are remembered
         return Verdict::kNearDuplicate;
       }
@@ -91,7 +112,7 @@ DedupIndex::Verdict DedupIndex::Check(uint64_t exact_hash, const std::vector<uin
   for (int b = 0; b < options_.bands; ++b) {
     // A bucket that already holds kMaxBucket texts is a cluster of similar ones; comparing new
     // texts with its first members is enough, and keeps the check O(1) on repetitive corpora.
-    std::vector<int32_t>& bucket = bands_[b][keys[b]];
+    auto& bucket = bands_[b][keys[b]];
     if (bucket.size() < kMaxBucket) bucket.push_back(id);
   }
   return Verdict::kUnique;

@@ -9,6 +9,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 
 namespace copyforge {
@@ -31,6 +32,8 @@ class MinHasher {
   explicit MinHasher(const MinHashOptions& options);
   // Signature of normalised text (see NormalizeForDedup); empty text gives an empty signature.
   std::vector<uint32_t> Signature(std::string_view normalized) const;
+  // The LSH bucket key of each band of a signature (thread-safe, so workers can compute them).
+  std::vector<uint64_t> BandKeys(const std::vector<uint32_t>& signature) const;
   const MinHashOptions& options() const { return options_; }
 
  private:
@@ -45,8 +48,9 @@ class DedupIndex {
   explicit DedupIndex(const MinHashOptions& options) : options_(options) {}
   enum class Verdict { kUnique, kExactDuplicate, kNearDuplicate };
   // Checks and, when unique, records the text. `near` enables the MinHash check; `signature` may
-  // be empty when it is off.
-  Verdict Check(uint64_t exact_hash, const std::vector<uint32_t>& signature, bool near);
+  // be empty when it is off. `band_keys` (from BandKeys) may be passed precomputed.
+  Verdict Check(uint64_t exact_hash, const std::vector<uint32_t>& signature, bool near,
+                const std::vector<uint64_t>* band_keys = nullptr);
 
  private:
   MinHashOptions options_;
@@ -54,7 +58,8 @@ class DedupIndex {
   std::vector<std::vector<uint32_t>> kept_;  // signatures by kept index
   std::vector<uint32_t> compared_;           // per kept index: the check that last compared it
   uint32_t stamp_ = 0;
-  std::vector<absl::flat_hash_map<uint64_t, std::vector<int32_t>>> bands_;
+  // Per band: bucket key -> the first few kept texts in it (held inline, no allocation).
+  std::vector<absl::flat_hash_map<uint64_t, absl::InlinedVector<int32_t, 4>>> bands_;
 };
 
 }  // namespace copyforge

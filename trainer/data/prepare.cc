@@ -383,7 +383,7 @@ class Pipeline {
         // With exact dedup off, every text gets its own key so only the MinHash check applies.
         const uint64_t key =
             options_.exact_dedup ? r.exact_hash : StableHash(absl::StrCat(stats_.records));
-        switch (dedup_.Check(key, r.signature, options_.near_dedup)) {
+        switch (dedup_.Check(key, r.signature, options_.near_dedup, &r.band_keys)) {
           case DedupIndex::Verdict::kExactDuplicate:
             ++stats_.duplicate;
             continue;

@@ -83,7 +83,10 @@ void RecordProcessor::Fingerprint(const std::string& text, const std::string& gr
   const std::string norm = NormalizeForDedup(text);
   out->has_text = true;
   out->exact_hash = StableHash(norm);
-  if (options_.near_dedup) out->signature = minhash_.Signature(norm);
+  if (options_.near_dedup) {
+    out->signature = minhash_.Signature(norm);
+    out->band_keys = minhash_.BandKeys(out->signature);
+  }
   // The split follows the product/business, so no product is seen in both splits.
   const uint64_t h = StableHash(group.empty() ? norm : group, options_.split_seed);
   out->validation = static_cast<double>(h % 1000000) / 1e6 < options_.validation_ratio;

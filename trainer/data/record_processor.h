@@ -35,6 +35,7 @@ struct ProcessedRecord {
   bool has_text = false;             // takes part in dedup and may produce text
   uint64_t exact_hash = 0;
   std::vector<uint32_t> signature;
+  std::vector<uint64_t> band_keys;
   bool validation = false;
   std::vector<int32_t> document;   // pretraining document, ends with <|endoftext|>; may be empty
   std::vector<int32_t> pair;       // prompt + target + <|endoftext|>; may be empty

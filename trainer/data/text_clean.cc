@@ -91,7 +91,7 @@ std::string CleanText(std::string_view text) {
   const char* end = p + decoded.size();
   while (p < end) {
     char32_t cp;
-    const size_t len = DecodeUtf8(p, end, &cp);
+    const size_t len = DecodeUtf8Fast(p, end, &cp);
     const char* start = p;
     p += len;
     if (cp == kInvalidCodepoint) continue;
@@ -101,7 +101,7 @@ std::string CleanText(std::string_view text) {
       continue;
     }
     if (cp == '\r') continue;
-    if (cp == '\t' || Classify(cp) == CharClass::kSpace) {
+    if (cp == '\t' || ClassifyFast(cp) == CharClass::kSpace) {
       space = true;
       continue;
     }
@@ -130,8 +130,8 @@ std::string NormalizeForDedup(std::string_view text) {
   while (p < end) {
     char32_t cp;
     const char* start = p;
-    p += DecodeUtf8(p, end, &cp);
-    CharClass c = Classify(cp);
+    p += DecodeUtf8Fast(p, end, &cp);
+    CharClass c = ClassifyFast(cp);
     if (c == CharClass::kLetter || c == CharClass::kNumber) {
       if (gap && !out.empty()) out.push_back(' ');
       gap = false;
@@ -154,8 +154,8 @@ int CountWords(std::string_view text) {
   const char* end = p + text.size();
   while (p < end) {
     char32_t cp;
-    p += DecodeUtf8(p, end, &cp);
-    CharClass c = Classify(cp);
+    p += DecodeUtf8Fast(p, end, &cp);
+    CharClass c = ClassifyFast(cp);
     const bool word_char = c == CharClass::kLetter || c == CharClass::kNumber || cp == '\'';
     if (word_char && !in_word) ++words;
     in_word = word_char;

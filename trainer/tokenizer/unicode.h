@@ -27,6 +27,26 @@ void AppendUtf8(char32_t cp, std::string* out);
 // 256-code-point block are built on first use.
 CharClass Classify(char32_t cp);
 
+// Classify with the ASCII cases inline (the common case in hot loops).
+inline CharClass ClassifyFast(char32_t cp) {
+  if (cp < 0x80) {
+    if ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') return CharClass::kLetter;
+    if (cp >= '0' && cp <= '9') return CharClass::kNumber;
+    if (cp == ' ' || (cp >= 0x09 && cp <= 0x0D)) return CharClass::kSpace;
+    return CharClass::kOther;
+  }
+  return Classify(cp);
+}
+
+// DecodeUtf8 with the one-byte case inline.
+inline size_t DecodeUtf8Fast(const char* p, const char* end, char32_t* cp) {
+  if (static_cast<unsigned char>(*p) < 0x80) {
+    *cp = static_cast<unsigned char>(*p);
+    return 1;
+  }
+  return DecodeUtf8(p, end, cp);
+}
+
 }  // namespace copyforge
 
 #endif  // COPYFORGE_TRAINER_TOKENIZER_UNICODE_H_
