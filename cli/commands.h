@@ -18,6 +18,7 @@ void RegisterEval(CLI::App& app, CommandFn* run);
 void RegisterGenerate(CLI::App& app, CommandFn* run);
 void RegisterSampleData(CLI::App& app, CommandFn* run);
 void RegisterPrepare(CLI::App& app, CommandFn* run);
+void RegisterTrain(CLI::App& app, CommandFn* run);
 
 }  // namespace copyforge
 

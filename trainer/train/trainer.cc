@@ -1,0 +1,364 @@
+#include "trainer/train/trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "trainer/checkpoint/checkpoint.h"
+#include "trainer/common/file_util.h"
+#include "trainer/common/status_macros.h"
+#include "trainer/model/gpt2.h"
+#include "trainer/tokenizer/tokenizer.h"
+#include "trainer/train/autocast.h"
+#include "trainer/train/schedule.h"
+#include "trainer/train/shard_dataset.h"
+
+namespace copyforge {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr char kStateFile[] = "training_state.pt";
+constexpr char kStateJson[] = "training_state.json";
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Peak matmul throughput of this process (threads, dtype), for MFU. Uses its own generator so
+// that the global random state (dropout) is untouched.
+double MeasurePeakFlops(torch::Dtype dtype) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = 1024;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
+  auto a = torch::randn({n, n}, gen).to(dtype), b = torch::randn({n, n}, gen).to(dtype);
+  torch::matmul(a, b);  // warm-up
+  int iters = 0;
+  const double start = Now();
+  while (Now() - start < 0.3 || iters < 3) {
+    torch::matmul(a, b);
+    ++iters;
+  }
+  return 2.0 * n * n * n * iters / (Now() - start);
+}
+
+std::string FormatDuration(double s) {
+  if (s < 120) return absl::StrFormat("%.0fs", s);
+  if (s < 7200) return absl::StrFormat("%.1fm", s / 60);
+  return absl::StrFormat("%.1fh", s / 3600);
+}
+
+}  // namespace
+
+struct Trainer::Impl {
+  TrainConfig config;
+  Gpt2 model{nullptr};
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<ShardDataset> train, val;
+  std::unique_ptr<BatchSampler> sampler;
+  std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::vector<torch::Tensor> params;
+  int64_t step = 0;
+  double peak_flops = 0;
+  std::vector<int64_t> inputs, targets;
+
+  // One batch drawn from a sampler as [batch, seq] tensors, and how many targets count.
+  struct Batch {
+    torch::Tensor x, y;
+    int64_t counted = 0;
+  };
+  Batch Draw(BatchSampler& s) {
+    s.Next(&inputs, &targets);
+    const int64_t b = config.batch_size, t = config.seq_len;
+    Batch batch;
+    batch.x = torch::from_blob(inputs.data(), {b, t}, torch::kLong).clone();
+    batch.y = torch::from_blob(targets.data(), {b, t}, torch::kLong).clone();
+    batch.counted = (batch.y != kIgnoreTarget).sum().item<int64_t>();
+    return batch;
+  }
+
+  // Summed cross-entropy over the batch's counted targets.
+  torch::Tensor SummedLoss(const Batch& batch) {
+    CpuBf16Autocast autocast(config.precision == "bf16");
+    torch::Tensor logits = model->forward(batch.x);
+    namespace F = torch::nn::functional;
+    return F::cross_entropy(logits.reshape({-1, logits.size(-1)}).to(torch::kFloat), batch.y.reshape({-1}),
+                            F::CrossEntropyFuncOptions().ignore_index(kIgnoreTarget).reduction(torch::kSum));
+  }
+
+  absl::Status WriteTrainingState(const std::string& dir) {
+    torch::serialize::OutputArchive archive;
+    optimizer->save(archive);
+    archive.write("cpu_rng_state", at::detail::getDefaultCPUGenerator().get_state());
+    std::ostringstream bytes;
+    archive.save_to(bytes);
+    CF_RETURN_IF_ERROR(WriteFileSynced(dir + "/" + kStateFile, bytes.str()));
+    const BatchSampler::Cursor c = sampler->cursor();
+    nlohmann::ordered_json j = {{"format", "copyforge-train-state/1"}, {"step", step}, {"epoch", c.epoch},
+                                {"position", c.position}, {"config", config.ToJson()}};
+    return WriteFileSynced(dir + "/" + kStateJson, j.dump(2) + "\n");
+  }
+
+  absl::Status ReadTrainingState(const std::string& dir) {
+    const std::string json_path = dir + "/" + kStateJson;
+    CF_ASSIGN_OR_RETURN(std::string text, ReadFile(json_path));
+    nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+    if (j.is_discarded() || j.value("format", "") != "copyforge-train-state/1") {
+      return absl::InvalidArgumentError(absl::StrCat(json_path, ": not a copyforge training state"));
+    }
+    try {
+      torch::serialize::InputArchive archive;
+      archive.load_from(dir + "/" + kStateFile);
+      optimizer->load(archive);
+      torch::Tensor rng;
+      archive.read("cpu_rng_state", rng);
+      at::Generator gen = at::detail::getDefaultCPUGenerator();
+      gen.set_state(rng);
+    } catch (const c10::Error& e) {
+      return absl::DataLossError(absl::StrCat(dir, "/", kStateFile, ": ", e.what_without_backtrace()));
+    }
+    step = j.value("step", int64_t{0});
+    sampler->set_cursor({j.value("epoch", int64_t{0}), j.value("position", int64_t{0})});
+    return absl::OkStatus();
+  }
+};
+
+Trainer::Trainer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Trainer::~Trainer() = default;
+int64_t Trainer::step() const { return impl_->step; }
+
+absl::StatusOr<std::string> LatestCheckpoint(const std::string& run_dir) {
+  const fs::path dir = fs::path(run_dir) / "checkpoints";
+  std::vector<std::string> steps;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (e.is_directory() && name.rfind("step_", 0) == 0 && name.find(".tmp") == std::string::npos) {
+      steps.push_back(e.path().string());
+    }
+  }
+  if (steps.empty()) return absl::NotFoundError(absl::StrCat("no checkpoint under ", dir.string()));
+  std::sort(steps.begin(), steps.end());
+  return steps.back();
+}
+
+absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& config) {
+  CF_RETURN_IF_ERROR(config.Validate());
+  auto impl = std::make_unique<Impl>();
+  impl->config = config;
+  const int threads = config.threads > 0 ? config.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(threads);
+  torch::manual_seed(config.seed);
+
+  CF_ASSIGN_OR_RETURN(impl->train, ShardDataset::Open(config.data, config.objective, "train", config.verify_data));
+  auto val = ShardDataset::Open(config.data, config.objective, "val", config.verify_data);
+  if (val.ok()) impl->val = *std::move(val);
+  CF_ASSIGN_OR_RETURN(impl->tokenizer, Tokenizer::Load(config.data + "/tokenizer"));
+  if (impl->tokenizer->vocab_size() != impl->train->vocab_size()) {
+    return absl::InvalidArgumentError(absl::StrCat(config.data, "/tokenizer has ", impl->tokenizer->vocab_size(),
+                                                   " tokens but the manifest says the shards use ",
+                                                   impl->train->vocab_size()));
+  }
+  if (!config.init_from.empty()) {
+    LoadOptions options;
+    options.load_tokenizer = false;
+    CF_ASSIGN_OR_RETURN(LoadedCheckpoint ckpt, LoadCheckpoint(config.init_from, options));
+    impl->model = ckpt.model;
+  } else {
+    CF_ASSIGN_OR_RETURN(Gpt2Config mc, Gpt2Config::FromYamlFile(config.model));
+    impl->model = Gpt2(mc);
+    impl->model->InitWeights(config.init_seed);
+  }
+  const Gpt2Config& mc = impl->model->config();
+  if (mc.vocab_size < impl->tokenizer->vocab_size()) {
+    return absl::InvalidArgumentError(absl::StrCat("the model's vocab_size ", mc.vocab_size, " is smaller than the ",
+                                                   impl->tokenizer->vocab_size(), " tokens of ", config.data));
+  }
+  if (config.seq_len > mc.n_positions) {
+    return absl::InvalidArgumentError(absl::StrCat("seq_len ", config.seq_len, " exceeds the model's n_positions ", mc.n_positions));
+  }
+  // Decoupled weight decay on matrices (embeddings and Conv1D weights) only.
+  std::vector<torch::Tensor> decay, no_decay;
+  for (auto& [name, p] : impl->model->NamedTensors()) (p.dim() >= 2 ? decay : no_decay).push_back(p);
+  auto options = [&](double wd) {
+    return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(config.lr)
+                                                            .betas({config.beta1, config.beta2})
+                                                            .eps(config.eps)
+                                                            .weight_decay(wd));
+  };
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, options(config.weight_decay));
+  groups.emplace_back(no_decay, options(0.0));
+  impl->optimizer = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(config.lr));
+  impl->params = impl->model->parameters();
+  impl->sampler = std::make_unique<BatchSampler>(*impl->train, config.seq_len, config.batch_size, config.seed, 0, 1, true);
+
+  if (!config.resume.empty()) {
+    std::string dir = config.resume;
+    if (dir == "latest") {
+      CF_ASSIGN_OR_RETURN(dir, LatestCheckpoint(config.out));
+    }
+    LoadOptions options;
+    options.load_tokenizer = false;
+    CF_ASSIGN_OR_RETURN(LoadedCheckpoint ckpt, LoadCheckpoint(dir, options));
+    auto from = ckpt.model->NamedTensors();
+    auto to = impl->model->NamedTensors();
+    if (from.size() != to.size()) return absl::InvalidArgumentError(absl::StrCat(dir, ": a model of another shape"));
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < to.size(); ++i) {
+      if (from[i].second.sizes() != to[i].second.sizes()) {
+        return absl::InvalidArgumentError(absl::StrCat(dir, ": tensor ", from[i].first, " has another shape than the model"));
+      }
+      to[i].second.copy_(from[i].second);
+    }
+    CF_RETURN_IF_ERROR(impl->ReadTrainingState(dir));
+  }
+  impl->peak_flops = MeasurePeakFlops(config.precision == "bf16" ? torch::kBFloat16 : torch::kFloat);
+  return std::unique_ptr<Trainer>(new Trainer(std::move(impl)));
+}
+
+absl::StatusOr<StepStats> Trainer::Step() {
+  Impl& m = *impl_;
+  const double start = Now();
+  StepStats stats;
+  try {
+    m.model->train();
+    m.optimizer->zero_grad();
+    // The step's loss is the mean over every counted target of all its micro-batches: the data
+    // is drawn first so each micro-batch's backward can be scaled by the step's total count.
+    std::vector<Impl::Batch> batches;
+    int64_t counted = 0;
+    for (int64_t k = 0; k < m.config.grad_accum; ++k) {
+      batches.push_back(m.Draw(*m.sampler));
+      counted += batches.back().counted;
+    }
+    double loss_sum = 0;
+    for (const Impl::Batch& batch : batches) {
+      if (batch.counted == 0) continue;
+      torch::Tensor sum = m.SummedLoss(batch);
+      (sum / static_cast<double>(counted)).backward();
+      loss_sum += sum.item<double>();
+    }
+    stats.loss = counted > 0 ? loss_sum / static_cast<double>(counted) : 0.0;
+    stats.grad_norm = m.config.grad_clip > 0 ? torch::nn::utils::clip_grad_norm_(m.params, m.config.grad_clip)
+                                             : 0.0;
+    stats.lr = ScheduledLr(m.step, m.config.steps, m.config.warmup_steps, m.config.lr, m.config.min_lr);
+    for (auto& group : m.optimizer->param_groups()) {
+      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(stats.lr);
+    }
+    m.optimizer->step();
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("training step ", m.step + 1, " failed: ", e.what_without_backtrace()));
+  }
+  ++m.step;
+  stats.step = m.step;
+  stats.tokens = m.config.grad_accum * m.config.batch_size * m.config.seq_len;
+  stats.seconds = Now() - start;
+  return stats;
+}
+
+absl::StatusOr<double> Trainer::Evaluate() {
+  Impl& m = *impl_;
+  if (m.val == nullptr) return absl::NotFoundError(absl::StrCat(m.config.data, " has no validation split"));
+  torch::NoGradGuard no_grad;
+  m.model->eval();
+  BatchSampler sampler(*m.val, m.config.seq_len, m.config.batch_size, 0, 0, 1, /*shuffle=*/false);
+  double total = 0;
+  int64_t counted = 0;
+  const int64_t batches = std::min(m.config.eval_batches, std::max<int64_t>(1, sampler.samples_per_epoch() / m.config.batch_size));
+  try {
+    for (int64_t i = 0; i < batches; ++i) {
+      Impl::Batch batch = m.Draw(sampler);
+      if (batch.counted == 0) continue;
+      total += m.SummedLoss(batch).item<double>();
+      counted += batch.counted;
+    }
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("evaluation failed: ", e.what_without_backtrace()));
+  }
+  return counted > 0 ? total / static_cast<double>(counted) : 0.0;
+}
+
+absl::StatusOr<std::string> Trainer::SaveCheckpoint() {
+  Impl& m = *impl_;
+  const std::string dir = absl::StrFormat("%s/checkpoints/step_%07d", m.config.out, m.step);
+  SaveOptions options;
+  options.overwrite = true;
+  options.extra_files = [&](const std::string& staging) { return m.WriteTrainingState(staging); };
+  CF_RETURN_IF_ERROR(copyforge::SaveCheckpoint(dir, m.model, m.tokenizer.get(), options));
+  // Keep the newest `keep_checkpoints`.
+  std::vector<std::string> all;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(fs::path(m.config.out) / "checkpoints", ec)) {
+    const std::string name = e.path().filename().string();
+    if (e.is_directory() && name.rfind("step_", 0) == 0 && name.find(".tmp") == std::string::npos) {
+      all.push_back(e.path().string());
+    }
+  }
+  std::sort(all.begin(), all.end());
+  for (size_t i = 0; i + static_cast<size_t>(m.config.keep_checkpoints) < all.size(); ++i) fs::remove_all(all[i], ec);
+  return dir;
+}
+
+absl::Status Trainer::Run() {
+  Impl& m = *impl_;
+  std::error_code ec;
+  fs::create_directories(m.config.out, ec);
+  std::ofstream metrics(m.config.out + "/metrics.jsonl", std::ios::app);
+  if (!metrics) return absl::InternalError(absl::StrCat("cannot write ", m.config.out, "/metrics.jsonl"));
+  const Gpt2Config& mc = m.model->config();
+  const double flops_per_token = mc.TrainingFlopsPerToken(m.config.seq_len);
+  std::fprintf(stderr, "train: %.1fM parameters, %lld tokens in %s/%s, %lld steps of %lld tokens, %s, peak %.0f GFLOP/s\n",
+               mc.NumParameters() / 1e6, static_cast<long long>(m.train->num_tokens()), m.config.data.c_str(),
+               m.config.objective.c_str(), static_cast<long long>(m.config.steps),
+               static_cast<long long>(m.config.grad_accum * m.config.batch_size * m.config.seq_len),
+               m.config.precision.c_str(), m.peak_flops / 1e9);
+  const double start = Now();
+  const int64_t first_step = m.step;
+  int64_t tokens = 0;
+  double last_loss = 0, last_val = -1;
+  std::string last_checkpoint;
+  while (m.step < m.config.steps) {
+    CF_ASSIGN_OR_RETURN(StepStats s, Step());
+    tokens += s.tokens;
+    last_loss = s.loss;
+    const double elapsed = Now() - start;
+    const double tok_s = tokens / std::max(1e-9, elapsed);
+    const double mfu = tok_s * flops_per_token / m.peak_flops;
+    if (s.step % m.config.log_interval == 0 || s.step == m.config.steps) {
+      const double eta = (m.config.steps - s.step) * elapsed / static_cast<double>(s.step - first_step);
+      std::fprintf(stderr, "step %lld/%lld | loss %.4f | lr %.2e | grad %.2f | %.0f tok/s | MFU %.1f%% | ETA %s\n",
+                   static_cast<long long>(s.step), static_cast<long long>(m.config.steps), s.loss, s.lr, s.grad_norm,
+                   tok_s, 100 * mfu, FormatDuration(eta).c_str());
+      nlohmann::ordered_json j = {{"step", s.step}, {"loss", s.loss}, {"lr", s.lr}, {"grad_norm", s.grad_norm},
+                                  {"tokens_per_s", tok_s}, {"mfu", mfu}, {"elapsed_s", elapsed}};
+      metrics << j.dump() << "\n" << std::flush;
+    }
+    const bool last = s.step == m.config.steps;
+    if (m.val != nullptr && ((m.config.eval_interval > 0 && s.step % m.config.eval_interval == 0) || last)) {
+      CF_ASSIGN_OR_RETURN(last_val, Evaluate());
+      std::fprintf(stderr, "eval step %lld | val loss %.4f | val ppl %.2f\n", static_cast<long long>(s.step), last_val,
+                   std::exp(last_val));
+      metrics << nlohmann::ordered_json({{"step", s.step}, {"val_loss", last_val}, {"val_ppl", std::exp(last_val)}}).dump()
+              << "\n" << std::flush;
+    }
+    if ((m.config.checkpoint_interval > 0 && s.step % m.config.checkpoint_interval == 0) || last) {
+      CF_ASSIGN_OR_RETURN(last_checkpoint, SaveCheckpoint());
+    }
+  }
+  const double elapsed = Now() - start;
+  std::printf("train: finished %lld steps in %s\n", static_cast<long long>(m.step), FormatDuration(elapsed).c_str());
+  std::printf("  tokens            %lld (%.0f tok/s)\n", static_cast<long long>(tokens), tokens / std::max(1e-9, elapsed));
+  std::printf("  final train loss  %.4f\n", last_loss);
+  if (last_val >= 0) std::printf("  final val loss    %.4f (perplexity %.2f)\n", last_val, std::exp(last_val));
+  std::printf("  checkpoint        %s\n", last_checkpoint.c_str());
+  std::printf("  metrics           %s/metrics.jsonl\n", m.config.out.c_str());
+  return absl::OkStatus();
+}
+
+}  // namespace copyforge
