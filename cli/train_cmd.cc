@@ -29,10 +29,13 @@ absl::Status RunTrain(const TrainFlags& flags) {
 
 void RegisterTrain(CLI::App& app, CommandFn* run) {
   auto f = std::make_shared<TrainFlags>();
-  CLI::App* cmd = app.add_subcommand("train", "Pretrain or fine-tune a GPT-2 model on prepared token shards");
+  CLI::App* cmd =
+      app.add_subcommand("train", "Pretrain or fine-tune a GPT-2 model on prepared token shards");
   cmd->add_option("--config", f->config, "Train config YAML (configs/train/*.yaml)")->required();
-  cmd->add_option("--set", f->sets, "Override a config key, e.g. --set optimizer.lr=3e-4 (repeatable)");
-  cmd->add_option("--resume", f->resume, "Checkpoint directory to continue from, or 'latest' in the run directory");
+  cmd->add_option("--set", f->sets,
+                  "Override a config key, e.g. --set optimizer.lr=3e-4 (repeatable)");
+  cmd->add_option("--resume", f->resume,
+                  "Checkpoint directory to continue from, or 'latest' in the run directory");
   cmd->callback([run, f] { *run = [f] { return ReportStatus("train", RunTrain(*f)); }; });
 }
 

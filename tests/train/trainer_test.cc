@@ -28,7 +28,8 @@ class TrainerTest : public ::testing::Test {
     corpus.records = 400;
     ASSERT_TRUE(WriteSampleCorpus(dir_->File("data"), corpus, false, nullptr).ok());
     PrepareOptions p;
-    p.inputs = {{dir_->File("data/amazon2023/*"), Format::kAuto}, {dir_->File("data/yelp/*"), Format::kAuto}};
+    p.inputs = {{dir_->File("data/amazon2023/*"), Format::kAuto},
+                {dir_->File("data/yelp/*"), Format::kAuto}};
     p.tokenizer = testing::Env("COPYFORGE_GPT2_TOKENIZER");
     p.out = dir_->File("shards");
     p.validation_ratio = 0.2;
@@ -37,8 +38,9 @@ class TrainerTest : public ::testing::Test {
     auto st = RunPrepare(p);
     ASSERT_TRUE(st.ok()) << st.status();
     // Dropout on, so resuming must also restore the random state.
-    testing::WriteTestFile(dir_->File("model.yaml"),
-                           "n_layer: 2\nn_head: 2\nn_embd: 32\nn_positions: 64\nvocab_size: 50257\ndropout: 0.1\n");
+    testing::WriteTestFile(
+        dir_->File("model.yaml"),
+        "n_layer: 2\nn_head: 2\nn_embd: 32\nn_positions: 64\nvocab_size: 50257\ndropout: 0.1\n");
   }
   static void TearDownTestSuite() { delete dir_; }
 
@@ -93,7 +95,8 @@ TEST_F(TrainerTest, ResumeContinuesBitIdentically) {
   EXPECT_EQ((*second)->step(), 10);
   for (double l : Losses(**second, 10)) got.push_back(l);
   ASSERT_EQ(got.size(), want.size());
-  for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(got[i], want[i]) << "step " << i + 1;  // bit-identical
+  for (size_t i = 0; i < want.size(); ++i)
+    EXPECT_EQ(got[i], want[i]) << "step " << i + 1;  // bit-identical
   EXPECT_LT(want.back(), want.front());
 }
 
@@ -107,7 +110,8 @@ TEST_F(TrainerTest, RunWritesMetricsCheckpointsAndKeepsTheLastK) {
   ASSERT_TRUE(t.ok()) << t.status();
   ASSERT_TRUE((*t)->Run().ok());
   std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(c.out + "/checkpoints")) names.push_back(e.path().filename().string());
+  for (const auto& e : fs::directory_iterator(c.out + "/checkpoints"))
+    names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
   EXPECT_EQ(names, (std::vector<std::string>{"step_0000004", "step_0000006"}));
   EXPECT_TRUE(VerifyManifest(c.out + "/checkpoints/step_0000006").ok());
@@ -185,7 +189,8 @@ TEST_F(TrainerTest, BadInputIsNamedBeforeAnyStep) {
   missing.data = dir_->File("nowhere");
   auto t = Trainer::Create(missing);
   ASSERT_FALSE(t.ok());
-  EXPECT_NE(t.status().message().find("nowhere/manifest.json"), std::string_view::npos) << t.status();
+  EXPECT_NE(t.status().message().find("nowhere/manifest.json"), std::string_view::npos)
+      << t.status();
 
   TrainConfig long_seq = Config("x");
   long_seq.seq_len = 100;

@@ -13,7 +13,8 @@ inline double ScheduledLr(int64_t step, int64_t total, int64_t warmup, double lr
   if (step < warmup) return lr * static_cast<double>(step + 1) / static_cast<double>(warmup);
   const int64_t decay_steps = total - warmup;
   if (decay_steps <= 1) return lr;
-  const double progress = std::min(1.0, static_cast<double>(step - warmup) / static_cast<double>(decay_steps - 1));
+  const double progress =
+      std::min(1.0, static_cast<double>(step - warmup) / static_cast<double>(decay_steps - 1));
   return min_lr + 0.5 * (lr - min_lr) * (1.0 + std::cos(M_PI * progress));
 }
 

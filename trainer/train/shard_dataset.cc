@@ -33,7 +33,8 @@ namespace {
 
 absl::StatusOr<std::pair<const char*, size_t>> MapFile(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return absl::NotFoundError(absl::StrCat("shard ", path, " is missing: ", std::strerror(errno)));
+  if (fd < 0)
+    return absl::NotFoundError(absl::StrCat("shard ", path, " is missing: ", std::strerror(errno)));
   struct stat st {};
   ::fstat(fd, &st);
   const size_t size = static_cast<size_t>(st.st_size);
@@ -47,19 +48,23 @@ absl::StatusOr<std::pair<const char*, size_t>> MapFile(const std::string& path) 
 
 ShardDataset::~ShardDataset() = default;
 
-absl::StatusOr<std::unique_ptr<ShardDataset>> ShardDataset::Open(const std::string& dir, const std::string& dataset,
-                                                                 const std::string& split, bool verify) {
+absl::StatusOr<std::unique_ptr<ShardDataset>> ShardDataset::Open(const std::string& dir,
+                                                                 const std::string& dataset,
+                                                                 const std::string& split,
+                                                                 bool verify) {
   const std::string manifest_path = dir + "/manifest.json";
   CF_ASSIGN_OR_RETURN(std::string text, ReadFile(manifest_path));
   nlohmann::json m = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (m.is_discarded() || m.value("format", "") != "copyforge-shards/1") {
-    return absl::InvalidArgumentError(absl::StrCat(manifest_path, ": not a copyforge shard manifest"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(manifest_path, ": not a copyforge shard manifest"));
   }
   std::unique_ptr<ShardDataset> d(new ShardDataset());
   d->wide_ = m.value("dtype", "") == "uint32";
   d->eot_id_ = m.value("eot_id", 0);
   d->vocab_size_ = m.value("vocab_size", 0);
-  if (!m.contains("datasets") || !m["datasets"].contains(dataset) || !m["datasets"][dataset].contains(split)) {
+  if (!m.contains("datasets") || !m["datasets"].contains(dataset) ||
+      !m["datasets"][dataset].contains(split)) {
     return absl::NotFoundError(absl::StrCat(manifest_path, ": has no ", dataset, "/", split,
                                             " data (was it prepared with that objective?)"));
   }
@@ -71,10 +76,12 @@ absl::StatusOr<std::unique_ptr<ShardDataset>> ShardDataset::Open(const std::stri
     shard->token_bytes = mapped.second;
     shard->count = static_cast<int64_t>(mapped.second / (d->wide_ ? 4 : 2));
     if (shard->count != s.value("tokens", int64_t{-1})) {
-      return absl::DataLossError(absl::StrCat(file, ": holds ", shard->count, " tokens, the manifest says ",
+      return absl::DataLossError(absl::StrCat(file, ": holds ", shard->count,
+                                              " tokens, the manifest says ",
                                               s.value("tokens", int64_t{-1})));
     }
-    if (verify && Sha256Hex(std::string_view(shard->tokens, shard->token_bytes)) != s.value("sha256", "")) {
+    if (verify &&
+        Sha256Hex(std::string_view(shard->tokens, shard->token_bytes)) != s.value("sha256", "")) {
       return absl::DataLossError(absl::StrCat(file, ": SHA-256 differs from ", manifest_path));
     }
     if (s.contains("mask_file")) {
@@ -92,7 +99,8 @@ absl::StatusOr<std::unique_ptr<ShardDataset>> ShardDataset::Open(const std::stri
     d->shards_.push_back(std::move(shard));
   }
   if (d->total_tokens_ < 2) {
-    return absl::InvalidArgumentError(absl::StrCat(manifest_path, ": ", dataset, "/", split, " holds no training data"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(manifest_path, ": ", dataset, "/", split, " holds no training data"));
   }
   if (d->has_mask_) {
     d->doc_starts_.push_back(0);
@@ -105,7 +113,8 @@ absl::StatusOr<std::unique_ptr<ShardDataset>> ShardDataset::Open(const std::stri
 }
 
 int64_t ShardDataset::TokenAt(int64_t i) const {
-  const size_t s = static_cast<size_t>(std::upper_bound(starts_.begin(), starts_.end(), i) - starts_.begin() - 1);
+  const size_t s = static_cast<size_t>(std::upper_bound(starts_.begin(), starts_.end(), i) -
+                                       starts_.begin() - 1);
   const int64_t local = i - starts_[s];
   const auto* p = reinterpret_cast<const unsigned char*>(shards_[s]->tokens);
   if (wide_) {
@@ -117,7 +126,8 @@ int64_t ShardDataset::TokenAt(int64_t i) const {
 }
 
 uint8_t ShardDataset::MaskAt(int64_t i) const {
-  const size_t s = static_cast<size_t>(std::upper_bound(starts_.begin(), starts_.end(), i) - starts_.begin() - 1);
+  const size_t s = static_cast<size_t>(std::upper_bound(starts_.begin(), starts_.end(), i) -
+                                       starts_.begin() - 1);
   return shards_[s]->mask[i - starts_[s]];
 }
 
@@ -126,7 +136,8 @@ int64_t ShardDataset::NumSamples(int64_t seq_len) const {
   return (total_tokens_ - 1) / seq_len;
 }
 
-void ShardDataset::GetSample(int64_t index, int64_t seq_len, int64_t* inputs, int64_t* targets) const {
+void ShardDataset::GetSample(int64_t index, int64_t seq_len, int64_t* inputs,
+                             int64_t* targets) const {
   if (!has_mask_) {
     const int64_t start = index * seq_len;
     for (int64_t i = 0; i < seq_len; ++i) {
@@ -154,8 +165,8 @@ void ShardDataset::GetSample(int64_t index, int64_t seq_len, int64_t* inputs, in
   }
 }
 
-BatchSampler::BatchSampler(const ShardDataset& data, int64_t seq_len, int64_t batch_size, uint64_t seed, int rank,
-                           int world, bool shuffle)
+BatchSampler::BatchSampler(const ShardDataset& data, int64_t seq_len, int64_t batch_size,
+                           uint64_t seed, int rank, int world, bool shuffle)
     : data_(data),
       seq_len_(seq_len),
       batch_size_(batch_size),
@@ -174,7 +185,8 @@ void BatchSampler::Shuffle() {
   if (shuffle_) {
     std::mt19937_64 rng(seed_ * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(cursor_.epoch));
     // Fisher-Yates with our own index draws, so the order does not depend on the library.
-    for (int64_t i = n - 1; i > 0; --i) std::swap(order_[i], order_[rng() % static_cast<uint64_t>(i + 1)]);
+    for (int64_t i = n - 1; i > 0; --i)
+      std::swap(order_[i], order_[rng() % static_cast<uint64_t>(i + 1)]);
   }
   order_epoch_ = cursor_.epoch;
 }
@@ -194,7 +206,8 @@ void BatchSampler::Next(std::vector<int64_t>* inputs, std::vector<int64_t>* targ
   inputs->resize(static_cast<size_t>(batch_size_ * seq_len_));
   targets->resize(inputs->size());
   for (int64_t b = 0; b < batch_size_; ++b) {
-    data_.GetSample(NextIndex(), seq_len_, inputs->data() + b * seq_len_, targets->data() + b * seq_len_);
+    data_.GetSample(NextIndex(), seq_len_, inputs->data() + b * seq_len_,
+                    targets->data() + b * seq_len_);
   }
 }
 

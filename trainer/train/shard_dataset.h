@@ -20,7 +20,8 @@ class ShardDataset {
  public:
   // `dataset` is "pretrain" or "finetune", `split` "train" or "val". With `verify`, every shard's
   // SHA-256 is checked against the manifest. Errors name the directory, manifest field or file.
-  static absl::StatusOr<std::unique_ptr<ShardDataset>> Open(const std::string& dir, const std::string& dataset,
+  static absl::StatusOr<std::unique_ptr<ShardDataset>> Open(const std::string& dir,
+                                                            const std::string& dataset,
                                                             const std::string& split, bool verify);
   ~ShardDataset();
   ShardDataset(const ShardDataset&) = delete;
@@ -63,8 +64,8 @@ class BatchSampler {
     int64_t epoch = 0;
     int64_t position = 0;  // samples of this rank consumed in the epoch
   };
-  BatchSampler(const ShardDataset& data, int64_t seq_len, int64_t batch_size, uint64_t seed, int rank, int world,
-               bool shuffle);
+  BatchSampler(const ShardDataset& data, int64_t seq_len, int64_t batch_size, uint64_t seed,
+               int rank, int world, bool shuffle);
   // Fills `batch_size * seq_len` inputs and targets and advances the cursor (wrapping epochs).
   void Next(std::vector<int64_t>* inputs, std::vector<int64_t>* targets);
   // The dataset index of the next sample of this rank; advances the cursor by one.

@@ -17,9 +17,9 @@ struct TrainConfig {
   std::string init_from;  // checkpoint directory (HF GPT-2 layout)
   uint64_t init_seed = 0;
 
-  std::string data;                 // `prepare` output directory (holds manifest.json)
+  std::string data;                    // `prepare` output directory (holds manifest.json)
   std::string objective = "pretrain";  // pretrain | finetune
-  bool verify_data = true;          // check shard checksums before training
+  bool verify_data = true;             // check shard checksums before training
 
   int64_t seq_len = 256;
   int64_t batch_size = 8;  // sequences per micro-batch
@@ -36,10 +36,11 @@ struct TrainConfig {
   int64_t eval_interval = 50;  // 0 disables periodic evaluation
   int64_t eval_batches = 8;
 
-  std::string out;  // run directory: checkpoints, metrics.jsonl
+  std::string out;                    // run directory: checkpoints, metrics.jsonl
   int64_t checkpoint_interval = 100;  // 0: only at the end
   int64_t keep_checkpoints = 2;
-  std::string resume;  // checkpoint directory with training_state to continue from ("latest" = newest in out)
+  std::string resume;  // checkpoint directory with training_state to continue from ("latest" =
+                       // newest in out)
 
   std::string precision = "fp32";  // fp32 | bf16 (autocast)
   int threads = 0;

@@ -87,8 +87,9 @@ struct Trainer::Impl {
     CpuBf16Autocast autocast(config.precision == "bf16");
     torch::Tensor logits = model->forward(batch.x);
     namespace F = torch::nn::functional;
-    return F::cross_entropy(logits.reshape({-1, logits.size(-1)}).to(torch::kFloat), batch.y.reshape({-1}),
-                            F::CrossEntropyFuncOptions().ignore_index(kIgnoreTarget).reduction(torch::kSum));
+    return F::cross_entropy(
+        logits.reshape({-1, logits.size(-1)}).to(torch::kFloat), batch.y.reshape({-1}),
+        F::CrossEntropyFuncOptions().ignore_index(kIgnoreTarget).reduction(torch::kSum));
   }
 
   absl::Status WriteTrainingState(const std::string& dir) {
@@ -99,8 +100,11 @@ struct Trainer::Impl {
     archive.save_to(bytes);
     CF_RETURN_IF_ERROR(WriteFileSynced(dir + "/" + kStateFile, bytes.str()));
     const BatchSampler::Cursor c = sampler->cursor();
-    nlohmann::ordered_json j = {{"format", "copyforge-train-state/1"}, {"step", step}, {"epoch", c.epoch},
-                                {"position", c.position}, {"config", config.ToJson()}};
+    nlohmann::ordered_json j = {{"format", "copyforge-train-state/1"},
+                                {"step", step},
+                                {"epoch", c.epoch},
+                                {"position", c.position},
+                                {"config", config.ToJson()}};
     return WriteFileSynced(dir + "/" + kStateJson, j.dump(2) + "\n");
   }
 
@@ -109,7 +113,8 @@ struct Trainer::Impl {
     CF_ASSIGN_OR_RETURN(std::string text, ReadFile(json_path));
     nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
     if (j.is_discarded() || j.value("format", "") != "copyforge-train-state/1") {
-      return absl::InvalidArgumentError(absl::StrCat(json_path, ": not a copyforge training state"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(json_path, ": not a copyforge training state"));
     }
     try {
       torch::serialize::InputArchive archive;
@@ -120,7 +125,8 @@ struct Trainer::Impl {
       at::Generator gen = at::detail::getDefaultCPUGenerator();
       gen.set_state(rng);
     } catch (const c10::Error& e) {
-      return absl::DataLossError(absl::StrCat(dir, "/", kStateFile, ": ", e.what_without_backtrace()));
+      return absl::DataLossError(
+          absl::StrCat(dir, "/", kStateFile, ": ", e.what_without_backtrace()));
     }
     step = j.value("step", int64_t{0});
     sampler->set_cursor({j.value("epoch", int64_t{0}), j.value("position", int64_t{0})});
@@ -151,18 +157,21 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& conf
   CF_RETURN_IF_ERROR(config.Validate());
   auto impl = std::make_unique<Impl>();
   impl->config = config;
-  const int threads = config.threads > 0 ? config.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = config.threads > 0
+                          ? config.threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(threads);
   torch::manual_seed(config.seed);
 
-  CF_ASSIGN_OR_RETURN(impl->train, ShardDataset::Open(config.data, config.objective, "train", config.verify_data));
+  CF_ASSIGN_OR_RETURN(
+      impl->train, ShardDataset::Open(config.data, config.objective, "train", config.verify_data));
   auto val = ShardDataset::Open(config.data, config.objective, "val", config.verify_data);
   if (val.ok()) impl->val = *std::move(val);
   CF_ASSIGN_OR_RETURN(impl->tokenizer, Tokenizer::Load(config.data + "/tokenizer"));
   if (impl->tokenizer->vocab_size() != impl->train->vocab_size()) {
-    return absl::InvalidArgumentError(absl::StrCat(config.data, "/tokenizer has ", impl->tokenizer->vocab_size(),
-                                                   " tokens but the manifest says the shards use ",
-                                                   impl->train->vocab_size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(config.data, "/tokenizer has ", impl->tokenizer->vocab_size(),
+                     " tokens but the manifest says the shards use ", impl->train->vocab_size()));
   }
   if (!config.init_from.empty()) {
     LoadOptions options;
@@ -176,15 +185,18 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& conf
   }
   const Gpt2Config& mc = impl->model->config();
   if (mc.vocab_size < impl->tokenizer->vocab_size()) {
-    return absl::InvalidArgumentError(absl::StrCat("the model's vocab_size ", mc.vocab_size, " is smaller than the ",
-                                                   impl->tokenizer->vocab_size(), " tokens of ", config.data));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the model's vocab_size ", mc.vocab_size, " is smaller than the ",
+                     impl->tokenizer->vocab_size(), " tokens of ", config.data));
   }
   if (config.seq_len > mc.n_positions) {
-    return absl::InvalidArgumentError(absl::StrCat("seq_len ", config.seq_len, " exceeds the model's n_positions ", mc.n_positions));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "seq_len ", config.seq_len, " exceeds the model's n_positions ", mc.n_positions));
   }
   // Decoupled weight decay on matrices (embeddings and Conv1D weights) only.
   std::vector<torch::Tensor> decay, no_decay;
-  for (auto& [name, p] : impl->model->NamedTensors()) (p.dim() >= 2 ? decay : no_decay).push_back(p);
+  for (auto& [name, p] : impl->model->NamedTensors())
+    (p.dim() >= 2 ? decay : no_decay).push_back(p);
   auto options = [&](double wd) {
     return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(config.lr)
                                                             .betas({config.beta1, config.beta2})
@@ -194,9 +206,11 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& conf
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(decay, options(config.weight_decay));
   groups.emplace_back(no_decay, options(0.0));
-  impl->optimizer = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(config.lr));
+  impl->optimizer =
+      std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(config.lr));
   impl->params = impl->model->parameters();
-  impl->sampler = std::make_unique<BatchSampler>(*impl->train, config.seq_len, config.batch_size, config.seed, 0, 1, true);
+  impl->sampler = std::make_unique<BatchSampler>(*impl->train, config.seq_len, config.batch_size,
+                                                 config.seed, 0, 1, true);
 
   if (!config.resume.empty()) {
     std::string dir = config.resume;
@@ -208,17 +222,20 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& conf
     CF_ASSIGN_OR_RETURN(LoadedCheckpoint ckpt, LoadCheckpoint(dir, options));
     auto from = ckpt.model->NamedTensors();
     auto to = impl->model->NamedTensors();
-    if (from.size() != to.size()) return absl::InvalidArgumentError(absl::StrCat(dir, ": a model of another shape"));
+    if (from.size() != to.size())
+      return absl::InvalidArgumentError(absl::StrCat(dir, ": a model of another shape"));
     torch::NoGradGuard no_grad;
     for (size_t i = 0; i < to.size(); ++i) {
       if (from[i].second.sizes() != to[i].second.sizes()) {
-        return absl::InvalidArgumentError(absl::StrCat(dir, ": tensor ", from[i].first, " has another shape than the model"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(dir, ": tensor ", from[i].first, " has another shape than the model"));
       }
       to[i].second.copy_(from[i].second);
     }
     CF_RETURN_IF_ERROR(impl->ReadTrainingState(dir));
   }
-  impl->peak_flops = MeasurePeakFlops(config.precision == "bf16" ? torch::kBFloat16 : torch::kFloat);
+  impl->peak_flops =
+      MeasurePeakFlops(config.precision == "bf16" ? torch::kBFloat16 : torch::kFloat);
   return std::unique_ptr<Trainer>(new Trainer(std::move(impl)));
 }
 
@@ -245,15 +262,18 @@ absl::StatusOr<StepStats> Trainer::Step() {
       loss_sum += sum.item<double>();
     }
     stats.loss = counted > 0 ? loss_sum / static_cast<double>(counted) : 0.0;
-    stats.grad_norm = m.config.grad_clip > 0 ? torch::nn::utils::clip_grad_norm_(m.params, m.config.grad_clip)
-                                             : 0.0;
-    stats.lr = ScheduledLr(m.step, m.config.steps, m.config.warmup_steps, m.config.lr, m.config.min_lr);
+    stats.grad_norm = m.config.grad_clip > 0
+                          ? torch::nn::utils::clip_grad_norm_(m.params, m.config.grad_clip)
+                          : 0.0;
+    stats.lr =
+        ScheduledLr(m.step, m.config.steps, m.config.warmup_steps, m.config.lr, m.config.min_lr);
     for (auto& group : m.optimizer->param_groups()) {
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(stats.lr);
     }
     m.optimizer->step();
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("training step ", m.step + 1, " failed: ", e.what_without_backtrace()));
+    return absl::InternalError(
+        absl::StrCat("training step ", m.step + 1, " failed: ", e.what_without_backtrace()));
   }
   ++m.step;
   stats.step = m.step;
@@ -264,13 +284,16 @@ absl::StatusOr<StepStats> Trainer::Step() {
 
 absl::StatusOr<double> Trainer::Evaluate() {
   Impl& m = *impl_;
-  if (m.val == nullptr) return absl::NotFoundError(absl::StrCat(m.config.data, " has no validation split"));
+  if (m.val == nullptr)
+    return absl::NotFoundError(absl::StrCat(m.config.data, " has no validation split"));
   torch::NoGradGuard no_grad;
   m.model->eval();
   BatchSampler sampler(*m.val, m.config.seq_len, m.config.batch_size, 0, 0, 1, /*shuffle=*/false);
   double total = 0;
   int64_t counted = 0;
-  const int64_t batches = std::min(m.config.eval_batches, std::max<int64_t>(1, sampler.samples_per_epoch() / m.config.batch_size));
+  const int64_t batches =
+      std::min(m.config.eval_batches,
+               std::max<int64_t>(1, sampler.samples_per_epoch() / m.config.batch_size));
   try {
     for (int64_t i = 0; i < batches; ++i) {
       Impl::Batch batch = m.Draw(sampler);
@@ -301,7 +324,8 @@ absl::StatusOr<std::string> Trainer::SaveCheckpoint() {
     }
   }
   std::sort(all.begin(), all.end());
-  for (size_t i = 0; i + static_cast<size_t>(m.config.keep_checkpoints) < all.size(); ++i) fs::remove_all(all[i], ec);
+  for (size_t i = 0; i + static_cast<size_t>(m.config.keep_checkpoints) < all.size(); ++i)
+    fs::remove_all(all[i], ec);
   return dir;
 }
 
@@ -310,12 +334,16 @@ absl::Status Trainer::Run() {
   std::error_code ec;
   fs::create_directories(m.config.out, ec);
   std::ofstream metrics(m.config.out + "/metrics.jsonl", std::ios::app);
-  if (!metrics) return absl::InternalError(absl::StrCat("cannot write ", m.config.out, "/metrics.jsonl"));
+  if (!metrics)
+    return absl::InternalError(absl::StrCat("cannot write ", m.config.out, "/metrics.jsonl"));
   const Gpt2Config& mc = m.model->config();
   const double flops_per_token = mc.TrainingFlopsPerToken(m.config.seq_len);
-  std::fprintf(stderr, "train: %.1fM parameters, %lld tokens in %s/%s, %lld steps of %lld tokens, %s, peak %.0f GFLOP/s\n",
-               mc.NumParameters() / 1e6, static_cast<long long>(m.train->num_tokens()), m.config.data.c_str(),
-               m.config.objective.c_str(), static_cast<long long>(m.config.steps),
+  std::fprintf(stderr,
+               "train: %.1fM parameters, %lld tokens in %s/%s, %lld steps of %lld tokens, %s, peak "
+               "%.0f GFLOP/s\n",
+               mc.NumParameters() / 1e6, static_cast<long long>(m.train->num_tokens()),
+               m.config.data.c_str(), m.config.objective.c_str(),
+               static_cast<long long>(m.config.steps),
                static_cast<long long>(m.config.grad_accum * m.config.batch_size * m.config.seq_len),
                m.config.precision.c_str(), m.peak_flops / 1e9);
   const double start = Now();
@@ -331,31 +359,42 @@ absl::Status Trainer::Run() {
     const double tok_s = tokens / std::max(1e-9, elapsed);
     const double mfu = tok_s * flops_per_token / m.peak_flops;
     if (s.step % m.config.log_interval == 0 || s.step == m.config.steps) {
-      const double eta = (m.config.steps - s.step) * elapsed / static_cast<double>(s.step - first_step);
-      std::fprintf(stderr, "step %lld/%lld | loss %.4f | lr %.2e | grad %.2f | %.0f tok/s | MFU %.1f%% | ETA %s\n",
-                   static_cast<long long>(s.step), static_cast<long long>(m.config.steps), s.loss, s.lr, s.grad_norm,
-                   tok_s, 100 * mfu, FormatDuration(eta).c_str());
-      nlohmann::ordered_json j = {{"step", s.step}, {"loss", s.loss}, {"lr", s.lr}, {"grad_norm", s.grad_norm},
-                                  {"tokens_per_s", tok_s}, {"mfu", mfu}, {"elapsed_s", elapsed}};
+      const double eta =
+          (m.config.steps - s.step) * elapsed / static_cast<double>(s.step - first_step);
+      std::fprintf(
+          stderr,
+          "step %lld/%lld | loss %.4f | lr %.2e | grad %.2f | %.0f tok/s | MFU %.1f%% | ETA %s\n",
+          static_cast<long long>(s.step), static_cast<long long>(m.config.steps), s.loss, s.lr,
+          s.grad_norm, tok_s, 100 * mfu, FormatDuration(eta).c_str());
+      nlohmann::ordered_json j = {{"step", s.step},           {"loss", s.loss},        {"lr", s.lr},
+                                  {"grad_norm", s.grad_norm}, {"tokens_per_s", tok_s}, {"mfu", mfu},
+                                  {"elapsed_s", elapsed}};
       metrics << j.dump() << "\n" << std::flush;
     }
     const bool last = s.step == m.config.steps;
-    if (m.val != nullptr && ((m.config.eval_interval > 0 && s.step % m.config.eval_interval == 0) || last)) {
+    if (m.val != nullptr &&
+        ((m.config.eval_interval > 0 && s.step % m.config.eval_interval == 0) || last)) {
       CF_ASSIGN_OR_RETURN(last_val, Evaluate());
-      std::fprintf(stderr, "eval step %lld | val loss %.4f | val ppl %.2f\n", static_cast<long long>(s.step), last_val,
-                   std::exp(last_val));
-      metrics << nlohmann::ordered_json({{"step", s.step}, {"val_loss", last_val}, {"val_ppl", std::exp(last_val)}}).dump()
-              << "\n" << std::flush;
+      std::fprintf(stderr, "eval step %lld | val loss %.4f | val ppl %.2f\n",
+                   static_cast<long long>(s.step), last_val, std::exp(last_val));
+      metrics << nlohmann::ordered_json(
+                     {{"step", s.step}, {"val_loss", last_val}, {"val_ppl", std::exp(last_val)}})
+                     .dump()
+              << "\n"
+              << std::flush;
     }
     if ((m.config.checkpoint_interval > 0 && s.step % m.config.checkpoint_interval == 0) || last) {
       CF_ASSIGN_OR_RETURN(last_checkpoint, SaveCheckpoint());
     }
   }
   const double elapsed = Now() - start;
-  std::printf("train: finished %lld steps in %s\n", static_cast<long long>(m.step), FormatDuration(elapsed).c_str());
-  std::printf("  tokens            %lld (%.0f tok/s)\n", static_cast<long long>(tokens), tokens / std::max(1e-9, elapsed));
+  std::printf("train: finished %lld steps in %s\n", static_cast<long long>(m.step),
+              FormatDuration(elapsed).c_str());
+  std::printf("  tokens            %lld (%.0f tok/s)\n", static_cast<long long>(tokens),
+              tokens / std::max(1e-9, elapsed));
   std::printf("  final train loss  %.4f\n", last_loss);
-  if (last_val >= 0) std::printf("  final val loss    %.4f (perplexity %.2f)\n", last_val, std::exp(last_val));
+  if (last_val >= 0)
+    std::printf("  final val loss    %.4f (perplexity %.2f)\n", last_val, std::exp(last_val));
   std::printf("  checkpoint        %s\n", last_checkpoint.c_str());
   std::printf("  metrics           %s/metrics.jsonl\n", m.config.out.c_str());
   return absl::OkStatus();
