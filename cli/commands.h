@@ -18,7 +18,8 @@ void RegisterEval(CLI::App& app, CommandFn* run);
 void RegisterGenerate(CLI::App& app, CommandFn* run);
 void RegisterSampleData(CLI::App& app, CommandFn* run);
 void RegisterPrepare(CLI::App& app, CommandFn* run);
-void RegisterTrain(CLI::App& app, CommandFn* run);
+// `argv` lets train re-launch itself as local ranks.
+void RegisterTrain(CLI::App& app, CommandFn* run, char** argv);
 
 }  // namespace copyforge
 

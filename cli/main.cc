@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
   copyforge::RegisterGenerate(app, &run);
   copyforge::RegisterSampleData(app, &run);
   copyforge::RegisterPrepare(app, &run);
-  copyforge::RegisterTrain(app, &run);
+  copyforge::RegisterTrain(app, &run, argv);
   CLI11_PARSE(app, argc, argv);
   return run();
 }

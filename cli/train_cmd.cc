@@ -1,7 +1,18 @@
-// copyforge train: train a GPT-2 model on prepared shards in this process.
+// copyforge train: train a GPT-2 model on prepared shards, in this process or as N local
+// data-parallel ranks (--nproc), the same code path the cluster workers use.
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <thread>
+
 #include "absl/strings/str_cat.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "trainer/dist/communicator.h"
 #include "trainer/train/trainer.h"
 
 namespace copyforge {
@@ -11,7 +22,62 @@ struct TrainFlags {
   std::string config;
   std::vector<std::string> sets;
   std::string resume;
+  int nproc = 1;
+  char** argv = nullptr;
 };
+
+// A TCP port that was free a moment ago (the rendezvous store of a local run binds it).
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  int port = 29500;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+// Starts `n` copies of this command as ranks 0..n-1 and waits for them; when one fails, the
+// others are stopped and the error names the rank.
+absl::Status LaunchRanks(int n, char** argv) {
+  const int port = FreePort();
+  std::vector<pid_t> pids;
+  for (int rank = 0; rank < n; ++rank) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::setenv("COPYFORGE_RANK", std::to_string(rank).c_str(), 1);
+      ::setenv("COPYFORGE_WORLD", std::to_string(n).c_str(), 1);
+      ::setenv("COPYFORGE_STORE_PORT", std::to_string(port).c_str(), 1);
+      ::execv("/proc/self/exe", argv);
+      std::_Exit(127);
+    }
+    if (pid < 0) return absl::InternalError("fork failed");
+    pids.push_back(pid);
+  }
+  absl::Status status;
+  for (size_t left = pids.size(); left > 0; --left) {
+    int wstatus = 0;
+    const pid_t pid = ::waitpid(-1, &wstatus, 0);
+    const int rank = static_cast<int>(std::find(pids.begin(), pids.end(), pid) - pids.begin());
+    const bool ok = WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0;
+    if (!ok && status.ok()) {
+      status = absl::AbortedError(absl::StrCat(
+          "rank ", rank, WIFEXITED(wstatus) ? " exited with code " : " was killed by signal ",
+          WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : WTERMSIG(wstatus),
+          "; stopping the other ranks"));
+      for (pid_t other : pids) {
+        if (other != pid) ::kill(other, SIGTERM);
+      }
+    }
+  }
+  return status;
+}
 
 absl::Status RunTrain(const TrainFlags& flags) {
   auto config = TrainConfig::FromYamlFile(flags.config);
@@ -20,15 +86,39 @@ absl::Status RunTrain(const TrainFlags& flags) {
     if (absl::Status st = config->Set(s); !st.ok()) return st;
   }
   if (!flags.resume.empty()) config->resume = flags.resume;
-  auto trainer = Trainer::Create(*config);
+  const char* rank_env = std::getenv("COPYFORGE_RANK");
+  if (rank_env == nullptr && flags.nproc > 1) {
+    if (absl::Status st = config->Validate(); !st.ok()) return st;
+    return LaunchRanks(flags.nproc, flags.argv);
+  }
+  std::unique_ptr<Communicator> comm;
+  if (rank_env != nullptr) {
+    CommunicatorOptions o;
+    o.backend = config->backend;
+    o.rank = std::atoi(rank_env);
+    o.world = std::atoi(std::getenv("COPYFORGE_WORLD") ? std::getenv("COPYFORGE_WORLD") : "1");
+    o.store_port = std::atoi(
+        std::getenv("COPYFORGE_STORE_PORT") ? std::getenv("COPYFORGE_STORE_PORT") : "29500");
+    o.timeout = std::chrono::milliseconds(static_cast<int64_t>(config->comm_timeout_s * 1000));
+    // The ranks of one machine share its cores.
+    if (config->threads == 0) {
+      config->threads =
+          std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / std::max(1, o.world));
+    }
+    auto created = CreateCommunicator(o);
+    if (!created.ok()) return created.status();
+    comm = *std::move(created);
+  }
+  auto trainer = Trainer::Create(*config, comm.get());
   if (!trainer.ok()) return trainer.status();
   return (*trainer)->Run();
 }
 
 }  // namespace
 
-void RegisterTrain(CLI::App& app, CommandFn* run) {
+void RegisterTrain(CLI::App& app, CommandFn* run, char** argv) {
   auto f = std::make_shared<TrainFlags>();
+  f->argv = argv;
   CLI::App* cmd =
       app.add_subcommand("train", "Pretrain or fine-tune a GPT-2 model on prepared token shards");
   cmd->add_option("--config", f->config, "Train config YAML (configs/train/*.yaml)")->required();
@@ -36,6 +126,10 @@ void RegisterTrain(CLI::App& app, CommandFn* run) {
                   "Override a config key, e.g. --set optimizer.lr=3e-4 (repeatable)");
   cmd->add_option("--resume", f->resume,
                   "Checkpoint directory to continue from, or 'latest' in the run directory");
+  cmd->add_option("--nproc", f->nproc,
+                  "Local data-parallel ranks (Gloo all-reduce; each gets cores/N threads)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   cmd->callback([run, f] { *run = [f] { return ReportStatus("train", RunTrain(*f)); }; });
 }
 

@@ -51,6 +51,12 @@ const std::map<std::string, Setter>& Keys() {
       {"precision",
        [](TrainConfig* c, const YAML::Node& n) { c->precision = n.as<std::string>(); }},
       {"threads", [](TrainConfig* c, const YAML::Node& n) { c->threads = n.as<int>(); }},
+      {"dist.backend",
+       [](TrainConfig* c, const YAML::Node& n) { c->backend = n.as<std::string>(); }},
+      {"dist.bucket_mb",
+       [](TrainConfig* c, const YAML::Node& n) { c->bucket_mb = n.as<double>(); }},
+      {"dist.timeout_s",
+       [](TrainConfig* c, const YAML::Node& n) { c->comm_timeout_s = n.as<double>(); }},
       {"seed", [](TrainConfig* c, const YAML::Node& n) { c->seed = n.as<uint64_t>(); }},
       {"log_interval",
        [](TrainConfig* c, const YAML::Node& n) { c->log_interval = n.as<int64_t>(); }},
@@ -138,6 +144,9 @@ absl::Status TrainConfig::Validate() const {
     return bad("checkpoint", "interval must be >= 0 and keep >= 1");
   if (precision != "fp32" && precision != "bf16") return bad("precision", "must be fp32 or bf16");
   if (threads < 0) return bad("threads", "must be >= 0");
+  if (backend != "gloo" && backend != "nccl") return bad("dist.backend", "must be gloo or nccl");
+  if (!(bucket_mb > 0)) return bad("dist.bucket_mb", "must be > 0");
+  if (!(comm_timeout_s > 0)) return bad("dist.timeout_s", "must be > 0");
   if (log_interval < 1) return bad("log_interval", "must be >= 1");
   return absl::OkStatus();
 }

@@ -43,6 +43,10 @@ struct TrainConfig {
                        // newest in out)
 
   std::string precision = "fp32";  // fp32 | bf16 (autocast)
+  // Data parallelism (used when the process runs as one rank of several).
+  std::string backend = "gloo";
+  double bucket_mb = 25;       // gradient all-reduce bucket size
+  double comm_timeout_s = 30;  // every collective fails after this long
   int threads = 0;
   uint64_t seed = 1337;
   int64_t log_interval = 1;

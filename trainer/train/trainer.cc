@@ -13,6 +13,8 @@
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/common/file_util.h"
 #include "trainer/common/status_macros.h"
+#include "trainer/dist/communicator.h"
+#include "trainer/dist/gradient_reducer.h"
 #include "trainer/model/gpt2.h"
 #include "trainer/tokenizer/tokenizer.h"
 #include "trainer/train/autocast.h"
@@ -65,6 +67,17 @@ struct Trainer::Impl {
   std::vector<torch::Tensor> params;
   int64_t step = 0;
   double peak_flops = 0;
+  Communicator* comm = nullptr;  // null in a single process
+  std::unique_ptr<GradientReducer> reducer;
+  bool leader() const { return comm == nullptr || comm->rank() == 0; }
+
+  // Sums a scalar over ranks (for loss and target counts).
+  absl::StatusOr<double> SumOverRanks(double value) {
+    if (comm == nullptr) return value;
+    torch::Tensor t = torch::full({1}, value, torch::kDouble);
+    CF_RETURN_IF_ERROR(comm->AllReduceSum(t));
+    return t.item<double>();
+  }
   std::vector<int64_t> inputs, targets;
 
   // One batch drawn from a sampler as [batch, seq] tensors, and how many targets count.
@@ -153,10 +166,12 @@ absl::StatusOr<std::string> LatestCheckpoint(const std::string& run_dir) {
   return steps.back();
 }
 
-absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& config) {
+absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& config,
+                                                         Communicator* comm) {
   CF_RETURN_IF_ERROR(config.Validate());
   auto impl = std::make_unique<Impl>();
   impl->config = config;
+  impl->comm = comm;
   const int threads = config.threads > 0
                           ? config.threads
                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -209,8 +224,9 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& conf
   impl->optimizer =
       std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(config.lr));
   impl->params = impl->model->parameters();
-  impl->sampler = std::make_unique<BatchSampler>(*impl->train, config.seq_len, config.batch_size,
-                                                 config.seed, 0, 1, true);
+  impl->sampler =
+      std::make_unique<BatchSampler>(*impl->train, config.seq_len, config.batch_size, config.seed,
+                                     comm ? comm->rank() : 0, comm ? comm->world() : 1, true);
 
   if (!config.resume.empty()) {
     std::string dir = config.resume;
@@ -234,6 +250,13 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& conf
     }
     CF_RETURN_IF_ERROR(impl->ReadTrainingState(dir));
   }
+  if (comm != nullptr) {
+    // Every rank starts from rank 0's parameters, as DDP does.
+    torch::NoGradGuard no_grad;
+    for (torch::Tensor& p : impl->params) CF_RETURN_IF_ERROR(comm->Broadcast(p, 0));
+    impl->reducer = std::make_unique<GradientReducer>(
+        comm, impl->params, static_cast<int64_t>(config.bucket_mb * (1 << 20)));
+  }
   impl->peak_flops =
       MeasurePeakFlops(config.precision == "bf16" ? torch::kBFloat16 : torch::kFloat);
   return std::unique_ptr<Trainer>(new Trainer(std::move(impl)));
@@ -249,18 +272,25 @@ absl::StatusOr<StepStats> Trainer::Step() {
     // The step's loss is the mean over every counted target of all its micro-batches: the data
     // is drawn first so each micro-batch's backward can be scaled by the step's total count.
     std::vector<Impl::Batch> batches;
-    int64_t counted = 0;
+    int64_t local = 0;
     for (int64_t k = 0; k < m.config.grad_accum; ++k) {
       batches.push_back(m.Draw(*m.sampler));
-      counted += batches.back().counted;
+      local += batches.back().counted;
     }
-    double loss_sum = 0;
-    for (const Impl::Batch& batch : batches) {
-      if (batch.counted == 0) continue;
-      torch::Tensor sum = m.SummedLoss(batch);
-      (sum / static_cast<double>(counted)).backward();
-      loss_sum += sum.item<double>();
+    // Normalise by the count over all ranks, so N ranks of batch B match one rank of batch N*B.
+    CF_ASSIGN_OR_RETURN(const double global, m.SumOverRanks(static_cast<double>(local)));
+    const int64_t counted = static_cast<int64_t>(global);
+    const double divisor = std::max<double>(1.0, global);
+    double local_sum = 0;
+    for (size_t k = 0; k < batches.size(); ++k) {
+      // Only the last micro-step of an accumulation communicates.
+      if (m.reducer != nullptr && k + 1 == batches.size()) m.reducer->Arm();
+      torch::Tensor sum = m.SummedLoss(batches[k]);
+      (sum / divisor).backward();
+      local_sum += sum.item<double>();
     }
+    if (m.reducer != nullptr) CF_RETURN_IF_ERROR(m.reducer->Finish());
+    CF_ASSIGN_OR_RETURN(const double loss_sum, m.SumOverRanks(local_sum));
     stats.loss = counted > 0 ? loss_sum / static_cast<double>(counted) : 0.0;
     stats.grad_norm = m.config.grad_clip > 0
                           ? torch::nn::utils::clip_grad_norm_(m.params, m.config.grad_clip)
@@ -309,6 +339,7 @@ absl::StatusOr<double> Trainer::Evaluate() {
 
 absl::StatusOr<std::string> Trainer::SaveCheckpoint() {
   Impl& m = *impl_;
+  if (!m.leader()) return std::string();  // rank 0 holds the same parameters and writes them
   const std::string dir = absl::StrFormat("%s/checkpoints/step_%07d", m.config.out, m.step);
   SaveOptions options;
   options.overwrite = true;
@@ -333,19 +364,23 @@ absl::Status Trainer::Run() {
   Impl& m = *impl_;
   std::error_code ec;
   fs::create_directories(m.config.out, ec);
-  std::ofstream metrics(m.config.out + "/metrics.jsonl", std::ios::app);
-  if (!metrics)
+  const bool lead = m.leader();
+  std::ofstream metrics;
+  if (lead) metrics.open(m.config.out + "/metrics.jsonl", std::ios::app);
+  if (lead && !metrics) {
     return absl::InternalError(absl::StrCat("cannot write ", m.config.out, "/metrics.jsonl"));
+  }
   const Gpt2Config& mc = m.model->config();
   const double flops_per_token = mc.TrainingFlopsPerToken(m.config.seq_len);
-  std::fprintf(stderr,
-               "train: %.1fM parameters, %lld tokens in %s/%s, %lld steps of %lld tokens, %s, peak "
-               "%.0f GFLOP/s\n",
-               mc.NumParameters() / 1e6, static_cast<long long>(m.train->num_tokens()),
-               m.config.data.c_str(), m.config.objective.c_str(),
-               static_cast<long long>(m.config.steps),
-               static_cast<long long>(m.config.grad_accum * m.config.batch_size * m.config.seq_len),
-               m.config.precision.c_str(), m.peak_flops / 1e9);
+  if (lead)
+    std::fprintf(
+        stderr,
+        "train: %.1fM parameters, %lld tokens in %s/%s, %lld steps of %lld tokens, %s, peak "
+        "%.0f GFLOP/s\n",
+        mc.NumParameters() / 1e6, static_cast<long long>(m.train->num_tokens()),
+        m.config.data.c_str(), m.config.objective.c_str(), static_cast<long long>(m.config.steps),
+        static_cast<long long>(m.config.grad_accum * m.config.batch_size * m.config.seq_len),
+        m.config.precision.c_str(), m.peak_flops / 1e9);
   const double start = Now();
   const int64_t first_step = m.step;
   int64_t tokens = 0;
@@ -358,7 +393,7 @@ absl::Status Trainer::Run() {
     const double elapsed = Now() - start;
     const double tok_s = tokens / std::max(1e-9, elapsed);
     const double mfu = tok_s * flops_per_token / m.peak_flops;
-    if (s.step % m.config.log_interval == 0 || s.step == m.config.steps) {
+    if (lead && (s.step % m.config.log_interval == 0 || s.step == m.config.steps)) {
       const double eta =
           (m.config.steps - s.step) * elapsed / static_cast<double>(s.step - first_step);
       std::fprintf(
@@ -369,34 +404,39 @@ absl::Status Trainer::Run() {
       nlohmann::ordered_json j = {{"step", s.step},           {"loss", s.loss},        {"lr", s.lr},
                                   {"grad_norm", s.grad_norm}, {"tokens_per_s", tok_s}, {"mfu", mfu},
                                   {"elapsed_s", elapsed}};
-      metrics << j.dump() << "\n" << std::flush;
+      if (lead) metrics << j.dump() << "\n" << std::flush;
     }
     const bool last = s.step == m.config.steps;
     if (m.val != nullptr &&
         ((m.config.eval_interval > 0 && s.step % m.config.eval_interval == 0) || last)) {
       CF_ASSIGN_OR_RETURN(last_val, Evaluate());
-      std::fprintf(stderr, "eval step %lld | val loss %.4f | val ppl %.2f\n",
-                   static_cast<long long>(s.step), last_val, std::exp(last_val));
-      metrics << nlohmann::ordered_json(
-                     {{"step", s.step}, {"val_loss", last_val}, {"val_ppl", std::exp(last_val)}})
-                     .dump()
-              << "\n"
-              << std::flush;
+      if (lead)
+        std::fprintf(stderr, "eval step %lld | val loss %.4f | val ppl %.2f\n",
+                     static_cast<long long>(s.step), last_val, std::exp(last_val));
+      if (lead)
+        metrics << nlohmann::ordered_json(
+                       {{"step", s.step}, {"val_loss", last_val}, {"val_ppl", std::exp(last_val)}})
+                       .dump()
+                << "\n"
+                << std::flush;
     }
     if ((m.config.checkpoint_interval > 0 && s.step % m.config.checkpoint_interval == 0) || last) {
       CF_ASSIGN_OR_RETURN(last_checkpoint, SaveCheckpoint());
     }
   }
   const double elapsed = Now() - start;
-  std::printf("train: finished %lld steps in %s\n", static_cast<long long>(m.step),
-              FormatDuration(elapsed).c_str());
-  std::printf("  tokens            %lld (%.0f tok/s)\n", static_cast<long long>(tokens),
-              tokens / std::max(1e-9, elapsed));
-  std::printf("  final train loss  %.4f\n", last_loss);
+  if (lead)
+    std::printf("train: finished %lld steps in %s\n", static_cast<long long>(m.step),
+                FormatDuration(elapsed).c_str());
+  if (lead)
+    std::printf("  tokens            %lld (%.0f tok/s)\n", static_cast<long long>(tokens),
+                tokens / std::max(1e-9, elapsed));
+  if (lead) std::printf("  final train loss  %.4f\n", last_loss);
   if (last_val >= 0)
-    std::printf("  final val loss    %.4f (perplexity %.2f)\n", last_val, std::exp(last_val));
-  std::printf("  checkpoint        %s\n", last_checkpoint.c_str());
-  std::printf("  metrics           %s/metrics.jsonl\n", m.config.out.c_str());
+    if (lead)
+      std::printf("  final val loss    %.4f (perplexity %.2f)\n", last_val, std::exp(last_val));
+  if (lead) std::printf("  checkpoint        %s\n", last_checkpoint.c_str());
+  if (lead) std::printf("  metrics           %s/metrics.jsonl\n", m.config.out.c_str());
   return absl::OkStatus();
 }
 

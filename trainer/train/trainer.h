@@ -12,6 +12,10 @@
 #include "trainer/train/train_config.h"
 
 namespace copyforge {
+class Communicator;
+}
+
+namespace copyforge {
 
 struct StepStats {
   int64_t step = 0;  // optimizer steps completed
@@ -27,7 +31,11 @@ class Trainer {
  public:
   // Loads and checks everything (config, model or checkpoint, shards, tokenizer agreement,
   // resume state) before any step; errors name the key, file or tensor.
-  static absl::StatusOr<std::unique_ptr<Trainer>> Create(const TrainConfig& config);
+  // With `comm` (owned by the caller, outliving the trainer), this process is one rank of a
+  // data-parallel run: it reads its part of the data, parameters start from rank 0's, gradients
+  // are summed across ranks in buckets during backward, and only rank 0 logs and checkpoints.
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(const TrainConfig& config,
+                                                         Communicator* comm = nullptr);
   ~Trainer();
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
