@@ -118,6 +118,12 @@ TEST_F(TrainerTest, RunWritesMetricsCheckpointsAndKeepsTheLastK) {
   const std::string metrics = *ReadFile(c.out + "/metrics.jsonl");
   EXPECT_NE(metrics.find("\"val_loss\""), std::string::npos);
   EXPECT_NE(metrics.find("\"mfu\""), std::string::npos);
+  bool tfevents = false;
+  for (const auto& e : fs::directory_iterator(c.out)) {
+    tfevents |=
+        e.path().filename().string().rfind("events.out.tfevents.", 0) == 0 && e.file_size() > 100;
+  }
+  EXPECT_TRUE(tfevents);
 }
 
 TEST_F(TrainerTest, FinetuneMasksThePrompt) {

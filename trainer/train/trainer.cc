@@ -20,6 +20,7 @@
 #include "trainer/train/autocast.h"
 #include "trainer/train/schedule.h"
 #include "trainer/train/shard_dataset.h"
+#include "trainer/train/tensorboard.h"
 
 namespace copyforge {
 namespace fs = std::filesystem;
@@ -370,6 +371,10 @@ absl::Status Trainer::Run() {
   if (lead && !metrics) {
     return absl::InternalError(absl::StrCat("cannot write ", m.config.out, "/metrics.jsonl"));
   }
+  std::unique_ptr<EventWriter> events;
+  if (lead) {
+    CF_ASSIGN_OR_RETURN(events, EventWriter::Create(m.config.out));
+  }
   const Gpt2Config& mc = m.model->config();
   const double flops_per_token = mc.TrainingFlopsPerToken(m.config.seq_len);
   if (lead)
@@ -405,6 +410,13 @@ absl::Status Trainer::Run() {
                                   {"grad_norm", s.grad_norm}, {"tokens_per_s", tok_s}, {"mfu", mfu},
                                   {"elapsed_s", elapsed}};
       if (lead) metrics << j.dump() << "\n" << std::flush;
+      for (const auto& [tag, value] : {std::pair<const char*, double>{"train/loss", s.loss},
+                                       {"train/lr", s.lr},
+                                       {"train/grad_norm", s.grad_norm},
+                                       {"train/tokens_per_s", tok_s},
+                                       {"train/mfu", mfu}}) {
+        CF_RETURN_IF_ERROR(events->AddScalar(tag, s.step, value));
+      }
     }
     const bool last = s.step == m.config.steps;
     if (m.val != nullptr &&
@@ -419,6 +431,10 @@ absl::Status Trainer::Run() {
                        .dump()
                 << "\n"
                 << std::flush;
+      if (lead) {
+        CF_RETURN_IF_ERROR(events->AddScalar("val/loss", s.step, last_val));
+        CF_RETURN_IF_ERROR(events->AddScalar("val/perplexity", s.step, std::exp(last_val)));
+      }
     }
     if ((m.config.checkpoint_interval > 0 && s.step % m.config.checkpoint_interval == 0) || last) {
       CF_ASSIGN_OR_RETURN(last_checkpoint, SaveCheckpoint());
