@@ -1,5 +1,7 @@
 #include "cli/cli_util.h"
 
+#include "trainer/common/openblas.h"
+
 #include <torch/torch.h>
 
 #include <unistd.h>
@@ -33,22 +35,7 @@ void MaybeReexecForBlas(char** argv) {
     heavy |= argv[1] != nullptr && std::strcmp(argv[1], cmd) == 0;
   for (char** a = argv; *a != nullptr; ++a)
     heavy &= std::strcmp(*a, "--help") != 0 && std::strcmp(*a, "-h") != 0;
-  if (!heavy) return;
-  if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return;
-  const char* mode = std::getenv("COPYFORGE_BLAS_CORETYPE");
-  if (mode != nullptr && std::strcmp(mode, "keep") == 0) return;
-  const char* core = nullptr;
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
-    core = "SkylakeX";
-  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-    core = "Haswell";
-  }
-  if (core == nullptr) return;
-  ::setenv("OPENBLAS_CORETYPE", core, 1);
-  ::execv("/proc/self/exe", argv);
-  // If the re-exec fails the process simply continues with the kernels OpenBLAS chose.
+  if (heavy) ReexecWithOpenBlasCoreType(argv);
 }
 
 }  // namespace copyforge

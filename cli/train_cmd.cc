@@ -2,6 +2,7 @@
 // data-parallel ranks (--nproc), the same code path the cluster workers use.
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -51,6 +52,8 @@ absl::Status LaunchRanks(int n, char** argv) {
   for (int rank = 0; rank < n; ++rank) {
     pid_t pid = ::fork();
     if (pid == 0) {
+      // A rank must not outlive its launcher (killed shell, Ctrl-C, failed CI job).
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
       ::setenv("COPYFORGE_RANK", std::to_string(rank).c_str(), 1);
       ::setenv("COPYFORGE_WORLD", std::to_string(n).c_str(), 1);
       ::setenv("COPYFORGE_STORE_PORT", std::to_string(port).c_str(), 1);

@@ -12,3 +12,6 @@ corpus="$build/bench-data"
   --source-dir . --input /usr/share/common-licenses/* --input "$corpus/reviews.txt" --iterations 10
 
 "$build/bench/prepare_bench" --tokenizer "$cache/gpt2-tokenizer" --records 60000
+
+# Training throughput against eager PyTorch (same model, optimizer, shapes, threads, OpenBLAS kernels).
+"$build/bench/train_bench" --tokenizer "$cache/gpt2-tokenizer" --source-dir . --steps 4
