@@ -41,15 +41,33 @@ inline uint64_t PairKey(int32_t a, int32_t b) {
 
 // std::mutex rather than absl::Mutex: this lock is taken once per piece, and Debian's Abseil
 // build pays for deadlock-detection bookkeeping on every absl::Mutex acquisition.
+using PieceMap = absl::flat_hash_map<std::string, std::vector<int32_t>>;
+
+// Appends the cached ids of `piece`; false when it is not cached.
+bool AppendCached(const PieceMap& map, std::string_view piece, std::vector<int32_t>* out) {
+  auto it = map.find(AsAbsl(piece));
+  if (it == map.end()) return false;
+  out->insert(out->end(), it->second.begin(), it->second.end());
+  return true;
+}
+
+// Caches ids[from..] for `piece`, starting over when the map holds `limit` entries.
+void Remember(PieceMap* map, size_t limit, std::string_view piece, const std::vector<int32_t>& ids,
+              size_t from) {
+  if (map->size() >= limit) map->clear();
+  map->emplace(std::string(piece),
+               std::vector<int32_t>(ids.begin() + static_cast<std::ptrdiff_t>(from), ids.end()));
+}
+
 struct CacheShard {
   std::mutex mu;
-  absl::flat_hash_map<std::string, std::vector<int32_t>> map;  // guarded by mu
+  PieceMap map;  // guarded by mu
 };
 
 }  // namespace
 
 struct PieceCache::Map {
-  absl::flat_hash_map<std::string, std::vector<int32_t>> map;
+  PieceMap map;
 };
 PieceCache::PieceCache() : map_(std::make_unique<Map>()) {}
 PieceCache::~PieceCache() = default;
@@ -163,35 +181,21 @@ class Tokenizer::Impl {
       Bpe(piece, out);
       return;
     }
+    const size_t before = out->size();
     if (local != nullptr) {
-      auto it = local->map.find(AsAbsl(piece));
-      if (it != local->map.end()) {
-        out->insert(out->end(), it->second.begin(), it->second.end());
-        return;
-      }
-      const size_t before = out->size();
+      if (AppendCached(local->map, piece, out)) return;
       Bpe(piece, out);
-      if (local->map.size() >= kCacheShards * kMaxEntriesPerShard) local->map.clear();
-      local->map.emplace(
-          std::string(piece),
-          std::vector<int32_t>(out->begin() + static_cast<std::ptrdiff_t>(before), out->end()));
+      Remember(&local->map, kCacheShards * kMaxEntriesPerShard, piece, *out, before);
       return;
     }
     CacheShard& shard = cache[std::hash<std::string_view>()(piece) % kCacheShards];
     {
       std::lock_guard<std::mutex> lock(shard.mu);
-      auto it = shard.map.find(AsAbsl(piece));
-      if (it != shard.map.end()) {
-        out->insert(out->end(), it->second.begin(), it->second.end());
-        return;
-      }
+      if (AppendCached(shard.map, piece, out)) return;
     }
-    const size_t before = out->size();
     Bpe(piece, out);
-    std::vector<int32_t> ids(out->begin() + static_cast<std::ptrdiff_t>(before), out->end());
     std::lock_guard<std::mutex> lock(shard.mu);
-    if (shard.map.size() >= kMaxEntriesPerShard) shard.map.clear();
-    shard.map.emplace(std::string(piece), std::move(ids));
+    Remember(&shard.map, kMaxEntriesPerShard, piece, *out, before);
   }
 
   void EncodeOrdinary(std::string_view text, std::vector<int32_t>* out,
