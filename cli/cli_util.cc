@@ -1,6 +1,7 @@
 #include "cli/cli_util.h"
 
 #include "trainer/common/openblas.h"
+#include "trainer/common/threads.h"
 
 #include <torch/torch.h>
 
@@ -20,10 +21,7 @@ int ReportStatus(const std::string& command, const absl::Status& status) {
   return 1;
 }
 
-void SetTorchThreads(int threads) {
-  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  torch::set_num_threads(threads);
-}
+void SetTorchThreads(int threads) { torch::set_num_threads(ResolveThreads(threads)); }
 
 void MaybeReexecForBlas(char** argv) {
   // Loading libtorch takes most of a second, so only commands that spend their time in BLAS

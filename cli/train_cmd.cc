@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "trainer/common/threads.h"
 #include "trainer/dist/communicator.h"
 #include "trainer/train/trainer.h"
 
@@ -105,8 +106,7 @@ absl::Status RunTrain(const TrainFlags& flags) {
     o.timeout = std::chrono::milliseconds(static_cast<int64_t>(config->comm_timeout_s * 1000));
     // The ranks of one machine share its cores.
     if (config->threads == 0) {
-      config->threads =
-          std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / std::max(1, o.world));
+      config->threads = std::max(1, ResolveThreads(0) / std::max(1, o.world));
     }
     auto created = CreateCommunicator(o);
     if (!created.ok()) return created.status();

@@ -19,6 +19,7 @@
 #include "trainer/common/file_util.h"
 #include "trainer/common/progress.h"
 #include "trainer/common/status_macros.h"
+#include "trainer/common/threads.h"
 #include "trainer/data/line_reader.h"
 #include "trainer/data/record_processor.h"
 #include "trainer/data/shard_writer.h"
@@ -437,9 +438,7 @@ absl::StatusOr<PrepareStats> RunPrepare(const PrepareOptions& options) {
                                                  ? TemplateSet::Default()
                                                  : TemplateSet::LoadFile(options.templates));
   CF_ASSIGN_OR_RETURN(std::vector<ResolvedInput> inputs, ResolveInputs(options));
-  const int threads = options.threads > 0
-                          ? options.threads
-                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = ResolveThreads(options.threads);
   int64_t total_bytes = 0;
   std::vector<ResolvedInput> meta, rest;
   for (const auto& in : inputs) {

@@ -13,6 +13,7 @@
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/common/file_util.h"
 #include "trainer/common/status_macros.h"
+#include "trainer/common/threads.h"
 #include "trainer/dist/communicator.h"
 #include "trainer/dist/gradient_reducer.h"
 #include "trainer/model/gpt2.h"
@@ -152,18 +153,24 @@ Trainer::Trainer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Trainer::~Trainer() = default;
 int64_t Trainer::step() const { return impl_->step; }
 
-absl::StatusOr<std::string> LatestCheckpoint(const std::string& run_dir) {
-  const fs::path dir = fs::path(run_dir) / "checkpoints";
+std::vector<std::string> ListCheckpoints(const std::string& run_dir) {
   std::vector<std::string> steps;
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
+  for (const auto& e : fs::directory_iterator(fs::path(run_dir) / "checkpoints", ec)) {
     const std::string name = e.path().filename().string();
+    // Staging directories of a save in progress end in .tmp-*; they are not checkpoints.
     if (e.is_directory() && name.rfind("step_", 0) == 0 && name.find(".tmp") == std::string::npos) {
       steps.push_back(e.path().string());
     }
   }
-  if (steps.empty()) return absl::NotFoundError(absl::StrCat("no checkpoint under ", dir.string()));
   std::sort(steps.begin(), steps.end());
+  return steps;
+}
+
+absl::StatusOr<std::string> LatestCheckpoint(const std::string& run_dir) {
+  std::vector<std::string> steps = ListCheckpoints(run_dir);
+  if (steps.empty())
+    return absl::NotFoundError(absl::StrCat("no checkpoint under ", run_dir, "/checkpoints"));
   return steps.back();
 }
 
@@ -173,9 +180,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& conf
   auto impl = std::make_unique<Impl>();
   impl->config = config;
   impl->comm = comm;
-  const int threads = config.threads > 0
-                          ? config.threads
-                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = ResolveThreads(config.threads);
   torch::set_num_threads(threads);
   torch::manual_seed(config.seed);
 
@@ -347,15 +352,8 @@ absl::StatusOr<std::string> Trainer::SaveCheckpoint() {
   options.extra_files = [&](const std::string& staging) { return m.WriteTrainingState(staging); };
   CF_RETURN_IF_ERROR(copyforge::SaveCheckpoint(dir, m.model, m.tokenizer.get(), options));
   // Keep the newest `keep_checkpoints`.
-  std::vector<std::string> all;
+  const std::vector<std::string> all = ListCheckpoints(m.config.out);
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(fs::path(m.config.out) / "checkpoints", ec)) {
-    const std::string name = e.path().filename().string();
-    if (e.is_directory() && name.rfind("step_", 0) == 0 && name.find(".tmp") == std::string::npos) {
-      all.push_back(e.path().string());
-    }
-  }
-  std::sort(all.begin(), all.end());
   for (size_t i = 0; i + static_cast<size_t>(m.config.keep_checkpoints) < all.size(); ++i)
     fs::remove_all(all[i], ec);
   return dir;

@@ -56,6 +56,8 @@ class Trainer {
   std::unique_ptr<Impl> impl_;
 };
 
+// The checkpoint directories under `run_dir`/checkpoints, oldest first.
+std::vector<std::string> ListCheckpoints(const std::string& run_dir);
 // The newest checkpoint directory under `run_dir`/checkpoints, or NOT_FOUND.
 absl::StatusOr<std::string> LatestCheckpoint(const std::string& run_dir);
 
