@@ -57,6 +57,7 @@ absl::Status LaunchRanks(int n, char** argv) {
       ::prctl(PR_SET_PDEATHSIG, SIGTERM);
       ::setenv("COPYFORGE_RANK", std::to_string(rank).c_str(), 1);
       ::setenv("COPYFORGE_WORLD", std::to_string(n).c_str(), 1);
+      ::setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);  // which GPU, for nccl
       ::setenv("COPYFORGE_STORE_PORT", std::to_string(port).c_str(), 1);
       ::execv("/proc/self/exe", argv);
       std::_Exit(127);

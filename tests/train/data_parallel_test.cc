@@ -133,10 +133,47 @@ TEST(Communicator, CollectiveWithADeadPeerTimesOut) {
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.message().find("gloo rank 0"), std::string_view::npos) << st;
   EXPECT_LT(waited, 30.0);
-  auto nccl =
-      CreateCommunicator(CommunicatorOptions{"nccl", 0, 1, "127.0.0.1", port + 1, o.timeout});
+}
+
+// The NCCL backend: without a GPU (or in a build without NCCL) creating it is a clear error; with
+// one, a single-rank communicator reduces CPU and staged tensors of several dtypes.
+TEST(Communicator, NcclNeedsAGpuAndSaysSo) {
+  const int port = 30000 + static_cast<int>(::getpid() % 1000);
+  auto nccl = CreateCommunicator(
+      CommunicatorOptions{"nccl", 0, 1, "127.0.0.1", port, std::chrono::milliseconds(20000)});
+#ifndef COPYFORGE_WITH_NCCL
   ASSERT_FALSE(nccl.ok());
-  EXPECT_NE(nccl.status().message().find("nccl"), std::string_view::npos);
+  EXPECT_NE(nccl.status().message().find("not available in this build"), std::string_view::npos)
+      << nccl.status();
+  GTEST_SKIP() << "built without NCCL";
+#else
+  if (!nccl.ok()) {
+    EXPECT_EQ(nccl.status().code(), absl::StatusCode::kFailedPrecondition) << nccl.status();
+    EXPECT_NE(nccl.status().message().find("nccl rank 0: no CUDA device is visible"),
+              std::string_view::npos)
+        << nccl.status();
+    EXPECT_NE(nccl.status().message().find("gloo"), std::string_view::npos) << nccl.status();
+    GTEST_SKIP() << "no GPU here: " << nccl.status().message();
+  }
+  Communicator& c = **nccl;
+  EXPECT_EQ(c.backend(), "nccl");
+  for (auto dtype : {torch::kFloat32, torch::kBFloat16, torch::kInt64}) {
+    torch::Tensor x = torch::arange(1000).to(dtype);
+    const torch::Tensor expected = x.clone();
+    ASSERT_TRUE(c.AllReduceSum(x).ok());
+    EXPECT_TRUE(torch::equal(x, expected)) << dtype;
+  }
+  torch::Tensor big = torch::randn({3'000'000});
+  const torch::Tensor before = big.clone();
+  auto pending = c.AllReduceSumAsync(big);
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  ASSERT_TRUE((*pending)->Wait().ok());
+  EXPECT_TRUE(torch::equal(big, before));
+  EXPECT_TRUE(c.Broadcast(big, 0).ok());
+  EXPECT_TRUE(c.Barrier().ok());
+  torch::Tensor strided = torch::ones({4, 4}).t().slice(0, 0, 2);
+  EXPECT_FALSE(c.AllReduceSum(strided).ok());
+#endif
 }
 
 }  // namespace

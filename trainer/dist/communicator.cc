@@ -1,11 +1,39 @@
 #include "trainer/dist/communicator.h"
 
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
 #include "absl/strings/str_cat.h"
+#include "trainer/dist/rendezvous.h"
 
 namespace copyforge {
 
 absl::StatusOr<std::unique_ptr<Communicator>> CreateGlooCommunicator(
     const CommunicatorOptions& options);
+#ifdef COPYFORGE_WITH_NCCL
+absl::StatusOr<std::unique_ptr<Communicator>> CreateNcclCommunicator(
+    const CommunicatorOptions& options);
+#endif
+
+c10::intrusive_ptr<c10d::Store> ConnectStore(const CommunicatorOptions& o) {
+  c10d::TCPStoreOptions store_options;
+  store_options.port = static_cast<std::uint16_t>(o.store_port);
+  store_options.isServer = o.rank == 0;
+  store_options.numWorkers = o.world;
+  store_options.waitWorkers = true;
+  store_options.timeout = o.timeout;
+  return c10::make_intrusive<c10d::TCPStore>(o.store_host, store_options);
+}
+
+absl::Status CollectiveError(const std::string& backend, const std::string& what, int rank,
+                             const std::exception& e) {
+  const std::string message = e.what();
+  const bool timeout =
+      message.find("imeout") != std::string::npos || message.find("imed out") != std::string::npos;
+  const std::string text = absl::StrCat(backend, " rank ", rank, ": ", what, " failed",
+                                        timeout ? " (timed out: a peer is dead or stuck)" : "",
+                                        ": ", message.substr(0, message.find('\n')));
+  return timeout ? absl::DeadlineExceededError(text) : absl::UnavailableError(text);
+}
 
 absl::StatusOr<std::unique_ptr<Communicator>> CreateCommunicator(
     const CommunicatorOptions& options) {
@@ -15,10 +43,13 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateCommunicator(
   }
   if (options.backend == "gloo") return CreateGlooCommunicator(options);
   if (options.backend == "nccl") {
+#ifdef COPYFORGE_WITH_NCCL
+    return CreateNcclCommunicator(options);
+#else
     return absl::UnimplementedError(
-        "backend \"nccl\" is not available in this build: the NCCL communicator needs a CUDA build "
-        "of libtorch "
-        "and a GPU; use \"gloo\"");
+        "backend \"nccl\" is not available in this build (CUDA and NCCL were not found when it "
+        "was configured); use \"gloo\"");
+#endif
   }
   return absl::InvalidArgumentError(
       absl::StrCat("unknown backend \"", options.backend, "\" (gloo or nccl)"));

@@ -1,21 +1,14 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "trainer/dist/communicator.h"
+#include "trainer/dist/rendezvous.h"
 
 namespace copyforge {
 namespace {
 
-// Turns a c10d/gloo exception into a status naming the backend, rank and operation.
 absl::Status CollectiveError(const std::string& what, int rank, const std::exception& e) {
-  const std::string message = e.what();
-  const bool timeout =
-      message.find("imeout") != std::string::npos || message.find("imed out") != std::string::npos;
-  const std::string text = absl::StrCat("gloo rank ", rank, ": ", what, " failed",
-                                        timeout ? " (timed out: a peer is dead or stuck)" : "",
-                                        ": ", message.substr(0, message.find('\n')));
-  return timeout ? absl::DeadlineExceededError(text) : absl::UnavailableError(text);
+  return copyforge::CollectiveError("gloo", what, rank, e);
 }
 
 class GlooPending : public PendingCollective {
@@ -106,13 +99,7 @@ class GlooCommunicator : public Communicator {
 
 absl::StatusOr<std::unique_ptr<Communicator>> CreateGlooCommunicator(const CommunicatorOptions& o) {
   try {
-    c10d::TCPStoreOptions store_options;
-    store_options.port = static_cast<std::uint16_t>(o.store_port);
-    store_options.isServer = o.rank == 0;
-    store_options.numWorkers = o.world;
-    store_options.waitWorkers = true;
-    store_options.timeout = o.timeout;
-    auto store = c10::make_intrusive<c10d::TCPStore>(o.store_host, store_options);
+    auto store = ConnectStore(o);
     auto options = c10d::ProcessGroupGloo::Options::create(o.timeout);
     options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(o.store_host));
     options->threads = 2;
