@@ -84,6 +84,26 @@ TEST_F(DataParallelTest, TwoRanksOfBatchBMatchOneRankOfBatch2B) {
   EXPECT_NE(two.err.find("step 4/4"), std::string::npos) << two.err;
 }
 
+// An elastic restart resumes a 2-rank checkpoint with 1 rank: the data cursor is converted
+// through the samples both ranks consumed (2 ranks x 2 steps x batch 2 = 8), so the single rank
+// continues at sample 8 of the epoch instead of re-reading what rank 1 already trained on.
+TEST_F(DataParallelTest, ResumeWithFewerRanksKeepsTheDataPosition) {
+  auto two = testing::RunCommand(
+      Train("--nproc 2 --set batch_size=2 --set steps=2 --set out=" + tmp_.File("two")));
+  ASSERT_EQ(two.exit_code, 0) << two.err;
+  auto one =
+      testing::RunCommand(Train("--set batch_size=2 --set steps=3 --set out=" + tmp_.File("one") +
+                                " --resume " + tmp_.File("two/checkpoints/step_0000002")));
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  auto saved = ReadFile(tmp_.File("two/checkpoints/step_0000002/training_state.json"));
+  auto resumed = ReadFile(tmp_.File("one/checkpoints/step_0000003/training_state.json"));
+  ASSERT_TRUE(saved.ok() && resumed.ok());
+  EXPECT_NE(saved->find("\"position\": 4"), std::string::npos) << *saved;
+  EXPECT_NE(saved->find("\"world\": 2"), std::string::npos) << *saved;
+  EXPECT_NE(resumed->find("\"position\": 10"), std::string::npos) << *resumed;  // 8 + 2
+  EXPECT_NE(resumed->find("\"world\": 1"), std::string::npos) << *resumed;
+}
+
 TEST_F(DataParallelTest, ADeadRankFailsTheRunInsteadOfHanging) {
   // Rank 1 is killed mid-run: the launcher reports it and stops rank 0.
   const std::string cmd =

@@ -123,6 +123,7 @@ struct Trainer::Impl {
                                 {"step", step},
                                 {"epoch", c.epoch},
                                 {"position", c.position},
+                                {"world", comm == nullptr ? 1 : comm->world()},
                                 {"config", config.ToJson()}};
     return WriteFileSynced(dir + "/" + kStateJson, j.dump(2) + "\n");
   }
@@ -148,7 +149,13 @@ struct Trainer::Impl {
           absl::StrCat(dir, "/", kStateFile, ": ", e.what_without_backtrace()));
     }
     step = j.value("step", int64_t{0});
-    sampler->set_cursor({j.value("epoch", int64_t{0}), j.value("position", int64_t{0})});
+    // The cursor counts this rank's samples; a resume with another number of ranks (an elastic
+    // restart after a worker died) converts it through the samples all ranks consumed, rounding
+    // up: at most world - 1 samples of the epoch are skipped, none is seen twice.
+    const int64_t saved_world = std::max<int64_t>(1, j.value("world", int64_t{1}));
+    const int64_t world = comm == nullptr ? 1 : comm->world();
+    const int64_t consumed = j.value("position", int64_t{0}) * saved_world;
+    sampler->set_cursor({j.value("epoch", int64_t{0}), (consumed + world - 1) / world});
     return absl::OkStatus();
   }
 };
