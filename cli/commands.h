@@ -20,6 +20,8 @@ void RegisterSampleData(CLI::App& app, CommandFn* run);
 void RegisterPrepare(CLI::App& app, CommandFn* run);
 // `argv` lets train re-launch itself as local ranks.
 void RegisterTrain(CLI::App& app, CommandFn* run, char** argv);
+// coordinator, worker, submit, status, watch, cancel.
+void RegisterControl(CLI::App& app, CommandFn* run);
 
 }  // namespace copyforge
 

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   copyforge::RegisterSampleData(app, &run);
   copyforge::RegisterPrepare(app, &run);
   copyforge::RegisterTrain(app, &run, argv);
+  copyforge::RegisterControl(app, &run);
   CLI11_PARSE(app, argc, argv);
   return run();
 }

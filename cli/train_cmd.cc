@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "trainer/common/net_util.h"
 #include "trainer/common/threads.h"
 #include "trainer/dist/communicator.h"
 #include "trainer/train/trainer.h"
@@ -28,27 +29,10 @@ struct TrainFlags {
   char** argv = nullptr;
 };
 
-// A TCP port that was free a moment ago (the rendezvous store of a local run binds it).
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  int port = 29500;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
-
 // Starts `n` copies of this command as ranks 0..n-1 and waits for them; when one fails, the
 // others are stopped and the error names the rank.
 absl::Status LaunchRanks(int n, char** argv) {
-  const int port = FreePort();
+  const int port = FreeTcpPort();
   std::vector<pid_t> pids;
   for (int rank = 0; rank < n; ++rank) {
     pid_t pid = ::fork();
@@ -102,6 +86,7 @@ absl::Status RunTrain(const TrainFlags& flags) {
     o.backend = config->backend;
     o.rank = std::atoi(rank_env);
     o.world = std::atoi(std::getenv("COPYFORGE_WORLD") ? std::getenv("COPYFORGE_WORLD") : "1");
+    if (const char* host = std::getenv("COPYFORGE_STORE_HOST")) o.store_host = host;
     o.store_port = std::atoi(
         std::getenv("COPYFORGE_STORE_PORT") ? std::getenv("COPYFORGE_STORE_PORT") : "29500");
     o.timeout = std::chrono::milliseconds(static_cast<int64_t>(config->comm_timeout_s * 1000));

@@ -3,6 +3,7 @@
 #define COPYFORGE_TESTS_TEST_UTIL_H_
 
 #include <string>
+#include <vector>
 
 namespace copyforge::testing {
 
@@ -35,6 +36,23 @@ CommandResult RunCommand(const std::string& command);
 
 // Writes a file (the test fails on error).
 void WriteTestFile(const std::string& path, const std::string& contents);
+
+// A background process started from argv (no shell), stdout and stderr appended to `log`.
+// Stopped with SIGKILL when the object goes away, unless it already ended.
+class Process {
+ public:
+  Process(const std::vector<std::string>& argv, const std::string& log);
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+  int pid() const { return pid_; }
+  void Signal(int signal) const;
+  // Waits for the exit and returns the wait status (or -1 if it was already reaped).
+  int Wait();
+
+ private:
+  int pid_ = -1;
+};
 
 }  // namespace copyforge::testing
 

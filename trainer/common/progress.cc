@@ -49,7 +49,7 @@ void Progress::Draw(const std::string& extra, bool final_line) {
   if (final_line) {
     line += absl::StrFormat(" | %.1fs", secs);
   } else if (total_ > 0 && rate > 0) {
-    line += absl::StrFormat(" | ETA %.0fs", (total - done) / rate);
+    line += " | ETA " + FormatDuration((total - done) / rate);
   }
   if (!extra.empty()) line += " | " + extra;
   // On a terminal the line redraws in place; in logs each update is its own line.
@@ -57,6 +57,13 @@ void Progress::Draw(const std::string& extra, bool final_line) {
   std::fprintf(stderr, tty ? "\r\033[K%s%s" : "%s%s", line.c_str(),
                (final_line || !tty) ? "\n" : "");
   std::fflush(stderr);
+}
+
+std::string FormatDuration(double s) {
+  if (!(s >= 0)) return "?";
+  if (s < 120) return absl::StrFormat("%.0fs", s);
+  if (s < 7200) return absl::StrFormat("%.1fm", s / 60);
+  return absl::StrFormat("%.1fh", s / 3600);
 }
 
 }  // namespace copyforge

@@ -33,6 +33,9 @@ class Progress {
   std::chrono::steady_clock::time_point last_draw_;
 };
 
+// "42s", "3.5m", "2.1h".
+std::string FormatDuration(double seconds);
+
 }  // namespace copyforge
 
 #endif  // COPYFORGE_TRAINER_COMMON_PROGRESS_H_

@@ -101,9 +101,16 @@ absl::Status Walk(TrainConfig* c, const YAML::Node& node, const std::string& pre
 absl::StatusOr<TrainConfig> TrainConfig::FromYamlFile(const std::string& path) {
   auto root = LoadYamlFile(path, "train config");
   if (!root.ok()) return root.status();
-  if (!root->IsMap()) return absl::InvalidArgumentError(absl::StrCat(path, ": expected a mapping"));
+  return FromYamlNode(*root, path);
+}
+
+absl::StatusOr<TrainConfig> TrainConfig::FromYamlNode(const YAML::Node& root,
+                                                      const std::string& source) {
+  if (!root.IsMap()) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": expected a mapping"));
+  }
   TrainConfig c;
-  if (absl::Status st = Walk(&c, *root, "", path); !st.ok()) return st;
+  if (absl::Status st = Walk(&c, root, "", source); !st.ok()) return st;
   return c;
 }
 

@@ -9,6 +9,10 @@
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
 
+namespace YAML {
+class Node;
+}
+
 namespace copyforge {
 
 struct TrainConfig {
@@ -53,6 +57,9 @@ struct TrainConfig {
 
   // Reads YAML; errors name the file, line and key.
   static absl::StatusOr<TrainConfig> FromYamlFile(const std::string& path);
+  // The same from a parsed mapping; `source` names the file in errors (lines are the node's).
+  static absl::StatusOr<TrainConfig> FromYamlNode(const YAML::Node& root,
+                                                  const std::string& source);
   // Applies "section.key=value" (the YAML key path) to this config; errors name the key.
   absl::Status Set(const std::string& assignment);
   absl::Status Validate() const;

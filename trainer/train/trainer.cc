@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/common/file_util.h"
+#include "trainer/common/progress.h"
 #include "trainer/common/status_macros.h"
 #include "trainer/common/threads.h"
 #include "trainer/dist/communicator.h"
@@ -50,12 +51,6 @@ double MeasurePeakFlops(torch::Dtype dtype) {
     ++iters;
   }
   return 2.0 * n * n * n * iters / (Now() - start);
-}
-
-std::string FormatDuration(double s) {
-  if (s < 120) return absl::StrFormat("%.0fs", s);
-  if (s < 7200) return absl::StrFormat("%.1fm", s / 60);
-  return absl::StrFormat("%.1fh", s / 3600);
 }
 
 }  // namespace
@@ -417,7 +412,7 @@ absl::Status Trainer::Run() {
           s.grad_norm, tok_s, 100 * mfu, FormatDuration(eta).c_str());
       nlohmann::ordered_json j = {{"step", s.step},           {"loss", s.loss},        {"lr", s.lr},
                                   {"grad_norm", s.grad_norm}, {"tokens_per_s", tok_s}, {"mfu", mfu},
-                                  {"elapsed_s", elapsed}};
+                                  {"elapsed_s", elapsed},     {"eta_s", eta}};
       if (lead) metrics << j.dump() << "\n" << std::flush;
       for (const auto& [tag, value] : {std::pair<const char*, double>{"train/loss", s.loss},
                                        {"train/lr", s.lr},

@@ -1,0 +1,44 @@
+// The coordinator's durable state in SQLite (WAL mode, one file under --state-dir): jobs with
+// their state and progress, the generations they ran (which workers, from which checkpoint) and
+// registered checkpoints. Records are the control.proto messages, serialized; every write is one
+// transaction, so a SIGKILL at any point leaves the last committed state.
+#ifndef COPYFORGE_COORDINATOR_JOB_STORE_H_
+#define COPYFORGE_COORDINATOR_JOB_STORE_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "control.pb.h"
+
+struct sqlite3;
+
+namespace copyforge {
+
+class JobStore {
+ public:
+  static absl::StatusOr<std::unique_ptr<JobStore>> Open(const std::string& path);
+  ~JobStore();
+  JobStore(const JobStore&) = delete;
+  JobStore& operator=(const JobStore&) = delete;
+
+  // Inserts or replaces the job (and its idempotency key).
+  absl::Status PutJob(const v1::Job& job, const std::string& idempotency_key);
+  absl::StatusOr<std::vector<v1::Job>> LoadJobs();
+  // The job id an idempotency key was first submitted with, or "".
+  absl::StatusOr<std::string> FindByIdempotencyKey(const std::string& key);
+  absl::Status PutGeneration(const std::string& job_id, int64_t generation,
+                             const v1::Assignment& rank0, const std::vector<std::string>& workers);
+  absl::Status PutCheckpoint(const v1::Checkpoint& checkpoint);
+  absl::StatusOr<std::vector<v1::Checkpoint>> LoadCheckpoints();
+
+ private:
+  explicit JobStore(sqlite3* db) : db_(db) {}
+  absl::Status Exec(const std::string& sql);
+  sqlite3* db_;
+};
+
+}  // namespace copyforge
+
+#endif  // COPYFORGE_COORDINATOR_JOB_STORE_H_

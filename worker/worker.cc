@@ -1,0 +1,407 @@
+#include "worker/worker.h"
+
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "control.grpc.pb.h"
+#include "nlohmann/json.hpp"
+#include "trainer/common/file_util.h"
+#include "trainer/common/net_util.h"
+#include "trainer/train/trainer.h"
+
+namespace copyforge {
+namespace {
+
+std::atomic<bool> g_stop{false};
+void OnStopSignal(int) { g_stop = true; }
+
+using Clock = std::chrono::steady_clock;
+
+void Log(const std::string& id, const std::string& text) {
+  std::fprintf(stderr, "worker %s: %s\n", id.c_str(), text.c_str());
+}
+
+// The last `max_bytes` of a file, split into lines.
+std::vector<std::string> TailLines(const std::string& path, size_t max_bytes = 16384) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  std::vector<std::string> lines;
+  if (!in) return lines;
+  const std::streamoff size = in.tellg();
+  const std::streamoff start = std::max<std::streamoff>(0, size - static_cast<int64_t>(max_bytes));
+  in.seekg(start);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    if (end > pos) lines.push_back(text.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  if (start > 0 && !lines.empty()) lines.erase(lines.begin());  // a partial first line
+  return lines;
+}
+
+// One rank of one generation, run as a child `copyforge train`.
+struct Run {
+  pid_t pid = -1;
+  v1::Assignment assignment;
+  std::string log_path;
+};
+
+class Agent {
+ public:
+  explicit Agent(const WorkerOptions& o) : o_(o) {
+    channel_ = grpc::CreateChannel(o.coordinator, grpc::InsecureChannelCredentials());
+    stub_ = v1::WorkerService::NewStub(channel_);
+    if (!o.token_file.empty()) {
+      auto t = ReadFile(o.token_file);
+      if (t.ok()) token_ = std::string(absl::StripAsciiWhitespace(*t));
+    }
+  }
+
+  absl::Status Loop() {
+    std::error_code ec;
+    std::filesystem::create_directories(o_.workdir, ec);
+    if (ec) return absl::InternalError(absl::StrCat("cannot create --workdir ", o_.workdir));
+    double backoff = 0.2;
+    while (!g_stop) {
+      if (incarnation_ == 0 && !Register()) {
+        Sleep(backoff);
+        backoff = std::min(5.0, backoff * 2);
+        continue;
+      }
+      Poll();
+      v1::HeartbeatResponse response;
+      const grpc::Status status = SendHeartbeat(Phase(), &response);
+      if (!status.ok()) {
+        if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+          return absl::UnauthenticatedError(status.error_message());
+        }
+        Log(o_.worker_id, absl::StrCat("coordinator unreachable (", status.error_message(),
+                                       "); retrying in ", backoff, " s"));
+        Sleep(backoff);
+        backoff = std::min(5.0, backoff * 2);
+        continue;
+      }
+      backoff = 0.2;
+      // A finished run has been reported: this worker is free again.
+      if (phase_ == v1::DONE || phase_ == v1::FAILED_RUN) {
+        phase_ = v1::IDLE;
+        run_.reset();
+        port_ = 0;
+      }
+      Act(response);
+      Sleep(interval_ms_ / 1000.0);
+    }
+    // SIGTERM: abandon the current step, tell the coordinator, exit.
+    Log(o_.worker_id, "stopping (signal)");
+    StopRun();
+    if (incarnation_ != 0) {
+      v1::HeartbeatResponse ignored;
+      SendHeartbeat(v1::LEAVING, &ignored);
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  static void Sleep(double seconds) {
+    const auto until = Clock::now() + std::chrono::duration<double>(seconds);
+    while (!g_stop && Clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+  void Authorize(grpc::ClientContext* c) {
+    c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    if (!token_.empty()) c->AddMetadata("authorization", "Bearer " + token_);
+  }
+
+  bool Register() {
+    grpc::ClientContext c;
+    Authorize(&c);
+    v1::RegisterWorkerRequest req;
+    req.set_worker_id(o_.worker_id);
+    req.set_host(o_.host);
+    req.set_device(o_.device);
+    req.set_cores(static_cast<int>(std::thread::hardware_concurrency()));
+    if (port_ == 0) port_ = FreeTcpPort();
+    req.set_rendezvous_port(port_);
+    if (run_) {
+      req.set_job_id(run_->assignment.job_id());
+      req.set_generation(run_->assignment.generation());
+      req.set_rank(run_->assignment.rank());
+    }
+    v1::RegisterWorkerResponse resp;
+    const grpc::Status s = stub_->RegisterWorker(&c, req, &resp);
+    if (!s.ok()) {
+      Log(o_.worker_id,
+          absl::StrCat("cannot register with ", o_.coordinator, ": ", s.error_message()));
+      return false;
+    }
+    incarnation_ = resp.incarnation();
+    interval_ms_ = std::max(50, resp.heartbeat_interval_ms());
+    Log(o_.worker_id,
+        absl::StrCat("registered with ", o_.coordinator, " (incarnation ", incarnation_, ")"));
+    return true;
+  }
+
+  v1::WorkerPhase Phase() const { return phase_; }
+
+  grpc::Status SendHeartbeat(v1::WorkerPhase phase, v1::HeartbeatResponse* response) {
+    grpc::ClientContext c;
+    Authorize(&c);
+    v1::HeartbeatRequest req;
+    req.set_worker_id(o_.worker_id);
+    req.set_incarnation(incarnation_);
+    req.set_phase(phase);
+    if (phase == v1::IDLE) {
+      if (port_ == 0) port_ = FreeTcpPort();
+      req.set_rendezvous_port(port_);
+    }
+    if (run_) {
+      req.set_job_id(run_->assignment.job_id());
+      req.set_generation(run_->assignment.generation());
+      req.set_rank(run_->assignment.rank());
+      req.set_step(step_);
+      req.set_loss(loss_);
+      req.set_tokens_per_s(tokens_per_s_);
+      req.set_eta_s(eta_s_);
+      req.set_error(error_);
+    }
+    return stub_->Heartbeat(&c, req, response);
+  }
+
+  void Act(const v1::HeartbeatResponse& response) {
+    switch (response.action()) {
+      case v1::HeartbeatResponse::START:
+        StopRun();
+        Start(response.assignment());
+        break;
+      case v1::HeartbeatResponse::ABORT:
+        Log(o_.worker_id, "told to abort its run (stale generation or cancelled job)");
+        StopRun();
+        break;
+      case v1::HeartbeatResponse::REREGISTER:
+        incarnation_ = 0;
+        break;
+      default:
+        break;
+    }
+  }
+
+  void Start(const v1::Assignment& a) {
+    const std::string base =
+        absl::StrCat(o_.workdir, "/", a.job_id(), "-g", a.generation(), "-r", a.rank());
+    const std::string config = base + ".yaml";
+    if (absl::Status st = WriteFileAtomic(config, a.train_config_yaml()); !st.ok()) {
+      Fail(absl::StrCat("cannot write ", config, ": ", st.message()));
+      return;
+    }
+    std::vector<std::string> args = {"copyforge", "train",
+                                     "--config",  config,
+                                     "--set",     "out=" + a.out_dir(),
+                                     "--set",     "dist.backend=" + a.backend()};
+    if (o_.threads > 0) {
+      args.insert(args.end(), {"--set", absl::StrCat("threads=", o_.threads)});
+    }
+    if (!a.resume_from().empty()) args.insert(args.end(), {"--resume", a.resume_from()});
+    run_ = Run();
+    run_->assignment = a;
+    run_->log_path = base + ".log";
+    step_ = 0;
+    loss_ = tokens_per_s_ = eta_s_ = 0;
+    error_.clear();
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // the trainer dies with its agent
+      const int fd = ::open(run_->log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd >= 0) {
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+      }
+      ::setenv("COPYFORGE_RANK", std::to_string(a.rank()).c_str(), 1);
+      ::setenv("COPYFORGE_WORLD", std::to_string(a.world()).c_str(), 1);
+      ::setenv("COPYFORGE_STORE_HOST", a.store_host().c_str(), 1);
+      ::setenv("COPYFORGE_STORE_PORT", std::to_string(a.store_port()).c_str(), 1);
+      ::setenv("LOCAL_RANK", "0", 1);
+      std::vector<char*> argv;
+      for (std::string& s : args) argv.push_back(s.data());
+      argv.push_back(nullptr);
+      ::execv("/proc/self/exe", argv.data());
+      std::_Exit(127);
+    }
+    if (pid < 0) {
+      Fail("fork failed");
+      return;
+    }
+    run_->pid = pid;
+    phase_ = v1::TRAINING;
+    port_ = 0;
+    Log(o_.worker_id, absl::StrCat("job ", a.job_id(), " generation ", a.generation(), ": rank ",
+                                   a.rank(), " of ", a.world(),
+                                   a.resume_from().empty() ? "" : ", resuming " + a.resume_from(),
+                                   " (log ", run_->log_path, ")"));
+  }
+
+  void Fail(const std::string& why) {
+    error_ = why;
+    phase_ = v1::FAILED_RUN;
+    Log(o_.worker_id, why);
+  }
+
+  // Stops the trainer: SIGTERM, then SIGKILL after the grace period.
+  void StopRun() {
+    if (!run_ || run_->pid <= 0) {
+      run_.reset();
+      phase_ = v1::IDLE;
+      return;
+    }
+    ::kill(run_->pid, SIGTERM);
+    const auto deadline = Clock::now() + std::chrono::duration<double>(o_.stop_grace_s);
+    int status = 0;
+    while (::waitpid(run_->pid, &status, WNOHANG) == 0) {
+      if (Clock::now() > deadline) {
+        ::kill(run_->pid, SIGKILL);
+        ::waitpid(run_->pid, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    run_.reset();
+    phase_ = v1::IDLE;
+    port_ = 0;
+  }
+
+  // Checks the trainer: progress from metrics.jsonl, new checkpoints, exit status.
+  void Poll() {
+    if (!run_ || run_->pid <= 0 || phase_ != v1::TRAINING) return;
+    const bool lead = run_->assignment.rank() == 0;
+    if (lead) ReadProgress();
+    int status = 0;
+    const pid_t done = ::waitpid(run_->pid, &status, WNOHANG);
+    if (done == 0) {
+      if (lead) RegisterCheckpoints();
+      return;
+    }
+    run_->pid = -1;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+      if (lead) {
+        ReadProgress();
+        RegisterCheckpoints();
+      }
+      phase_ = v1::DONE;
+      Log(o_.worker_id, absl::StrCat("job ", run_->assignment.job_id(), " rank ",
+                                     run_->assignment.rank(), " finished"));
+      return;
+    }
+    std::string last = "no output";
+    for (const std::string& line : TailLines(run_->log_path)) {
+      if (line.find("copyforge train:") != std::string::npos || last == "no output") last = line;
+    }
+    Fail(absl::StrCat("trainer ",
+                      WIFEXITED(status) ? absl::StrCat("exited with code ", WEXITSTATUS(status))
+                                        : absl::StrCat("was killed by signal ", WTERMSIG(status)),
+                      ": ", last));
+  }
+
+  void ReadProgress() {
+    for (const std::string& line : TailLines(run_->assignment.out_dir() + "/metrics.jsonl")) {
+      nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_discarded() || !j.contains("tokens_per_s")) continue;
+      step_ = j.value("step", int64_t{0});
+      loss_ = j.value("loss", 0.0);
+      tokens_per_s_ = j.value("tokens_per_s", 0.0);
+      eta_s_ = j.value("eta_s", 0.0);
+    }
+  }
+
+  void RegisterCheckpoints() {
+    const std::string out = run_->assignment.out_dir();
+    for (const std::string& dir : ListCheckpoints(out)) {
+      if (registered_.count(dir)) continue;
+      auto state = ReadFile(dir + "/training_state.json");
+      if (!state.ok()) continue;
+      nlohmann::json s = nlohmann::json::parse(*state, nullptr, false);
+      if (s.is_discarded()) continue;
+      const int64_t step = s.value("step", int64_t{0});
+      double val_loss = std::nan("");
+      for (const std::string& line : TailLines(out + "/metrics.jsonl", 1 << 20)) {
+        nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+        if (!j.is_discarded() && j.contains("val_loss") && j.value("step", int64_t{-1}) == step) {
+          val_loss = j.value("val_loss", val_loss);
+        }
+      }
+      grpc::ClientContext c;
+      Authorize(&c);
+      c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+      v1::RegisterCheckpointRequest req;
+      req.set_worker_id(o_.worker_id);
+      req.set_incarnation(incarnation_);
+      v1::Checkpoint* ck = req.mutable_checkpoint();
+      ck->set_job_id(run_->assignment.job_id());
+      ck->set_generation(run_->assignment.generation());
+      ck->set_path(std::filesystem::absolute(dir).string());
+      ck->set_step(step);
+      ck->set_val_loss(val_loss);
+      v1::Checkpoint resp;
+      const grpc::Status st = stub_->RegisterCheckpoint(&c, req, &resp);
+      if (st.ok() || st.error_code() == grpc::StatusCode::DATA_LOSS) {
+        registered_.insert(dir);
+        Log(o_.worker_id, st.ok()
+                              ? absl::StrCat("registered checkpoint ", dir, " (step ", step, ")")
+                              : st.error_message());
+      }
+    }
+  }
+
+  WorkerOptions o_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::WorkerService::Stub> stub_;
+  std::string token_;
+  int64_t incarnation_ = 0;
+  int interval_ms_ = 500;
+  int port_ = 0;
+  v1::WorkerPhase phase_ = v1::IDLE;
+  std::optional<Run> run_;
+  int64_t step_ = 0;
+  double loss_ = 0, tokens_per_s_ = 0, eta_s_ = 0;
+  std::string error_;
+  std::set<std::string> registered_;
+};
+
+}  // namespace
+
+absl::Status RunWorker(const WorkerOptions& options) {
+  WorkerOptions o = options;
+  if (o.coordinator.empty()) return absl::InvalidArgumentError("--coordinator is required");
+  if (o.workdir.empty()) return absl::InvalidArgumentError("--workdir is required");
+  if (o.worker_id.empty()) {
+    char host[256] = {0};
+    ::gethostname(host, sizeof(host) - 1);
+    o.worker_id = absl::StrCat(host, "-", ::getpid());
+  }
+  struct sigaction sa {};
+  sa.sa_handler = OnStopSignal;
+  ::sigaction(SIGTERM, &sa, nullptr);
+  ::sigaction(SIGINT, &sa, nullptr);
+  Agent agent(o);
+  return agent.Loop();
+}
+
+}  // namespace copyforge
