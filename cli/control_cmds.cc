@@ -26,8 +26,9 @@ namespace {
 
 absl::Status FromGrpc(const grpc::Status& s, const std::string& what) {
   if (s.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                      absl::StrCat(what, ": ", s.error_message()));
+  const auto code = static_cast<absl::StatusCode>(s.error_code());
+  return absl::Status(
+      code, absl::StrCat(what, ": ", absl::StatusCodeToString(code), ": ", s.error_message()));
 }
 
 // ---- coordinator ----

@@ -24,3 +24,6 @@ corpus="$build/bench-data"
 
 # bfloat16 vs float32: validation loss after the same 60 steps (about 7 minutes).
 bash bench/precision_check.sh "$build" 60
+
+# Control plane: time from a worker's death (SIGKILL / SIGSTOP) to the next training step.
+python3 bench/recovery_bench.py "$build"

@@ -185,6 +185,23 @@ TEST_F(ControlPlaneTest, TwoWorkersTrainAJobLikeTrainNproc2) {
   EXPECT_EQ(job.generation(), 1);
   EXPECT_EQ(job.step(), 12);
   ExpectCheckpointsIntact(id, 12);
+  // The user's view through the CLI.
+  const std::string at = " --coordinator 127.0.0.1:" + std::to_string(port_) + " ";
+  auto status = testing::RunCommand(bin_ + " status" + at + id + " --json");
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_NE(status.out.find("\"state\":\"SUCCEEDED\""), std::string::npos) << status.out;
+  auto table = testing::RunCommand(bin_ + " status" + at);
+  EXPECT_NE(table.out.find(id), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("12/12"), std::string::npos) << table.out;
+  auto watch = testing::RunCommand(bin_ + " watch" + at + id);
+  EXPECT_EQ(watch.exit_code, 0) << watch.err;
+  EXPECT_NE(watch.out.find("SUCCEEDED"), std::string::npos) << watch.out;
+  testing::WriteTestFile(tmp_.File("bad.yaml"), "name: x\nmax_workers: 0\ntrain:\n  model: m\n");
+  auto bad = testing::RunCommand(bin_ + " submit" + at + tmp_.File("bad.yaml"));
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("INVALID_ARGUMENT"), std::string::npos) << bad.err;
+  auto missing = testing::RunCommand(bin_ + " status" + at + "job-missing");
+  EXPECT_NE(missing.err.find("no job \"job-missing\""), std::string::npos) << missing.err;
 
   testing::WriteTestFile(tmp_.File("train.yaml"), [&] {
     std::string t = TrainYaml(12, tmp_.File("local"));
@@ -394,6 +411,38 @@ TEST_F(ControlPlaneTest, ApiErrorsAndRendezvousRaces) {
     EXPECT_EQ(job.state(), v1::CANCELLED);
     EXPECT_FALSE(job.reason().empty());
   }
+}
+
+// With token files, JobService and WorkerService callers need their own bearer token.
+TEST_F(ControlPlaneTest, BearerTokensGuardTheServices) {
+  testing::WriteTestFile(tmp_.File("job.token"), "s3cret-jobs\n");
+  testing::WriteTestFile(tmp_.File("worker.token"), "s3cret-workers\n");
+  testing::Process secured({bin_, "coordinator", "--state-dir", tmp_.File("state2"), "--port-file",
+                            tmp_.File("port2"), "--job-token-file", tmp_.File("job.token"),
+                            "--worker-token-file", tmp_.File("worker.token")},
+                           tmp_.File("secured.log"));
+  for (int i = 0; i < 200 && !std::filesystem::exists(tmp_.File("port2")); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const std::string at = " --coordinator 127.0.0.1:" + *ReadFile(tmp_.File("port2"));
+  auto denied = testing::RunCommand(bin_ + " status" + at.substr(0, at.size() - 1));
+  EXPECT_NE(denied.exit_code, 0);
+  EXPECT_NE(denied.err.find("UNAUTHENTICATED"), std::string::npos) << denied.err;
+  auto wrong = testing::RunCommand(bin_ + " status --token-file " + tmp_.File("worker.token") +
+                                   at.substr(0, at.size() - 1));
+  EXPECT_NE(wrong.err.find("UNAUTHENTICATED"), std::string::npos) << wrong.err;
+  auto allowed = testing::RunCommand(bin_ + " status --token-file " + tmp_.File("job.token") +
+                                     at.substr(0, at.size() - 1));
+  EXPECT_EQ(allowed.exit_code, 0) << allowed.err;
+  auto channel =
+      grpc::CreateChannel(at.substr(15, at.size() - 16), grpc::InsecureChannelCredentials());
+  auto workers = v1::WorkerService::NewStub(channel);
+  grpc::ClientContext c;
+  v1::RegisterWorkerRequest req;
+  req.set_worker_id("w");
+  v1::RegisterWorkerResponse resp;
+  EXPECT_EQ(workers->RegisterWorker(&c, req, &resp).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
 }
 
 }  // namespace
