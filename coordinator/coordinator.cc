@@ -496,7 +496,9 @@ class Coordinator::Impl final : public v1::JobService::Service,
     if (it == jobs_.end()) return;
     JobRuntime& rt = it->second;
     if (rt.job.state() != v1::RUNNING || rt.job.generation() != w.generation) return;
-    const std::string reason = absl::StrCat("worker ", id, " (rank ", w.rank, ") ", why);
+    const std::string reason = w.rank >= 0
+                                   ? absl::StrCat("worker ", id, " (rank ", w.rank, ") ", why)
+                                   : absl::StrCat("worker(s) ", id, " ", why);
     ReleaseWorkers(rt);
     rt.job.set_generation(rt.job.generation() + 1);  // survivors' heartbeats now abort them
     rt.job.set_tokens_per_s(0);
@@ -599,10 +601,16 @@ class Coordinator::Impl final : public v1::JobService::Service,
                        rt->job.id().c_str(), back);
         } else if (now > rt->adopt_deadline) {
           rt->adopt_deadline = {};
+          std::vector<std::string> missing;
+          for (const std::string& id : rt->job.workers()) {
+            auto w = workers_.find(id);
+            if (w == workers_.end() || w->second.job_id != rt->job.id()) missing.push_back(id);
+          }
           WorkerState gone;
           gone.job_id = rt->job.id();
           gone.generation = rt->job.generation();
-          LoseWorker("(unknown)", gone, "did not come back after the coordinator restarted");
+          LoseWorker(absl::StrJoin(missing, ", "), gone,
+                     "did not come back after the coordinator restarted");
         }
         continue;
       }

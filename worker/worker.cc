@@ -67,7 +67,13 @@ struct Run {
 class Agent {
  public:
   explicit Agent(const WorkerOptions& o) : o_(o) {
-    channel_ = grpc::CreateChannel(o.coordinator, grpc::InsecureChannelCredentials());
+    // Reconnect quickly when the coordinator comes back (gRPC's default backoff grows to 120 s),
+    // so that a restarted coordinator sees its running workers within a heartbeat timeout.
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    channel_ = grpc::CreateCustomChannel(o.coordinator, grpc::InsecureChannelCredentials(), args);
     stub_ = v1::WorkerService::NewStub(channel_);
     if (!o.token_file.empty()) {
       auto t = ReadFile(o.token_file);
@@ -83,7 +89,7 @@ class Agent {
     while (!g_stop) {
       if (incarnation_ == 0 && !Register()) {
         Sleep(backoff);
-        backoff = std::min(5.0, backoff * 2);
+        backoff = std::min(1.0, backoff * 2);
         continue;
       }
       Poll();
@@ -96,7 +102,7 @@ class Agent {
         Log(o_.worker_id, absl::StrCat("coordinator unreachable (", status.error_message(),
                                        "); retrying in ", backoff, " s"));
         Sleep(backoff);
-        backoff = std::min(5.0, backoff * 2);
+        backoff = std::min(1.0, backoff * 2);
         continue;
       }
       backoff = 0.2;
@@ -128,7 +134,9 @@ class Agent {
   }
 
   void Authorize(grpc::ClientContext* c) {
-    c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    // Wait (briefly) for the channel to connect rather than failing fast while it reconnects.
+    c->set_wait_for_ready(true);
+    c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
     if (!token_.empty()) c->AddMetadata("authorization", "Bearer " + token_);
   }
 
@@ -199,6 +207,7 @@ class Agent {
         break;
       case v1::HeartbeatResponse::REREGISTER:
         incarnation_ = 0;
+        Register();  // at once: a restarted coordinator is waiting to adopt running workers
         break;
       default:
         break;
@@ -290,6 +299,8 @@ class Agent {
 
   // Checks the trainer: progress from metrics.jsonl, new checkpoints, exit status.
   void Poll() {
+    // A finished rank 0 retries registrations that failed while the coordinator was away.
+    if (run_ && phase_ == v1::DONE && run_->assignment.rank() == 0) RegisterCheckpoints();
     if (!run_ || run_->pid <= 0 || phase_ != v1::TRAINING) return;
     const bool lead = run_->assignment.rank() == 0;
     if (lead) ReadProgress();

@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <chrono>
 #include <cmath>
@@ -180,7 +181,24 @@ TEST_F(ControlPlaneTest, TwoWorkersTrainAJobLikeTrainNproc2) {
   auto w2 = StartWorker("w2");
   const std::string id = Submit("name: two\nmin_workers: 2\nmax_workers: 2\ntrain:\n" +
                                 TrainYaml(12, tmp_.File("run")));
+  // Serving's view: WatchCheckpoints streams each checkpoint as it is registered.
+  grpc::ClientContext watch_context;
+  std::vector<int64_t> watched;
+  std::thread watcher([&] {
+    v1::WatchCheckpointsRequest req;
+    req.set_job_id(id);
+    auto reader = checkpoints_->WatchCheckpoints(&watch_context, req);
+    v1::Checkpoint c;
+    while (reader->Read(&c)) {
+      watched.push_back(c.step());
+      if (c.step() == 12) break;
+    }
+    watch_context.TryCancel();
+    reader->Finish();
+  });
   v1::Job job = WaitFor(id, Ended, 180);
+  watcher.join();
+  EXPECT_EQ(watched, (std::vector<int64_t>{5, 10, 12}));
   ASSERT_EQ(job.state(), v1::SUCCEEDED) << job.reason() << Log("w1.log") << Log("w2.log");
   EXPECT_EQ(job.generation(), 1);
   EXPECT_EQ(job.step(), 12);
@@ -289,6 +307,9 @@ TEST_F(ControlPlaneTest, CoordinatorRestartLosesNothing) {
   EXPECT_FALSE(job.latest_checkpoint().empty());
   job = WaitFor(id, Ended, 240);
   ASSERT_EQ(job.state(), v1::SUCCEEDED) << job.reason() << Log("w1.log");
+  // The worker re-registered with its running generation and was adopted: no restart.
+  EXPECT_EQ(job.restarts(), 0) << Log("coordinator.log") << Log("w1.log");
+  EXPECT_EQ(job.generation(), 1);
   ExpectCheckpointsIntact(id, 30);
 }
 
@@ -310,6 +331,27 @@ TEST_F(ControlPlaneTest, PausedWorkerIsDetectedAndReplaced) {
   w2->Signal(SIGCONT);
   ASSERT_EQ(job.state(), v1::SUCCEEDED) << job.reason() << Log("w1.log");
   ExpectCheckpointsIntact(id, 30);
+}
+
+// SIGTERM to a worker: it stops its trainer, tells the coordinator and exits 0; the job goes on
+// without it.
+TEST_F(ControlPlaneTest, SigtermedWorkerLeavesCleanly) {
+  auto w1 = StartWorker("w1");
+  auto w2 = StartWorker("w2");
+  const std::string id = Submit("name: leave\nmin_workers: 1\nmax_workers: 2\ntrain:\n" +
+                                TrainYaml(25, tmp_.File("run")));
+  v1::Job job = WaitFor(
+      id, [](const v1::Job& j) { return !j.latest_checkpoint().empty() || Ended(j); }, 180);
+  ASSERT_EQ(job.workers_size(), 2) << job.reason();
+  w2->Signal(SIGTERM);
+  const int status = w2->Wait();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << Log("w2.log");
+  job = WaitFor(
+      id, [](const v1::Job& j) { return j.restarts() > 0 || Ended(j); }, 60);
+  EXPECT_NE(Log("coordinator.log").find("worker w2 (rank 1) left (SIGTERM)"), std::string::npos)
+      << Log("coordinator.log");
+  job = WaitFor(id, Ended, 240);
+  ASSERT_EQ(job.state(), v1::SUCCEEDED) << job.reason() << Log("w1.log");
 }
 
 // The API without trainers: argument errors, idempotency, and the rendezvous races (a duplicate
@@ -402,6 +444,22 @@ TEST_F(ControlPlaneTest, ApiErrorsAndRendezvousRaces) {
   EXPECT_NE(Log("coordinator.log").find("worker fake (rank 0) re-registered"), std::string::npos)
       << Log("coordinator.log");
   EXPECT_EQ(beat("fake", restarted, v1::TRAINING, gen).action(), v1::HeartbeatResponse::ABORT);
+  // A checkpoint whose files do not match a manifest is refused.
+  {
+    std::filesystem::create_directories(tmp_.File("fake_ckpt"));
+    testing::WriteTestFile(tmp_.File("fake_ckpt/manifest.json"), "{\"files\": {\"x\": \"00\"}}");
+    grpc::ClientContext c;
+    v1::RegisterCheckpointRequest req;
+    req.set_worker_id("fake");
+    req.mutable_checkpoint()->set_job_id(first);
+    req.mutable_checkpoint()->set_path(tmp_.File("fake_ckpt"));
+    req.mutable_checkpoint()->set_step(5);
+    v1::Checkpoint resp;
+    const grpc::Status st = workers_->RegisterCheckpoint(&c, req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::DATA_LOSS) << st.error_message();
+    EXPECT_NE(st.error_message().find("refused"), std::string::npos) << st.error_message();
+    EXPECT_TRUE(Get(first).latest_checkpoint().empty());
+  }
   // Cancel: the job ends CANCELLED with a reason.
   {
     grpc::ClientContext c;
