@@ -12,6 +12,8 @@
 #include <fstream>
 
 #include "trainer/common/file_util.h"
+#include "trainer/data/prepare.h"
+#include "trainer/data/sample_corpus.h"
 
 namespace copyforge::testing {
 
@@ -94,6 +96,22 @@ int Process::Wait() {
   ::waitpid(pid_, &status, 0);
   pid_ = -1;
   return status;
+}
+
+void PrepareTinyTrainingSetup(const std::string& dir, int records) {
+  SampleCorpusOptions corpus;
+  corpus.records = records;
+  ASSERT_TRUE(WriteSampleCorpus(dir + "/data", corpus, false, nullptr).ok());
+  PrepareOptions p;
+  p.inputs = {{dir + "/data/amazon2023/*", Format::kAuto}};
+  p.tokenizer = Env("COPYFORGE_GPT2_TOKENIZER");
+  p.out = dir + "/shards";
+  p.validation_ratio = 0.2;
+  p.show_progress = false;
+  ASSERT_TRUE(RunPrepare(p).ok());
+  WriteTestFile(
+      dir + "/model.yaml",
+      "n_layer: 2\nn_head: 2\nn_embd: 32\nn_positions: 64\nvocab_size: 50257\ndropout: 0.0\n");
 }
 
 }  // namespace copyforge::testing

@@ -37,6 +37,11 @@ CommandResult RunCommand(const std::string& command);
 // Writes a file (the test fails on error).
 void WriteTestFile(const std::string& path, const std::string& contents);
 
+// A small prepared corpus for training tests: `records` synthetic Amazon 2023 reviews tokenized
+// with the GPT-2 tokenizer into `dir`/shards (20% validation), and `dir`/model.yaml, a 2-layer
+// 32-wide GPT-2 with the GPT-2 vocabulary.
+void PrepareTinyTrainingSetup(const std::string& dir, int records = 300);
+
 // A background process started from argv (no shell), stdout and stderr appended to `log`.
 // Stopped with SIGKILL when the object goes away, unless it already ended.
 class Process {

@@ -150,11 +150,7 @@ class Agent {
     req.set_cores(static_cast<int>(std::thread::hardware_concurrency()));
     if (port_ == 0) port_ = FreeTcpPort();
     req.set_rendezvous_port(port_);
-    if (run_) {
-      req.set_job_id(run_->assignment.job_id());
-      req.set_generation(run_->assignment.generation());
-      req.set_rank(run_->assignment.rank());
-    }
+    SetRun(&req);
     v1::RegisterWorkerResponse resp;
     const grpc::Status s = stub_->RegisterWorker(&c, req, &resp);
     if (!s.ok()) {
@@ -171,6 +167,15 @@ class Agent {
 
   v1::WorkerPhase Phase() const { return phase_; }
 
+  // The run this worker is part of, on a registration or heartbeat.
+  template <typename Request>
+  void SetRun(Request* req) const {
+    if (!run_) return;
+    req->set_job_id(run_->assignment.job_id());
+    req->set_generation(run_->assignment.generation());
+    req->set_rank(run_->assignment.rank());
+  }
+
   grpc::Status SendHeartbeat(v1::WorkerPhase phase, v1::HeartbeatResponse* response) {
     grpc::ClientContext c;
     Authorize(&c);
@@ -183,9 +188,7 @@ class Agent {
       req.set_rendezvous_port(port_);
     }
     if (run_) {
-      req.set_job_id(run_->assignment.job_id());
-      req.set_generation(run_->assignment.generation());
-      req.set_rank(run_->assignment.rank());
+      SetRun(&req);
       req.set_step(step_);
       req.set_loss(loss_);
       req.set_tokens_per_s(tokens_per_s_);

@@ -18,19 +18,7 @@ namespace {
 class DataParallelTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    SampleCorpusOptions corpus;
-    corpus.records = 300;
-    ASSERT_TRUE(WriteSampleCorpus(tmp_.File("data"), corpus, false, nullptr).ok());
-    PrepareOptions p;
-    p.inputs = {{tmp_.File("data/amazon2023/*"), Format::kAuto}};
-    p.tokenizer = testing::Env("COPYFORGE_GPT2_TOKENIZER");
-    p.out = tmp_.File("shards");
-    p.validation_ratio = 0.2;
-    p.show_progress = false;
-    ASSERT_TRUE(RunPrepare(p).ok());
-    testing::WriteTestFile(
-        tmp_.File("model.yaml"),
-        "n_layer: 2\nn_head: 2\nn_embd: 32\nn_positions: 64\nvocab_size: 50257\ndropout: 0.0\n");
+    testing::PrepareTinyTrainingSetup(tmp_.path());
     testing::WriteTestFile(
         tmp_.File("train.yaml"),
         "model: " + tmp_.File("model.yaml") + "\ndata: " + tmp_.File("shards") +

@@ -35,6 +35,12 @@ absl::Status CollectiveError(const std::string& backend, const std::string& what
   return timeout ? absl::DeadlineExceededError(text) : absl::UnavailableError(text);
 }
 
+absl::Status Communicator::AllReduceSum(torch::Tensor& tensor) {
+  auto pending = AllReduceSumAsync(tensor);
+  if (!pending.ok()) return pending.status();
+  return (*pending)->Wait();
+}
+
 absl::StatusOr<std::unique_ptr<Communicator>> CreateCommunicator(
     const CommunicatorOptions& options) {
   if (options.world < 1 || options.rank < 0 || options.rank >= options.world) {

@@ -38,8 +38,8 @@ class PendingCollective {
 class Communicator {
  public:
   virtual ~Communicator() = default;
-  // Sums `tensor` in place across ranks.
-  virtual absl::Status AllReduceSum(torch::Tensor& tensor) = 0;
+  // Sums `tensor` in place across ranks (AllReduceSumAsync, then Wait).
+  absl::Status AllReduceSum(torch::Tensor& tensor);
   // Starts summing `tensor` in place; the tensor must stay alive and untouched until Wait.
   virtual absl::StatusOr<std::unique_ptr<PendingCollective>> AllReduceSumAsync(
       torch::Tensor& tensor) = 0;

@@ -38,12 +38,6 @@ class GlooCommunicator : public Communicator {
                    std::chrono::milliseconds timeout)
       : group_(std::move(group)), rank_(rank), world_(world), timeout_(timeout) {}
 
-  absl::Status AllReduceSum(torch::Tensor& tensor) override {
-    auto pending = AllReduceSumAsync(tensor);
-    if (!pending.ok()) return pending.status();
-    return (*pending)->Wait();
-  }
-
   absl::StatusOr<std::unique_ptr<PendingCollective>> AllReduceSumAsync(
       torch::Tensor& tensor) override {
     try {

@@ -105,12 +105,6 @@ class NcclCommunicator : public Communicator {
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
   }
 
-  absl::Status AllReduceSum(torch::Tensor& tensor) override {
-    auto pending = AllReduceSumAsync(tensor);
-    if (!pending.ok()) return pending.status();
-    return (*pending)->Wait();
-  }
-
   absl::StatusOr<std::unique_ptr<PendingCollective>> AllReduceSumAsync(
       torch::Tensor& tensor) override {
     return Launch(tensor, "all-reduce", [&](void* buffer, size_t count, ncclDataType_t type) {
