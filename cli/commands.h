@@ -5,6 +5,11 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "trainer/model/sampler.h"
 
 namespace copyforge {
 
@@ -22,6 +27,17 @@ void RegisterPrepare(CLI::App& app, CommandFn* run);
 void RegisterTrain(CLI::App& app, CommandFn* run, char** argv);
 // coordinator, worker, submit, status, watch, cancel.
 void RegisterControl(CLI::App& app, CommandFn* run);
+void RegisterServe(CLI::App& app, CommandFn* run);
+
+// `generate --server`: the request goes to a running `copyforge serve`.
+struct RemoteGenerateArgs {
+  std::string server, prompt;
+  int64_t max_new_tokens = 64;
+  SamplingParams sampling;
+  std::vector<std::string> stop;
+  bool stream = false, no_stop = false;
+};
+absl::Status RunRemoteGenerate(const RemoteGenerateArgs& args);
 
 }  // namespace copyforge
 

@@ -102,9 +102,18 @@ struct GenerateFlags {
   bool stream = false;
   bool no_stop = false;
   int threads = 0;
+  std::string server;
+  std::vector<std::string> stop;
 };
 
 absl::Status RunGenerate(const GenerateFlags& flags) {
+  if (!flags.server.empty()) {
+    return RunRemoteGenerate({flags.server, flags.prompt, flags.max_new_tokens, flags.sampling,
+                              flags.stop, flags.stream, flags.no_stop});
+  }
+  if (flags.checkpoint.empty())
+    return absl::InvalidArgumentError("--checkpoint or --server is required");
+  if (!flags.stop.empty()) return absl::InvalidArgumentError("--stop needs --server");
   SetTorchThreads(flags.threads);
   CF_RETURN_IF_ERROR(flags.sampling.Validate());
   CF_ASSIGN_OR_RETURN(LoadedCheckpoint ckpt,
@@ -176,8 +185,11 @@ void RegisterEval(CLI::App& app, CommandFn* run) {
 
 void RegisterGenerate(CLI::App& app, CommandFn* run) {
   auto flags = std::make_shared<GenerateFlags>();
-  CLI::App* cmd = app.add_subcommand("generate", "Generate text from a checkpoint in this process");
-  cmd->add_option("--checkpoint", flags->checkpoint, "Checkpoint directory")->required();
+  CLI::App* cmd = app.add_subcommand(
+      "generate", "Generate text from a checkpoint in this process, or from a running server");
+  cmd->add_option("--checkpoint", flags->checkpoint, "Checkpoint directory (local mode)");
+  cmd->add_option("--server", flags->server, "HOST:PORT of a `copyforge serve` (remote mode)");
+  cmd->add_option("--stop", flags->stop, "Stop sequence (remote mode; repeatable)");
   cmd->add_option("--tokenizer", flags->tokenizer_dir,
                   "Tokenizer directory (default: the checkpoint's)");
   cmd->add_option("--prompt", flags->prompt, "Prompt text (empty: start from <|endoftext|>)");

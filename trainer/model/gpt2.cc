@@ -69,6 +69,34 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, KvCache* cache, int
   return F::dropout(c_proj(y), F::DropoutFuncOptions().p(resid_pdrop_).training(is_training()));
 }
 
+torch::Tensor AttentionImpl::ForwardSlots(const torch::Tensor& x, KvCache* cache, int64_t layer,
+                                          const SlotBatch& batch) {
+  using torch::indexing::Slice;
+  const int64_t B = x.size(0), C = x.size(2);
+  auto qkv = c_attn(x).split(C, /*dim=*/2);
+  auto heads = [&](const torch::Tensor& t) { return t.view({B, n_head_, head_dim_}); };
+  torch::Tensor q = heads(qkv[0]).unsqueeze(2);  // [B, H, 1, D]
+  // Write this step's K/V at (slot, :, position).
+  cache->keys[layer].index_put_({batch.slots, Slice(), batch.positions}, heads(qkv[1]));
+  cache->values[layer].index_put_({batch.slots, Slice(), batch.positions}, heads(qkv[2]));
+  const torch::Tensor k =
+      cache->keys[layer].index_select(0, batch.slots).narrow(2, 0, batch.max_length);
+  const torch::Tensor v =
+      cache->values[layer].index_select(0, batch.slots).narrow(2, 0, batch.max_length);
+  torch::Tensor att =
+      torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(head_dim_)));
+  // Row b may attend to keys 0 .. positions[b]; later keys belong to no one (or to a stale
+  // sequence) and get exactly zero weight.
+  const torch::Tensor beyond =
+      torch::arange(batch.max_length, batch.positions.options()).unsqueeze(0) >
+      batch.positions.unsqueeze(1);
+  att = att.masked_fill(beyond.view({B, 1, 1, batch.max_length}),
+                        -std::numeric_limits<float>::infinity());
+  att = torch::softmax(att, -1);
+  torch::Tensor y = torch::matmul(att, v).reshape({B, 1, C});
+  return c_proj(y);
+}
+
 MlpImpl::MlpImpl(const Gpt2Config& config) : resid_pdrop_(config.resid_pdrop) {
   c_fc = register_module("c_fc", Conv1D(config.n_embd, 4 * config.n_embd));
   c_proj = register_module("c_proj", Conv1D(4 * config.n_embd, config.n_embd));
@@ -90,8 +118,10 @@ BlockImpl::BlockImpl(const Gpt2Config& config) {
   mlp = register_module("mlp", Mlp(config));
 }
 
-torch::Tensor BlockImpl::forward(const torch::Tensor& x, KvCache* cache, int64_t layer) {
-  torch::Tensor y = x + attn(ln_1(x), cache, layer);
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, KvCache* cache, int64_t layer,
+                                 const SlotBatch* batch) {
+  torch::Tensor y = x + (batch != nullptr ? attn->ForwardSlots(ln_1(x), cache, layer, *batch)
+                                          : attn(ln_1(x), cache, layer));
   return y + mlp(ln_2(y));
 }
 
@@ -120,6 +150,13 @@ torch::Tensor Gpt2Impl::Hidden(const torch::Tensor& input_ids, KvCache* cache) {
   for (int64_t l = 0; l < config_.n_layer; ++l) x = blocks_[l]->forward(x, cache, l);
   if (cache != nullptr) cache->length += T;
   return ln_f(x);
+}
+
+torch::Tensor Gpt2Impl::DecodeSlots(const torch::Tensor& tokens, const SlotBatch& batch,
+                                    KvCache* pool) {
+  torch::Tensor x = (wte(tokens) + wpe(batch.positions)).unsqueeze(1);  // [B, 1, C]
+  for (int64_t l = 0; l < config_.n_layer; ++l) x = blocks_[l]->forward(x, pool, l, &batch);
+  return torch::matmul(ln_f(x).squeeze(1), wte->weight.t());
 }
 
 torch::Tensor Gpt2Impl::forward(const torch::Tensor& input_ids, KvCache* cache) {

@@ -28,6 +28,15 @@ struct KvCache {
                           const torch::TensorOptions& options);
 };
 
+// One decode step of sequences that sit at different positions of a slot-based KV cache (a
+// KvCache whose batch dimension is a pool of slots, as continuous batching uses): row b of the step
+// is the sequence in pool slot slots[b], whose new token is at position positions[b].
+struct SlotBatch {
+  torch::Tensor slots;      // [B] int64
+  torch::Tensor positions;  // [B] int64
+  int64_t max_length = 0;   // max(positions) + 1
+};
+
 // y = x W + b with W stored [in, out] (Hugging Face's Conv1D).
 class Conv1DImpl : public torch::nn::Module {
  public:
@@ -43,6 +52,10 @@ class AttentionImpl : public torch::nn::Module {
   // x [B, T, C]. With `cache`, x holds positions cache->length .. +T and K/V of layer `layer`
   // are appended (the caller advances cache->length once all layers ran).
   torch::Tensor forward(const torch::Tensor& x, KvCache* cache, int64_t layer);
+  // x [B, 1, C]: one new token per slot of `batch`; K/V are written into the pool `cache` at each
+  // slot's position, and each row attends to its own slot's keys 0 .. position.
+  torch::Tensor ForwardSlots(const torch::Tensor& x, KvCache* cache, int64_t layer,
+                             const SlotBatch& batch);
   Conv1D c_attn{nullptr}, c_proj{nullptr};
 
  private:
@@ -65,7 +78,8 @@ TORCH_MODULE(Mlp);
 class BlockImpl : public torch::nn::Module {
  public:
   explicit BlockImpl(const Gpt2Config& config);
-  torch::Tensor forward(const torch::Tensor& x, KvCache* cache, int64_t layer);
+  torch::Tensor forward(const torch::Tensor& x, KvCache* cache, int64_t layer,
+                        const SlotBatch* batch = nullptr);
   torch::nn::LayerNorm ln_1{nullptr}, ln_2{nullptr};
   Attention attn{nullptr};
   Mlp mlp{nullptr};
@@ -79,6 +93,9 @@ class Gpt2Impl : public torch::nn::Module {
   // input_ids [B, T] (int64). Returns logits [B, T, vocab_size]. Without a cache, positions are
   // 0..T-1; with one, they continue from cache->length, and the cache advances by T.
   torch::Tensor forward(const torch::Tensor& input_ids, KvCache* cache = nullptr);
+  // One decode step for the sequences of `batch` in the slot pool `pool` (see SlotBatch):
+  // tokens [B] int64 are the new tokens; returns logits [B, vocab_size].
+  torch::Tensor DecodeSlots(const torch::Tensor& tokens, const SlotBatch& batch, KvCache* pool);
   // Final hidden states [B, T, C] (before the LM head).
   torch::Tensor Hidden(const torch::Tensor& input_ids, KvCache* cache = nullptr);
   // Mean cross-entropy of logits [B, T, V] against targets [B, T]; targets equal to

@@ -1,0 +1,139 @@
+// `copyforge serve` (the TextGeneration server) and the client side of `generate --server`.
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "cli/cli_util.h"
+#include "cli/commands.h"
+#include "serving.grpc.pb.h"
+#include "serving/server.h"
+#include "trainer/common/file_util.h"
+#include "trainer/common/status_macros.h"
+
+namespace copyforge {
+namespace {
+
+struct ServeFlags {
+  ServerOptions options;
+  std::string port_file;
+};
+
+absl::Status RunServe(const ServeFlags& f) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::fprintf(stderr, "serve: loading %s\n", f.options.checkpoint.c_str());
+  auto server = GenerationServer::Start(f.options);
+  if (!server.ok()) return server.status();
+  std::fprintf(stderr, "serve: listening on %s:%d (health SERVING)\n", f.options.host.c_str(),
+               (*server)->port());
+  if (!f.port_file.empty()) {
+    CF_RETURN_IF_ERROR(WriteFileAtomic(f.port_file, std::to_string((*server)->port()) + "\n"));
+  }
+  int signal = 0;
+  sigwait(&signals, &signal);
+  std::fprintf(stderr, "serve: %s: draining (up to %.0f s), then exiting\n", strsignal(signal),
+               f.options.drain_grace_s);
+  (*server)->Drain();
+  return absl::OkStatus();
+}
+
+const char* Reason(v1::FinishReason r) {
+  switch (r) {
+    case v1::LENGTH:
+      return "length";
+    case v1::EOS:
+      return "eos";
+    case v1::STOP_SEQUENCE:
+      return "stop_sequence";
+    default:
+      return "unspecified";
+  }
+}
+
+}  // namespace
+
+absl::Status RunRemoteGenerate(const RemoteGenerateArgs& a) {
+  auto stub = v1::TextGeneration::NewStub(
+      grpc::CreateChannel(a.server, grpc::InsecureChannelCredentials()));
+  v1::GenerateRequest req;
+  req.set_prompt(a.prompt.empty() ? "<|endoftext|>" : a.prompt);
+  req.mutable_sampling()->set_temperature(static_cast<float>(a.sampling.temperature));
+  req.mutable_sampling()->set_top_k(static_cast<int32_t>(a.sampling.top_k));
+  req.mutable_sampling()->set_top_p(static_cast<float>(a.sampling.top_p));
+  req.mutable_sampling()->set_repetition_penalty(static_cast<float>(a.sampling.repetition_penalty));
+  req.mutable_sampling()->set_seed(a.sampling.seed);
+  req.mutable_stopping()->set_max_new_tokens(static_cast<uint32_t>(a.max_new_tokens));
+  req.mutable_stopping()->set_ignore_eos(a.no_stop);
+  for (const std::string& s : a.stop) req.mutable_stopping()->add_stop(s);
+  grpc::ClientContext context;
+  std::fwrite(a.prompt.data(), 1, a.prompt.size(), stdout);
+  auto fail = [&](const grpc::Status& s) {
+    return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                        absl::StrCat("Generate at ", a.server, ": ", s.error_message()));
+  };
+  if (a.stream) {
+    auto reader = stub->GenerateStream(&context, req);
+    v1::GenerateStreamResponse m;
+    while (reader->Read(&m)) {
+      std::fwrite(m.text().data(), 1, m.text().size(), stdout);
+      std::fflush(stdout);
+      if (m.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) {
+        std::fprintf(stderr, "\n[%s; %u prompt + %u generated tokens; first token %.3f s]",
+                     Reason(m.finish_reason()), m.usage().prompt_tokens(),
+                     m.usage().generated_tokens(), m.timings().time_to_first_token_s());
+      }
+    }
+    if (grpc::Status s = reader->Finish(); !s.ok()) return fail(s);
+  } else {
+    v1::GenerateResponse resp;
+    if (grpc::Status s = stub->Generate(&context, req, &resp); !s.ok()) return fail(s);
+    const v1::Completion& c = resp.completions(0);
+    std::fwrite(c.text().data(), 1, c.text().size(), stdout);
+    std::fprintf(stderr, "\n[%s; %u prompt + %u generated tokens; %.3f s; checkpoint %s]",
+                 Reason(c.finish_reason()), resp.usage().prompt_tokens(),
+                 resp.usage().generated_tokens(), resp.timings().total_s(),
+                 resp.checkpoint().c_str());
+  }
+  std::printf("\n");
+  return absl::OkStatus();
+}
+
+void RegisterServe(CLI::App& app, CommandFn* run) {
+  auto f = std::make_shared<ServeFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "serve", "Serve a checkpoint over gRPC (TextGeneration, health, reflection)");
+  EngineOptions& e = f->options.engine;
+  cmd->add_option("--checkpoint", f->options.checkpoint, "Checkpoint directory")->required();
+  cmd->add_option("--port", f->options.port, "gRPC port (0: an ephemeral one)")
+      ->capture_default_str();
+  cmd->add_option("--host", f->options.host, "Address to listen on")->capture_default_str();
+  cmd->add_option("--port-file", f->port_file, "Write the bound port to this file");
+  cmd->add_option("--max-batch", e.max_batch, "KV cache slots (sequences decoded together)")
+      ->capture_default_str();
+  cmd->add_option("--max-queue", e.max_queue, "Waiting requests before RESOURCE_EXHAUSTED")
+      ->capture_default_str();
+  cmd->add_option("--max-prompt-tokens", e.max_prompt_tokens, "0: n_positions - 1")
+      ->capture_default_str();
+  cmd->add_option("--max-new-tokens", e.max_new_tokens, "Most tokens a request may ask for")
+      ->capture_default_str();
+  cmd->add_option("--default-max-new-tokens", e.default_max_new_tokens,
+                  "When a request does not say")
+      ->capture_default_str();
+  cmd->add_option("--max-batch-tokens", e.max_batch_tokens,
+                  "KV token budget over running requests (0: slots x n_positions)")
+      ->capture_default_str();
+  cmd->add_option("--threads", e.threads, "Intra-op threads (0: one per core)")
+      ->capture_default_str();
+  cmd->add_option("--drain-grace", f->options.drain_grace_s,
+                  "Seconds in-flight requests may take after SIGTERM")
+      ->capture_default_str();
+  cmd->callback([f, run] { *run = [f] { return ReportStatus("serve", RunServe(*f)); }; });
+}
+
+}  // namespace copyforge

@@ -1,0 +1,412 @@
+#include "serving/engine.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "trainer/common/threads.h"
+#include "trainer/tokenizer/unicode.h"
+
+namespace copyforge {
+
+size_t CompleteUtf8Prefix(const std::string& s) {
+  // Step back over at most three continuation bytes to the last lead byte.
+  size_t i = s.size();
+  size_t back = 0;
+  while (i > 0 && back < 4 && (static_cast<unsigned char>(s[i - 1]) & 0xC0) == 0x80) {
+    --i;
+    ++back;
+  }
+  if (i == 0) return s.size();
+  const unsigned char lead = static_cast<unsigned char>(s[i - 1]);
+  const size_t need = lead < 0x80         ? 1
+                      : (lead >> 5) == 6  ? 2
+                      : (lead >> 4) == 14 ? 3
+                      : (lead >> 3) == 30 ? 4
+                                          : 1;
+  return back + 1 >= need ? s.size() : i - 1;
+}
+
+std::string SanitizeUtf8(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  const char* p = s.data();
+  const char* end = p + s.size();
+  while (p < end) {
+    char32_t cp;
+    const size_t n = DecodeUtf8(p, end, &cp);
+    if (cp == kInvalidCodepoint) {
+      out += "\xEF\xBF\xBD";
+    } else {
+      out.append(p, n);
+    }
+    p += n;
+  }
+  return out;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// One request in the engine.
+struct Sequence {
+  EngineRequest request;
+  std::unique_ptr<Sampler> sampler;
+  int slot = -1;
+  int64_t reserved = 0;          // KV tokens reserved in the budget
+  int64_t length = 0;            // positions in the KV cache
+  int32_t next = -1;             // sampled, not yet in the cache
+  std::vector<int32_t> history;  // prompt + generated (repetition penalty)
+  std::vector<int32_t> generated;
+  size_t emitted_bytes = 0;
+  size_t max_stop = 0;
+  Clock::time_point queued_at = Clock::now(), started_at, first_token_at;
+  bool has_first = false;
+};
+
+}  // namespace
+
+class Engine::Impl {
+ public:
+  Impl(LoadedCheckpoint checkpoint, const EngineOptions& options)
+      : checkpoint_(std::move(checkpoint)), options_(options) {
+    const Gpt2Config& c = checkpoint_.config;
+    if (options_.max_prompt_tokens <= 0) options_.max_prompt_tokens = c.n_positions - 1;
+    if (options_.max_batch_tokens <= 0) {
+      options_.max_batch_tokens = static_cast<int64_t>(options_.max_batch) * c.n_positions;
+    }
+    const auto params = checkpoint_.model->parameters();
+    pool_ = KvCache::Allocate(c, options_.max_batch, c.n_positions,
+                              torch::TensorOptions().dtype(params[0].scalar_type()));
+    for (int s = options_.max_batch - 1; s >= 0; --s) free_slots_.push_back(s);
+    thread_ = std::thread([this] { Loop(); });
+  }
+
+  ~Impl() { Stop(); }
+
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return;
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  absl::Status Submit(EngineRequest r) {
+    const Gpt2Config& c = checkpoint_.config;
+    if (r.prompt.empty()) return absl::InvalidArgumentError("prompt is empty");
+    if (static_cast<int64_t>(r.prompt.size()) > options_.max_prompt_tokens) {
+      return absl::InvalidArgumentError(absl::StrCat("prompt has ", r.prompt.size(),
+                                                     " tokens, over the limit max_prompt_tokens ",
+                                                     options_.max_prompt_tokens));
+    }
+    if (r.max_new_tokens == 0) r.max_new_tokens = options_.default_max_new_tokens;
+    if (r.max_new_tokens < 0 || r.max_new_tokens > options_.max_new_tokens) {
+      return absl::InvalidArgumentError(absl::StrCat("stopping.max_new_tokens ", r.max_new_tokens,
+                                                     " is over the limit max_new_tokens ",
+                                                     options_.max_new_tokens));
+    }
+    if (absl::Status st = r.sampling.Validate(); !st.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("sampling.", st.message()));
+    }
+    for (const std::string& s : r.stop) {
+      if (s.empty()) return absl::InvalidArgumentError("stopping.stop has an empty sequence");
+    }
+    auto seq = std::make_unique<Sequence>();
+    seq->reserved =
+        std::min<int64_t>(c.n_positions, static_cast<int64_t>(r.prompt.size()) + r.max_new_tokens);
+    if (seq->reserved > options_.max_batch_tokens) {
+      return absl::InvalidArgumentError(absl::StrCat("prompt + max_new_tokens = ", seq->reserved,
+                                                     " tokens is over the limit max_batch_tokens ",
+                                                     options_.max_batch_tokens));
+    }
+    for (const std::string& s : r.stop) seq->max_stop = std::max(seq->max_stop, s.size());
+    seq->sampler = std::make_unique<Sampler>(r.sampling);
+    seq->history = r.prompt;
+    seq->request = std::move(r);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return absl::UnavailableError("the server is shutting down");
+      if (static_cast<int>(queue_.size()) >= options_.max_queue) {
+        return absl::ResourceExhaustedError(absl::StrCat("the queue is full (max_queue ",
+                                                         options_.max_queue, " waiting requests)"));
+      }
+      queue_.push_back(std::move(seq));
+    }
+    cv_.notify_all();
+    return absl::OkStatus();
+  }
+
+  EngineStats stats() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stats_;
+  }
+
+  LoadedCheckpoint checkpoint_;
+  EngineOptions options_;
+
+ private:
+  void Loop() {
+    torch::NoGradGuard no_grad;
+    torch::set_num_threads(ResolveThreads(options_.threads));
+    while (true) {
+      std::unique_ptr<Sequence> admitted;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || !running_.empty(); });
+        if (stopping_) break;
+        // Admit one waiting request per step, so prefills interleave with decoding.
+        if (!queue_.empty() && !free_slots_.empty() &&
+            reserved_ + queue_.front()->reserved <= options_.max_batch_tokens) {
+          admitted = std::move(queue_.front());
+          queue_.pop_front();
+          admitted->slot = free_slots_.back();
+          free_slots_.pop_back();
+          reserved_ += admitted->reserved;
+        }
+      }
+      if (admitted) Prefill(std::move(admitted));
+      if (!running_.empty()) DecodeStep();
+      Reap();
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.running = static_cast<int>(running_.size());
+      stats_.queued = static_cast<int>(queue_.size());
+      stats_.free_slots = static_cast<int>(free_slots_.size());
+      stats_.reserved_tokens = reserved_;
+      stats_.steps = steps_;
+    }
+    // Shutting down: everyone hears CANCELLED.
+    std::deque<std::unique_ptr<Sequence>> waiting;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      waiting.swap(queue_);
+    }
+    for (auto& s : waiting) Finish(*s, FinishReason::kNone, absl::CancelledError("server stopped"));
+    for (auto& s : running_)
+      Finish(*s, FinishReason::kNone, absl::CancelledError("server stopped"));
+    running_.clear();
+  }
+
+  void Prefill(std::unique_ptr<Sequence> seq) {
+    seq->started_at = Clock::now();
+    const auto& prompt = seq->request.prompt;
+    KvCache view;
+    view.capacity = pool_.capacity;
+    for (size_t l = 0; l < pool_.keys.size(); ++l) {
+      view.keys.push_back(pool_.keys[l].narrow(0, seq->slot, 1));
+      view.values.push_back(pool_.values[l].narrow(0, seq->slot, 1));
+    }
+    try {
+      torch::Tensor input =
+          torch::tensor(std::vector<int64_t>(prompt.begin(), prompt.end()), torch::kLong)
+              .view({1, -1});
+      torch::Tensor hidden = checkpoint_.model->Hidden(input, &view);
+      torch::Tensor logits = torch::matmul(hidden[0][-1], checkpoint_.model->wte->weight.t());
+      seq->length = static_cast<int64_t>(prompt.size());
+      running_.push_back(std::move(seq));
+      Accept(*running_.back(), logits);
+    } catch (const c10::Error& e) {
+      Finish(*seq, FinishReason::kNone,
+             absl::InternalError(absl::StrCat("prefill failed: ", e.what_without_backtrace())));
+      Release(*seq);
+    }
+  }
+
+  void DecodeStep() {
+    std::vector<int64_t> tokens, slots, positions;
+    int64_t max_length = 0;
+    for (const auto& s : running_) {
+      if (s->next < 0) continue;  // finished, waiting to be reaped
+      tokens.push_back(s->next);
+      slots.push_back(s->slot);
+      positions.push_back(s->length);
+      max_length = std::max(max_length, s->length + 1);
+    }
+    if (tokens.empty()) return;
+    SlotBatch batch;
+    batch.slots = torch::tensor(slots, torch::kLong);
+    batch.positions = torch::tensor(positions, torch::kLong);
+    batch.max_length = max_length;
+    torch::Tensor logits =
+        checkpoint_.model->DecodeSlots(torch::tensor(tokens, torch::kLong), batch, &pool_);
+    ++steps_;
+    int64_t row = 0;
+    for (auto& s : running_) {
+      if (s->next < 0) continue;
+      s->history.push_back(s->next);
+      s->length += 1;
+      Accept(*s, logits[row++]);
+    }
+  }
+
+  // Samples the next token of `s` from `logits` and emits what became final.
+  void Accept(Sequence& s, const torch::Tensor& logits) {
+    const EngineRequest& r = s.request;
+    const int32_t id = static_cast<int32_t>(s.sampler->Sample(logits, s.history));
+    float logprob = 0;
+    if (r.logprobs) logprob = torch::log_softmax(logits.to(torch::kFloat), -1)[id].item<float>();
+    if (!s.has_first) {
+      s.has_first = true;
+      s.first_token_at = Clock::now();
+    }
+    const int32_t eos = checkpoint_.tokenizer->eot_id();
+    if (id == eos && !r.ignore_eos) {
+      s.next = -1;
+      Finish(s, FinishReason::kEos, absl::OkStatus());
+      return;
+    }
+    s.generated.push_back(id);
+    EngineChunk chunk;
+    chunk.ids.push_back(id);
+    if (r.logprobs) chunk.logprobs.push_back(logprob);
+    const std::string full = checkpoint_.tokenizer->Decode(s.generated).value_or("");
+    // A stop sequence may have completed anywhere in the not yet emitted tail.
+    for (const std::string& stop : r.stop) {
+      const size_t from = s.emitted_bytes > stop.size() ? s.emitted_bytes - stop.size() : 0;
+      const size_t at = full.find(stop, from);
+      if (at != std::string::npos && at >= s.emitted_bytes) {
+        chunk.text = full.substr(s.emitted_bytes, at - s.emitted_bytes);
+        s.emitted_bytes = at;
+        s.next = -1;
+        Emit(s, std::move(chunk));
+        Finish(s, FinishReason::kStopSequence, absl::OkStatus());
+        return;
+      }
+    }
+    const bool at_limit = static_cast<int64_t>(s.generated.size()) >= r.max_new_tokens ||
+                          s.length + 1 >= checkpoint_.config.n_positions;
+    // Emit what can no longer be part of a stop sequence and ends on a character boundary.
+    size_t safe = full.size();
+    if (!at_limit) {
+      if (s.max_stop > 1) safe = full.size() >= s.max_stop - 1 ? full.size() - (s.max_stop - 1) : 0;
+      safe = std::max(CompleteUtf8Prefix(full.substr(0, safe)), s.emitted_bytes);
+    }
+    chunk.text = full.substr(s.emitted_bytes, safe - s.emitted_bytes);
+    s.emitted_bytes = safe;
+    if (at_limit) {
+      s.next = -1;
+      Emit(s, std::move(chunk));
+      Finish(s, FinishReason::kLength, absl::OkStatus());
+      return;
+    }
+    s.next = id;
+    Emit(s, std::move(chunk));
+  }
+
+  void Emit(Sequence& s, EngineChunk chunk) {
+    chunk.text = SanitizeUtf8(chunk.text);
+    if (s.request.on_chunk) s.request.on_chunk(chunk);
+  }
+
+  void Finish(Sequence& s, FinishReason reason, absl::Status status) {
+    EngineChunk done;
+    done.done = true;
+    done.reason = reason;
+    done.status = std::move(status);
+    done.prompt_tokens = static_cast<int64_t>(s.request.prompt.size());
+    done.generated_tokens = static_cast<int64_t>(s.generated.size());
+    const auto start = s.started_at == Clock::time_point{} ? Clock::now() : s.started_at;
+    done.queue_s = std::chrono::duration<double>(start - s.queued_at).count();
+    done.time_to_first_token_s =
+        s.has_first ? std::chrono::duration<double>(s.first_token_at - s.queued_at).count() : 0;
+    done.total_s = Since(s.queued_at);
+    s.next = -1;
+    if (s.request.on_chunk) s.request.on_chunk(done);
+    s.request.on_chunk = nullptr;  // exactly one final chunk
+  }
+
+  void Release(Sequence& s) {
+    if (s.slot < 0) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    free_slots_.push_back(s.slot);
+    reserved_ -= s.reserved;
+    s.slot = -1;
+  }
+
+  // Drops finished sequences and those whose client went away or whose deadline passed.
+  void Reap() {
+    const auto now = Clock::now();
+    for (auto& s : running_) {
+      if (s->next < 0) continue;
+      if (s->request.cancelled && s->request.cancelled()) {
+        Finish(*s, FinishReason::kNone, absl::CancelledError("cancelled by the client"));
+      } else if (now > s->request.deadline) {
+        Finish(*s, FinishReason::kNone, absl::DeadlineExceededError("deadline passed"));
+      }
+    }
+    for (auto& s : running_) {
+      if (s->next < 0) Release(*s);
+    }
+    running_.erase(std::remove_if(running_.begin(), running_.end(),
+                                  [](const std::unique_ptr<Sequence>& s) { return s->slot < 0; }),
+                   running_.end());
+    // Waiting requests can be cancelled or expire too.
+    std::deque<std::unique_ptr<Sequence>> dropped;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto it = queue_.begin(); it != queue_.end();) {
+        const bool gone = ((*it)->request.cancelled && (*it)->request.cancelled()) ||
+                          now > (*it)->request.deadline;
+        if (gone) {
+          dropped.push_back(std::move(*it));
+          it = queue_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (auto& s : dropped) {
+      Finish(*s, FinishReason::kNone,
+             now > s->request.deadline ? absl::DeadlineExceededError("deadline passed in the queue")
+                                       : absl::CancelledError("cancelled by the client"));
+    }
+  }
+
+  KvCache pool_;
+  std::vector<std::unique_ptr<Sequence>> running_;  // engine thread only
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<Sequence>> queue_;
+  std::vector<int> free_slots_;
+  int64_t reserved_ = 0;
+  int64_t steps_ = 0;  // engine thread
+  bool stopping_ = false;
+  EngineStats stats_;
+  std::thread thread_;
+};
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Engine::~Engine() = default;
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(LoadedCheckpoint checkpoint,
+                                                       const EngineOptions& options) {
+  if (checkpoint.tokenizer == nullptr) {
+    return absl::FailedPreconditionError(
+        "the checkpoint has no tokenizer files (vocab.json, "
+        "merges.txt); serving needs them");
+  }
+  if (options.max_batch < 1) return absl::InvalidArgumentError("max_batch must be >= 1");
+  if (options.max_queue < 0) return absl::InvalidArgumentError("max_queue must be >= 0");
+  checkpoint.model->eval();
+  return std::unique_ptr<Engine>(
+      new Engine(std::make_unique<Impl>(std::move(checkpoint), options)));
+}
+
+absl::Status Engine::Submit(EngineRequest request) { return impl_->Submit(std::move(request)); }
+EngineStats Engine::stats() const { return impl_->stats(); }
+const Tokenizer& Engine::tokenizer() const { return *impl_->checkpoint_.tokenizer; }
+const Gpt2Config& Engine::config() const { return impl_->checkpoint_.config; }
+const EngineOptions& Engine::options() const { return impl_->options_; }
+void Engine::Stop() { impl_->Stop(); }
+
+}  // namespace copyforge

@@ -1,0 +1,102 @@
+// The generation engine behind `copyforge serve`: continuous batching over a slot-based KV cache.
+// Requests wait in a bounded queue; between decode steps the engine admits a waiting request
+// (prefilling its prompt straight into a free slot of the preallocated KV pool) when a slot and
+// enough of the token budget are free, then runs one decode step for every running sequence
+// together. Finished, cancelled and expired sequences leave the batch at the next step and free
+// their slot. Each sequence samples with its own generator, so a seed fixes its output whatever
+// else is in the batch.
+#ifndef COPYFORGE_SERVING_ENGINE_H_
+#define COPYFORGE_SERVING_ENGINE_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "trainer/checkpoint/checkpoint.h"
+#include "trainer/model/sampler.h"
+
+namespace copyforge {
+
+struct EngineOptions {
+  int max_batch = 16;             // KV cache slots = sequences decoded together
+  int64_t max_prompt_tokens = 0;  // 0: n_positions - 1
+  int64_t max_new_tokens = 512;   // the most a request may ask for
+  int64_t default_max_new_tokens = 64;
+  int max_queue = 64;  // waiting requests; more is RESOURCE_EXHAUSTED at once
+  int64_t max_batch_tokens =
+      0;            // KV budget: sum of prompt + max_new over running (0: slots x n_positions)
+  int threads = 0;  // intra-op threads (0: one per core)
+};
+
+enum class FinishReason { kNone, kLength, kEos, kStopSequence };
+
+// What a request hears back, on the engine thread: text deltas (whole UTF-8 characters, stop
+// sequences held back until they cannot match), then one final chunk with `done`.
+struct EngineChunk {
+  std::string text;
+  std::vector<int32_t> ids;
+  std::vector<float> logprobs;
+  bool done = false;
+  FinishReason reason = FinishReason::kNone;
+  absl::Status status;  // not OK when the request was cancelled, expired or failed
+  int64_t prompt_tokens = 0, generated_tokens = 0;
+  double queue_s = 0, time_to_first_token_s = 0, total_s = 0;
+};
+
+struct EngineRequest {
+  std::vector<int32_t> prompt;
+  SamplingParams sampling;
+  int64_t max_new_tokens = 0;  // 0: the default
+  std::vector<std::string> stop;
+  bool ignore_eos = false;
+  bool logprobs = false;
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  std::function<bool()> cancelled;  // polled before every step
+  std::function<void(const EngineChunk&)> on_chunk;
+};
+
+struct EngineStats {
+  int running = 0, queued = 0, free_slots = 0;
+  int64_t reserved_tokens = 0;
+  int64_t steps = 0;
+};
+
+class Engine {
+ public:
+  // Takes the loaded model and tokenizer; starts the engine thread.
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(LoadedCheckpoint checkpoint,
+                                                        const EngineOptions& options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Validates against the limits (INVALID_ARGUMENT naming the limit) and queues the request
+  // (RESOURCE_EXHAUSTED when the queue is full). On OK, on_chunk will be called until `done`.
+  absl::Status Submit(EngineRequest request);
+  EngineStats stats() const;
+  const Tokenizer& tokenizer() const;
+  const Gpt2Config& config() const;
+  const EngineOptions& options() const;
+  // Stops admitting; running and queued requests finish with CANCELLED.
+  void Stop();
+
+  class Impl;
+
+ private:
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// The longest prefix of `s` that does not end inside a UTF-8 sequence.
+size_t CompleteUtf8Prefix(const std::string& s);
+// `s` with each malformed byte replaced by U+FFFD.
+std::string SanitizeUtf8(const std::string& s);
+
+}  // namespace copyforge
+
+#endif  // COPYFORGE_SERVING_ENGINE_H_

@@ -1,0 +1,315 @@
+#include "serving/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "serving.grpc.pb.h"
+#include "trainer/common/file_util.h"
+#include "trainer/tokenizer/unicode.h"
+
+namespace copyforge {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr char kServiceName[] = "copyforge.v1.TextGeneration";
+
+grpc::Status ToGrpc(const absl::Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+}
+
+bool ValidUtf8(const std::string& s) {
+  const char* p = s.data();
+  const char* end = p + s.size();
+  while (p < end) {
+    char32_t cp;
+    p += DecodeUtf8(p, end, &cp);
+    if (cp == kInvalidCodepoint) return false;
+  }
+  return true;
+}
+
+v1::FinishReason ToProto(FinishReason r) {
+  switch (r) {
+    case FinishReason::kLength:
+      return v1::LENGTH;
+    case FinishReason::kEos:
+      return v1::EOS;
+    case FinishReason::kStopSequence:
+      return v1::STOP_SEQUENCE;
+    default:
+      return v1::FINISH_REASON_UNSPECIFIED;
+  }
+}
+
+// The chunks of one RPC's sequences, handed from the engine thread to the RPC thread.
+struct Mailbox {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::pair<uint32_t, EngineChunk>> chunks;
+  std::atomic<bool> cancelled{false};
+};
+
+}  // namespace
+
+class GenerationServer::Impl final : public v1::TextGeneration::Service {
+ public:
+  explicit Impl(ServerOptions options) : options_(std::move(options)) {}
+
+  // Turns a request into engine requests (one per return sequence), or INVALID_ARGUMENT naming
+  // the field.
+  absl::StatusOr<std::vector<EngineRequest>> Convert(const v1::GenerateRequest& req,
+                                                     grpc::ServerContext* context,
+                                                     std::shared_ptr<Mailbox> box) {
+    if (req.prompt().empty()) return absl::InvalidArgumentError("prompt is empty");
+    if (!ValidUtf8(req.prompt())) return absl::InvalidArgumentError("prompt is not valid UTF-8");
+    const uint32_t n = std::max<uint32_t>(1, req.num_return_sequences());
+    if (n > 16) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("num_return_sequences ", n, " is over the limit 16"));
+    }
+    SamplingParams sampling;
+    const v1::SamplingParams& s = req.sampling();
+    sampling.temperature = s.temperature();
+    sampling.top_k = s.top_k();
+    sampling.top_p = s.top_p() == 0 ? 1.0 : s.top_p();
+    sampling.repetition_penalty = s.repetition_penalty() == 0 ? 1.0 : s.repetition_penalty();
+    sampling.seed = s.seed();
+    if (absl::Status st = sampling.Validate(); !st.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("sampling.", st.message()));
+    }
+    const std::vector<int32_t> prompt = engine_->tokenizer().Encode(req.prompt());
+    std::vector<EngineRequest> out;
+    Clock::time_point deadline = Clock::time_point::max();
+    if (context->deadline() != std::chrono::system_clock::time_point::max()) {
+      deadline = Clock::now() + (context->deadline() - std::chrono::system_clock::now());
+    }
+    for (uint32_t i = 0; i < n; ++i) {
+      EngineRequest r;
+      r.prompt = prompt;
+      r.sampling = sampling;
+      r.sampling.seed = sampling.seed + i;
+      r.max_new_tokens = req.stopping().max_new_tokens();
+      r.stop.assign(req.stopping().stop().begin(), req.stopping().stop().end());
+      r.ignore_eos = req.stopping().ignore_eos();
+      r.logprobs = req.return_logprobs();
+      r.deadline = deadline;
+      r.cancelled = [box, context] { return box->cancelled.load() || context->IsCancelled(); };
+      r.on_chunk = [box, i](const EngineChunk& chunk) {
+        {
+          std::lock_guard<std::mutex> lock(box->mu);
+          box->chunks.emplace_back(i, chunk);
+        }
+        box->cv.notify_all();
+      };
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
+  // Validates and submits every sequence; on a failure the submitted ones are cancelled.
+  grpc::Status SubmitAll(const v1::GenerateRequest& req, grpc::ServerContext* context,
+                         const std::shared_ptr<Mailbox>& box, uint32_t* n) {
+    if (draining_) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is draining (shutting down)");
+    }
+    auto requests = Convert(req, context, box);
+    if (!requests.ok()) return ToGrpc(requests.status());
+    *n = static_cast<uint32_t>(requests->size());
+    for (EngineRequest& r : *requests) {
+      if (absl::Status st = engine_->Submit(std::move(r)); !st.ok()) {
+        box->cancelled = true;
+        return ToGrpc(st);
+      }
+    }
+    return grpc::Status::OK;
+  }
+
+  // Waits for the next chunk (polling for client cancellation).
+  static bool Next(Mailbox& box, grpc::ServerContext* context,
+                   std::pair<uint32_t, EngineChunk>* out) {
+    std::unique_lock<std::mutex> lock(box.mu);
+    while (box.chunks.empty()) {
+      box.cv.wait_for(lock, std::chrono::milliseconds(50));
+      if (context->IsCancelled()) box.cancelled = true;
+    }
+    *out = std::move(box.chunks.front());
+    box.chunks.pop_front();
+    return true;
+  }
+
+  void Describe(v1::GenerateResponse* resp, const std::string& request_id) {
+    resp->set_checkpoint(options_.checkpoint);
+    resp->set_checkpoint_step(step_);
+    resp->set_request_id(request_id);
+  }
+
+  grpc::Status Generate(grpc::ServerContext* context, const v1::GenerateRequest* req,
+                        v1::GenerateResponse* resp) override {
+    auto box = std::make_shared<Mailbox>();
+    uint32_t n = 0;
+    if (grpc::Status st = SubmitAll(*req, context, box, &n); !st.ok()) return st;
+    for (uint32_t i = 0; i < n; ++i) resp->add_completions();
+    uint32_t done = 0;
+    absl::Status failure;
+    double queue = 0, ttft = 0, total = 0;
+    while (done < n) {
+      std::pair<uint32_t, EngineChunk> item;
+      Next(*box, context, &item);
+      auto& [i, chunk] = item;
+      v1::Completion* c = resp->mutable_completions(static_cast<int>(i));
+      c->mutable_text()->append(chunk.text);
+      for (int32_t id : chunk.ids) c->add_token_ids(id);
+      for (float lp : chunk.logprobs) c->add_logprobs(lp);
+      if (chunk.done) {
+        ++done;
+        c->set_finish_reason(ToProto(chunk.reason));
+        if (!chunk.status.ok() && failure.ok()) failure = chunk.status;
+        resp->mutable_usage()->set_prompt_tokens(static_cast<uint32_t>(chunk.prompt_tokens));
+        resp->mutable_usage()->set_generated_tokens(resp->usage().generated_tokens() +
+                                                    static_cast<uint32_t>(chunk.generated_tokens));
+        queue = std::max(queue, chunk.queue_s);
+        ttft = std::max(ttft, chunk.time_to_first_token_s);
+        total = std::max(total, chunk.total_s);
+      }
+    }
+    if (!failure.ok()) return ToGrpc(failure);
+    resp->mutable_timings()->set_queue_s(queue);
+    resp->mutable_timings()->set_time_to_first_token_s(ttft);
+    resp->mutable_timings()->set_total_s(total);
+    Describe(resp, req->request_id());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GenerateStream(grpc::ServerContext* context, const v1::GenerateRequest* req,
+                              grpc::ServerWriter<v1::GenerateStreamResponse>* writer) override {
+    auto box = std::make_shared<Mailbox>();
+    uint32_t n = 0;
+    if (grpc::Status st = SubmitAll(*req, context, box, &n); !st.ok()) return st;
+    uint32_t done = 0;
+    absl::Status failure;
+    while (done < n) {
+      std::pair<uint32_t, EngineChunk> item;
+      Next(*box, context, &item);
+      auto& [i, chunk] = item;
+      v1::GenerateStreamResponse m;
+      m.set_index(i);
+      m.set_text(chunk.text);
+      for (int32_t id : chunk.ids) m.add_token_ids(id);
+      for (float lp : chunk.logprobs) m.add_logprobs(lp);
+      if (chunk.done) {
+        ++done;
+        if (!chunk.status.ok()) {
+          if (failure.ok()) failure = chunk.status;
+          continue;
+        }
+        m.set_finish_reason(ToProto(chunk.reason));
+        m.mutable_usage()->set_prompt_tokens(static_cast<uint32_t>(chunk.prompt_tokens));
+        m.mutable_usage()->set_generated_tokens(static_cast<uint32_t>(chunk.generated_tokens));
+        m.mutable_timings()->set_queue_s(chunk.queue_s);
+        m.mutable_timings()->set_time_to_first_token_s(chunk.time_to_first_token_s);
+        m.mutable_timings()->set_total_s(chunk.total_s);
+      } else if (m.text().empty() && m.token_ids().empty()) {
+        continue;
+      }
+      if (!writer->Write(m)) box->cancelled = true;  // the client is gone; the engine drops it
+    }
+    return ToGrpc(failure);
+  }
+
+  grpc::Status Tokenize(grpc::ServerContext*, const v1::TokenizeRequest* req,
+                        v1::TokenizeResponse* resp) override {
+    if (!ValidUtf8(req->text())) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "text is not valid UTF-8");
+    }
+    for (int32_t id : engine_->tokenizer().Encode(req->text())) resp->add_token_ids(id);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetModelInfo(grpc::ServerContext*, const v1::GetModelInfoRequest*,
+                            v1::ModelInfo* info) override {
+    const Gpt2Config& c = engine_->config();
+    const EngineOptions& o = engine_->options();
+    info->set_checkpoint(options_.checkpoint);
+    info->set_checkpoint_step(step_);
+    info->set_n_layer(c.n_layer);
+    info->set_n_head(c.n_head);
+    info->set_n_embd(c.n_embd);
+    info->set_n_positions(c.n_positions);
+    info->set_vocab_size(c.vocab_size);
+    info->set_dtype("float32");
+    info->set_max_prompt_tokens(static_cast<uint32_t>(o.max_prompt_tokens));
+    info->set_max_new_tokens(static_cast<uint32_t>(o.max_new_tokens));
+    info->set_max_batch(static_cast<uint32_t>(o.max_batch));
+    info->set_max_queue(static_cast<uint32_t>(o.max_queue));
+    info->set_max_batch_tokens(static_cast<uint64_t>(o.max_batch_tokens));
+    return grpc::Status::OK;
+  }
+
+  ServerOptions options_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  int64_t step_ = 0;
+  std::atomic<bool> draining_{false};
+};
+
+GenerationServer::GenerationServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+GenerationServer::~GenerationServer() {
+  if (impl_->server_) impl_->server_->Shutdown(std::chrono::system_clock::now());
+  if (impl_->engine_) impl_->engine_->Stop();
+}
+
+int GenerationServer::port() const { return impl_->port_; }
+
+void GenerationServer::Drain() {
+  impl_->draining_ = true;
+  impl_->server_->GetHealthCheckService()->SetServingStatus(false);
+  const auto deadline = Clock::now() + std::chrono::duration<double>(impl_->options_.drain_grace_s);
+  while (Clock::now() < deadline) {
+    const EngineStats s = impl_->engine_->stats();
+    if (s.running == 0 && s.queued == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  impl_->engine_->Stop();
+  impl_->server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+}
+
+absl::StatusOr<std::unique_ptr<GenerationServer>> GenerationServer::Start(const ServerOptions& o) {
+  auto impl = std::make_unique<Impl>(o);
+  auto checkpoint = LoadCheckpoint(o.checkpoint);
+  if (!checkpoint.ok()) return checkpoint.status();
+  // The step, when the checkpoint came from `copyforge train`.
+  if (auto state = ReadFile(o.checkpoint + "/training_state.json"); state.ok()) {
+    const size_t at = state->find("\"step\":");
+    if (at != std::string::npos) impl->step_ = std::atoll(state->c_str() + at + 7);
+  }
+  auto engine = Engine::Create(*std::move(checkpoint), o.engine);
+  if (!engine.ok()) return engine.status();
+  impl->engine_ = *std::move(engine);
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(absl::StrCat(o.host, ":", o.port), grpc::InsecureServerCredentials(),
+                           &impl->port_);
+  builder.RegisterService(impl.get());
+  impl->server_ = builder.BuildAndStart();
+  if (impl->server_ == nullptr || impl->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", o.host, ":", o.port));
+  }
+  // Loaded: healthy.
+  impl->server_->GetHealthCheckService()->SetServingStatus(true);
+  impl->server_->GetHealthCheckService()->SetServingStatus(kServiceName, true);
+  return std::unique_ptr<GenerationServer>(new GenerationServer(std::move(impl)));
+}
+
+}  // namespace copyforge

@@ -1,0 +1,41 @@
+// `copyforge serve`: the TextGeneration gRPC service over the Engine, with the standard
+// grpc.health.v1 service (SERVING once the model is loaded, NOT_SERVING while draining) and
+// server reflection for grpcurl.
+#ifndef COPYFORGE_SERVING_SERVER_H_
+#define COPYFORGE_SERVING_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "serving/engine.h"
+
+namespace copyforge {
+
+struct ServerOptions {
+  std::string host = "0.0.0.0";
+  int port = 0;  // 0: an ephemeral port
+  std::string checkpoint;
+  EngineOptions engine;
+  double drain_grace_s = 30;  // on SIGTERM, how long in-flight requests may take to finish
+};
+
+class GenerationServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<GenerationServer>> Start(const ServerOptions& options);
+  ~GenerationServer();
+  int port() const;
+  // Stops admitting (health NOT_SERVING, new requests UNAVAILABLE), lets in-flight requests
+  // finish for up to the grace period, then stops.
+  void Drain();
+
+  class Impl;
+
+ private:
+  explicit GenerationServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace copyforge
+
+#endif  // COPYFORGE_SERVING_SERVER_H_

@@ -1,0 +1,253 @@
+// The continuous-batching engine in process: batched vs alone, seeds, stop sequences,
+// cancellation, overload and argument errors.
+#include "serving/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "tests/test_util.h"
+
+namespace copyforge {
+namespace {
+
+// A random-weights tiny GPT-2 with the GPT-2 tokenizer.
+class EngineTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new testing::TempDir();
+    testing::WriteTestFile(dir_->File("model.yaml"),
+                           "n_layer: 2\nn_head: 2\nn_embd: 64\nn_positions: 128\n"
+                           "vocab_size: 50257\ndropout: 0.0\n");
+    auto r = testing::RunCommand(testing::Env("COPYFORGE_BIN") + " init-model --model-config " +
+                                 dir_->File("model.yaml") + " --seed 3 --tokenizer " +
+                                 testing::Env("COPYFORGE_GPT2_TOKENIZER") + " --out " +
+                                 dir_->File("ckpt"));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  static void TearDownTestSuite() { delete dir_; }
+
+  std::unique_ptr<Engine> Make(EngineOptions o = {}) {
+    o.threads = 1;
+    auto ckpt = LoadCheckpoint(dir_->File("ckpt"));
+    EXPECT_TRUE(ckpt.ok()) << ckpt.status();
+    auto engine = Engine::Create(*std::move(ckpt), o);
+    EXPECT_TRUE(engine.ok()) << engine.status();
+    return *std::move(engine);
+  }
+
+  // A request's outcome, filled from the engine thread.
+  struct Result {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::string text;
+    std::vector<int32_t> ids;
+    bool done = false;
+    int chunks = 0;
+    FinishReason reason = FinishReason::kNone;
+    absl::Status status;
+    void Wait() {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return done; });
+    }
+  };
+
+  EngineRequest Request(Engine& e, const std::string& prompt, Result* out, int64_t max_new = 20) {
+    EngineRequest r;
+    r.prompt = e.tokenizer().Encode(prompt);
+    r.max_new_tokens = max_new;
+    r.ignore_eos = true;
+    r.sampling.temperature = 0;
+    r.on_chunk = [out](const EngineChunk& c) {
+      std::lock_guard<std::mutex> lock(out->mu);
+      out->text += c.text;
+      out->ids.insert(out->ids.end(), c.ids.begin(), c.ids.end());
+      ++out->chunks;
+      if (c.done) {
+        out->done = true;
+        out->reason = c.reason;
+        out->status = c.status;
+        out->cv.notify_all();
+      }
+    };
+    return r;
+  }
+
+  static testing::TempDir* dir_;
+};
+testing::TempDir* EngineTest::dir_ = nullptr;
+
+const std::vector<std::string> kPrompts = {"Product: stainless steel water bottle",
+                                           "Review (5 stars):",
+                                           "The best pizza in town",
+                                           "Blog: ten gifts for runners",
+                                           "Brand: Acme. Category: Kitchen.",
+                                           "Hello"};
+
+TEST_F(EngineTest, GreedyOutputIsTheSameAloneAndInAFullBatch) {
+  auto engine = Make();
+  std::vector<std::vector<int32_t>> alone;
+  for (const std::string& p : kPrompts) {
+    Result r;
+    ASSERT_TRUE(engine->Submit(Request(*engine, p, &r)).ok());
+    r.Wait();
+    ASSERT_TRUE(r.status.ok()) << r.status;
+    EXPECT_EQ(r.ids.size(), 20u);
+    EXPECT_EQ(r.reason, FinishReason::kLength);
+    alone.push_back(r.ids);
+  }
+  std::vector<std::unique_ptr<Result>> batched;
+  for (size_t i = 0; i < kPrompts.size(); ++i) {
+    batched.push_back(std::make_unique<Result>());
+    // Different lengths, so sequences join and leave the batch at different steps.
+    ASSERT_TRUE(engine->Submit(Request(*engine, kPrompts[i], batched.back().get())).ok());
+  }
+  for (size_t i = 0; i < kPrompts.size(); ++i) {
+    batched[i]->Wait();
+    EXPECT_EQ(batched[i]->ids, alone[i]) << kPrompts[i];
+  }
+  EXPECT_GT(engine->stats().steps, 0);
+}
+
+TEST_F(EngineTest, SameSeedSameOutputWhateverElseIsBatched) {
+  auto engine = Make();
+  auto sampled = [&](uint64_t seed, bool crowd) {
+    std::vector<std::unique_ptr<Result>> others;
+    if (crowd) {
+      for (const std::string& p : kPrompts) {
+        others.push_back(std::make_unique<Result>());
+        EngineRequest o = Request(*engine, p, others.back().get(), 30);
+        o.sampling.temperature = 1.0;
+        o.sampling.seed = 99;
+        EXPECT_TRUE(engine->Submit(std::move(o)).ok());
+      }
+    }
+    Result r;
+    EngineRequest req = Request(*engine, "Review (4 stars):", &r, 25);
+    req.sampling.temperature = 0.9;
+    req.sampling.top_k = 50;
+    req.sampling.top_p = 0.95;
+    req.sampling.seed = seed;
+    EXPECT_TRUE(engine->Submit(std::move(req)).ok());
+    r.Wait();
+    for (auto& o : others) o->Wait();
+    return r.ids;
+  };
+  const auto a = sampled(7, false);
+  EXPECT_EQ(a, sampled(7, true));
+  EXPECT_NE(a, sampled(8, false));
+}
+
+TEST_F(EngineTest, StopSequenceAcrossTokenBoundaries) {
+  auto engine = Make();
+  Result full;
+  ASSERT_TRUE(engine->Submit(Request(*engine, "Product: a lamp", &full, 30)).ok());
+  full.Wait();
+  ASSERT_GE(full.text.size(), 12u);
+  // A stop string that starts inside one token and ends inside a later one.
+  size_t at = 3;
+  const std::string stop = full.text.substr(at, 7);
+  at = full.text.find(stop);
+  Result r;
+  EngineRequest req = Request(*engine, "Product: a lamp", &r, 30);
+  req.stop = {"never-appears", stop};
+  ASSERT_TRUE(engine->Submit(std::move(req)).ok());
+  r.Wait();
+  EXPECT_EQ(r.reason, FinishReason::kStopSequence);
+  EXPECT_EQ(r.text, full.text.substr(0, at));
+}
+
+TEST_F(EngineTest, CancelledRequestLeavesTheBatchAndFreesItsSlot) {
+  EngineOptions o;
+  o.max_batch = 2;
+  auto engine = Make(o);
+  Result r;
+  std::atomic<bool> cancel{false};
+  EngineRequest req = Request(*engine, "Blog:", &r, 120);
+  req.cancelled = [&] { return cancel.load(); };
+  ASSERT_TRUE(engine->Submit(std::move(req)).ok());
+  for (int i = 0; i < 200; ++i) {
+    {
+      std::lock_guard<std::mutex> lock(r.mu);
+      if (r.chunks >= 3) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  cancel = true;
+  r.Wait();
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kCancelled) << r.status;
+  EXPECT_LT(r.ids.size(), 120u);
+  for (int i = 0; i < 100 && engine->stats().free_slots != 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(engine->stats().free_slots, 2);
+  EXPECT_EQ(engine->stats().reserved_tokens, 0);
+  Result after;
+  ASSERT_TRUE(engine->Submit(Request(*engine, "Hello", &after, 5)).ok());
+  after.Wait();
+  EXPECT_TRUE(after.status.ok());
+  // A deadline in the past ends a request the same way.
+  Result late;
+  EngineRequest expired = Request(*engine, "Hello", &late, 50);
+  expired.deadline = std::chrono::steady_clock::now();
+  ASSERT_TRUE(engine->Submit(std::move(expired)).ok());
+  late.Wait();
+  EXPECT_EQ(late.status.code(), absl::StatusCode::kDeadlineExceeded) << late.status;
+}
+
+TEST_F(EngineTest, FullQueueIsResourceExhaustedAtOnceAndTheEngineRecovers) {
+  EngineOptions o;
+  o.max_batch = 1;
+  o.max_queue = 1;
+  auto engine = Make(o);
+  std::atomic<bool> cancel{false};
+  Result a, b;
+  EngineRequest ra = Request(*engine, "Blog:", &a, 120);
+  ra.cancelled = [&] { return cancel.load(); };
+  ASSERT_TRUE(engine->Submit(std::move(ra)).ok());
+  for (int i = 0; i < 100 && engine->stats().running == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EngineRequest rb = Request(*engine, "Hello", &b, 120);
+  rb.cancelled = [&] { return cancel.load(); };
+  ASSERT_TRUE(engine->Submit(std::move(rb)).ok());  // waits in the queue
+  Result c;
+  const absl::Status full = engine->Submit(Request(*engine, "Hello", &c, 5));
+  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted) << full;
+  EXPECT_NE(full.message().find("max_queue"), std::string_view::npos);
+  cancel = true;
+  a.Wait();
+  b.Wait();
+  Result d;
+  ASSERT_TRUE(engine->Submit(Request(*engine, "Hello", &d, 5)).ok());
+  d.Wait();
+  EXPECT_TRUE(d.status.ok()) << d.status;
+}
+
+TEST_F(EngineTest, BadRequestsNameTheLimitOrField) {
+  EngineOptions o;
+  o.max_new_tokens = 50;
+  o.max_prompt_tokens = 8;
+  auto engine = Make(o);
+  Result r;
+  auto check = [&](EngineRequest req, const std::string& needle) {
+    const absl::Status st = engine->Submit(std::move(req));
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << st;
+    EXPECT_NE(st.message().find(needle), std::string_view::npos) << st;
+  };
+  EngineRequest a = Request(*engine, "Hello", &r);
+  a.sampling.temperature = -1;
+  check(std::move(a), "sampling.temperature");
+  EngineRequest b = Request(*engine, "Hello", &r);
+  b.sampling.top_p = 1.5;
+  check(std::move(b), "sampling.top_p");
+  check(Request(*engine, "Hello", &r, 51), "max_new_tokens 50");
+  check(Request(*engine, "", &r), "prompt is empty");
+  check(Request(*engine, "one two three four five six seven eight nine ten", &r),
+        "max_prompt_tokens 8");
+}
+
+}  // namespace
+}  // namespace copyforge

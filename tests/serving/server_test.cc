@@ -1,0 +1,196 @@
+// `copyforge serve` as a real process on loopback: the TextGeneration API, health, argument
+// errors, client cancellation and draining on SIGTERM.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "health.grpc.pb.h"
+#include "serving.grpc.pb.h"
+#include "tests/test_util.h"
+#include "trainer/common/file_util.h"
+
+namespace copyforge {
+namespace {
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    testing::WriteTestFile(tmp_.File("model.yaml"),
+                           "n_layer: 2\nn_head: 2\nn_embd: 64\nn_positions: 128\n"
+                           "vocab_size: 50257\ndropout: 0.0\n");
+    auto r = testing::RunCommand(
+        bin_ + " init-model --model-config " + tmp_.File("model.yaml") + " --seed 3 --tokenizer " +
+        testing::Env("COPYFORGE_GPT2_TOKENIZER") + " --out " + tmp_.File("ckpt"));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    server_ = std::make_unique<testing::Process>(
+        std::vector<std::string>{bin_, "serve", "--checkpoint", tmp_.File("ckpt"), "--port-file",
+                                 tmp_.File("port"), "--max-batch", "4", "--max-queue", "4",
+                                 "--max-new-tokens", "200", "--threads", "1", "--drain-grace",
+                                 "20"},
+        tmp_.File("serve.log"));
+    for (int i = 0; i < 400 && !std::filesystem::exists(tmp_.File("port")); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    auto port = ReadFile(tmp_.File("port"));
+    ASSERT_TRUE(port.ok()) << Log();
+    address_ = "127.0.0.1:" + std::string(port->substr(0, port->size() - 1));
+    channel_ = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+    stub_ = v1::TextGeneration::NewStub(channel_);
+  }
+
+  std::string Log() const {
+    auto t = ReadFile(tmp_.File("serve.log"));
+    return t.ok() ? *t : "(no log)";
+  }
+
+  v1::GenerateRequest Greedy(const std::string& prompt, uint32_t max_new) {
+    v1::GenerateRequest req;
+    req.set_prompt(prompt);
+    req.mutable_stopping()->set_max_new_tokens(max_new);
+    req.mutable_stopping()->set_ignore_eos(true);
+    return req;
+  }
+
+  grpc::health::v1::HealthCheckResponse::ServingStatus Health() {
+    auto health = grpc::health::v1::Health::NewStub(channel_);
+    grpc::ClientContext c;
+    c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    grpc::health::v1::HealthCheckRequest req;
+    grpc::health::v1::HealthCheckResponse resp;
+    if (!health->Check(&c, req, &resp).ok()) return grpc::health::v1::HealthCheckResponse::UNKNOWN;
+    return resp.status();
+  }
+
+  testing::TempDir tmp_;
+  const std::string bin_ = testing::Env("COPYFORGE_BIN");
+  std::unique_ptr<testing::Process> server_;
+  std::string address_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::TextGeneration::Stub> stub_;
+};
+
+TEST_F(ServerTest, GenerateStreamTokenizeInfoHealthAndDrain) {
+  EXPECT_EQ(Health(), grpc::health::v1::HealthCheckResponse::SERVING);
+  v1::GenerateResponse resp;
+  {
+    grpc::ClientContext c;
+    v1::GenerateRequest req = Greedy("Product: stainless steel bottle", 16);
+    req.set_request_id("r-1");
+    req.set_return_logprobs(true);
+    ASSERT_TRUE(stub_->Generate(&c, req, &resp).ok()) << Log();
+  }
+  ASSERT_EQ(resp.completions_size(), 1);
+  EXPECT_EQ(resp.completions(0).token_ids_size(), 16);
+  EXPECT_EQ(resp.completions(0).logprobs_size(), 16);
+  EXPECT_EQ(resp.completions(0).finish_reason(), v1::LENGTH);
+  EXPECT_EQ(resp.usage().generated_tokens(), 16u);
+  EXPECT_GT(resp.usage().prompt_tokens(), 0u);
+  EXPECT_EQ(resp.request_id(), "r-1");
+  EXPECT_EQ(resp.checkpoint(), tmp_.File("ckpt"));
+  EXPECT_GT(resp.timings().total_s(), 0);
+  // The stream carries the same greedy text, in pieces, with the finish on the last message.
+  {
+    grpc::ClientContext c;
+    auto reader = stub_->GenerateStream(&c, Greedy("Product: stainless steel bottle", 16));
+    v1::GenerateStreamResponse m;
+    std::string text;
+    int messages = 0;
+    v1::FinishReason reason = v1::FINISH_REASON_UNSPECIFIED;
+    while (reader->Read(&m)) {
+      text += m.text();
+      ++messages;
+      reason = m.finish_reason();
+    }
+    ASSERT_TRUE(reader->Finish().ok());
+    EXPECT_EQ(text, resp.completions(0).text());
+    EXPECT_GT(messages, 2);
+    EXPECT_EQ(reason, v1::LENGTH);
+  }
+  {
+    grpc::ClientContext c;
+    v1::TokenizeRequest req;
+    req.set_text("Hello world");
+    v1::TokenizeResponse t;
+    ASSERT_TRUE(stub_->Tokenize(&c, req, &t).ok());
+    EXPECT_EQ(std::vector<int32_t>(t.token_ids().begin(), t.token_ids().end()),
+              (std::vector<int32_t>{15496, 995}));
+  }
+  {
+    grpc::ClientContext c;
+    v1::ModelInfo info;
+    ASSERT_TRUE(stub_->GetModelInfo(&c, v1::GetModelInfoRequest(), &info).ok());
+    EXPECT_EQ(info.n_layer(), 2);
+    EXPECT_EQ(info.max_batch(), 4u);
+    EXPECT_EQ(info.max_new_tokens(), 200u);
+  }
+  // The CLI client.
+  auto cli = testing::RunCommand(bin_ + " generate --server " + address_ +
+                                 " --prompt 'Review:' --max-new-tokens 5 --temperature 0");
+  EXPECT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_EQ(cli.out.rfind("Review:", 0), 0u) << cli.out;
+  // SIGTERM with a request in flight: it finishes, health turns NOT_SERVING, the process exits 0.
+  std::thread slow([&] {
+    grpc::ClientContext c;
+    v1::GenerateResponse r;
+    EXPECT_TRUE(stub_->Generate(&c, Greedy("Blog:", 100), &r).ok());
+    EXPECT_EQ(r.completions(0).token_ids_size(), 100);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  server_->Signal(SIGTERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_NE(Health(), grpc::health::v1::HealthCheckResponse::SERVING);
+  slow.join();
+  const int status = server_->Wait();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << Log();
+}
+
+TEST_F(ServerTest, InvalidArgumentsNameTheField) {
+  auto expect_invalid = [&](v1::GenerateRequest req, const std::string& needle) {
+    grpc::ClientContext c;
+    v1::GenerateResponse r;
+    const grpc::Status st = stub_->Generate(&c, req, &r);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+    EXPECT_NE(st.error_message().find(needle), std::string::npos) << st.error_message();
+  };
+  v1::GenerateRequest r = Greedy("Hello", 5);
+  r.mutable_sampling()->set_temperature(-0.5);
+  expect_invalid(r, "sampling.temperature");
+  r = Greedy("Hello", 5);
+  r.mutable_sampling()->set_top_p(1.5);
+  expect_invalid(r, "sampling.top_p");
+  expect_invalid(Greedy("Hello", 201), "max_new_tokens 200");
+  expect_invalid(Greedy("", 5), "prompt is empty");
+}
+
+TEST_F(ServerTest, ClientCancelMidStreamThenTheServerStillAnswers) {
+  {
+    grpc::ClientContext c;
+    auto reader = stub_->GenerateStream(&c, Greedy("Blog:", 190));
+    v1::GenerateStreamResponse m;
+    ASSERT_TRUE(reader->Read(&m));
+    c.TryCancel();
+    while (reader->Read(&m)) {
+    }
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  // Four slots: four full-length requests at once all complete, so the cancelled one's slot
+  // came back.
+  std::vector<std::thread> clients;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 4; ++i) {
+    clients.emplace_back([&] {
+      grpc::ClientContext c;
+      v1::GenerateResponse r;
+      if (stub_->Generate(&c, Greedy("Hello", 20), &r).ok()) ++ok;
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok.load(), 4);
+}
+
+}  // namespace
+}  // namespace copyforge
