@@ -27,7 +27,6 @@ absl::Status RunServe(const ServeFlags& f) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  std::fprintf(stderr, "serve: loading %s\n", f.options.checkpoint.c_str());
   auto server = GenerationServer::Start(f.options);
   if (!server.ok()) return server.status();
   std::fprintf(stderr, "serve: listening on %s:%d (health SERVING)\n", f.options.host.c_str(),
@@ -109,7 +108,13 @@ void RegisterServe(CLI::App& app, CommandFn* run) {
   CLI::App* cmd = app.add_subcommand(
       "serve", "Serve a checkpoint over gRPC (TextGeneration, health, reflection)");
   EngineOptions& e = f->options.engine;
-  cmd->add_option("--checkpoint", f->options.checkpoint, "Checkpoint directory")->required();
+  cmd->add_option("--checkpoint", f->options.checkpoint,
+                  "Checkpoint directory (default: the newest of --follow-run / --job)");
+  cmd->add_option("--follow-run", f->options.follow_run,
+                  "Hot reload: serve the newest checkpoint under RUN_DIR/checkpoints as they come");
+  cmd->add_option("--coordinator", f->options.coordinator,
+                  "Hot reload: follow WatchCheckpoints of --job at this coordinator");
+  cmd->add_option("--job", f->options.job, "The job whose checkpoints to serve");
   cmd->add_option("--port", f->options.port, "gRPC port (0: an ephemeral one)")
       ->capture_default_str();
   cmd->add_option("--host", f->options.host, "Address to listen on")->capture_default_str();

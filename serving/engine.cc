@@ -56,8 +56,16 @@ double Since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
+// A loaded model; shared by the sequences admitted while it was current.
+struct ModelSlot {
+  LoadedCheckpoint checkpoint;
+  std::string name;
+  int64_t step = 0;
+};
+
 // One request in the engine.
 struct Sequence {
+  std::shared_ptr<ModelSlot> model;
   EngineRequest request;
   std::unique_ptr<Sampler> sampler;
   int slot = -1;
@@ -76,8 +84,16 @@ struct Sequence {
 
 class Engine::Impl {
  public:
-  Impl(LoadedCheckpoint checkpoint, const EngineOptions& options)
-      : checkpoint_(std::move(checkpoint)), options_(options) {
+  Impl(LoadedCheckpoint checkpoint, const EngineOptions& options, const std::string& name,
+       int64_t step)
+      : options_(options) {
+    auto slot = std::make_shared<ModelSlot>();
+    slot->checkpoint = std::move(checkpoint);
+    slot->name = name;
+    slot->step = step;
+    current_ = slot;
+    const LoadedCheckpoint& checkpoint_ = slot->checkpoint;
+    config_ = checkpoint_.config;
     const Gpt2Config& c = checkpoint_.config;
     if (options_.max_prompt_tokens <= 0) options_.max_prompt_tokens = c.n_positions - 1;
     if (options_.max_batch_tokens <= 0) {
@@ -103,7 +119,7 @@ class Engine::Impl {
   }
 
   absl::Status Submit(EngineRequest r) {
-    const Gpt2Config& c = checkpoint_.config;
+    const Gpt2Config& c = config_;
     if (r.prompt.empty()) return absl::InvalidArgumentError("prompt is empty");
     if (static_cast<int64_t>(r.prompt.size()) > options_.max_prompt_tokens) {
       return absl::InvalidArgumentError(absl::StrCat("prompt has ", r.prompt.size(),
@@ -152,8 +168,37 @@ class Engine::Impl {
     return stats_;
   }
 
-  LoadedCheckpoint checkpoint_;
+  absl::Status Swap(LoadedCheckpoint checkpoint, const std::string& name, int64_t step) {
+    const Gpt2Config& a = config_;
+    const Gpt2Config& b = checkpoint.config;
+    if (a.n_layer != b.n_layer || a.n_head != b.n_head || a.n_embd != b.n_embd ||
+        a.n_positions != b.n_positions || a.vocab_size != b.vocab_size) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(name, " has another shape (n_layer ", b.n_layer, ", n_head ", b.n_head,
+                       ", n_embd ", b.n_embd, ", n_positions ", b.n_positions, ", vocab_size ",
+                       b.vocab_size, ") than the served model (", a.n_layer, ", ", a.n_head, ", ",
+                       a.n_embd, ", ", a.n_positions, ", ", a.vocab_size, ")"));
+    }
+    if (checkpoint.tokenizer == nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat(name, " has no tokenizer files"));
+    }
+    checkpoint.model->eval();
+    auto slot = std::make_shared<ModelSlot>();
+    slot->checkpoint = std::move(checkpoint);
+    slot->name = name;
+    slot->step = step;
+    std::lock_guard<std::mutex> lock(mu_);
+    current_ = std::move(slot);
+    return absl::OkStatus();
+  }
+
+  std::shared_ptr<ModelSlot> current() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return current_;
+  }
+
   EngineOptions options_;
+  Gpt2Config config_;
 
  private:
   void Loop() {
@@ -170,6 +215,7 @@ class Engine::Impl {
             reserved_ + queue_.front()->reserved <= options_.max_batch_tokens) {
           admitted = std::move(queue_.front());
           queue_.pop_front();
+          admitted->model = current_;
           admitted->slot = free_slots_.back();
           free_slots_.pop_back();
           reserved_ += admitted->reserved;
@@ -184,6 +230,15 @@ class Engine::Impl {
       stats_.free_slots = static_cast<int>(free_slots_.size());
       stats_.reserved_tokens = reserved_;
       stats_.steps = steps_;
+      stats_.checkpoint = current_->name;
+      stats_.checkpoint_step = current_->step;
+      std::vector<const ModelSlot*> live = {current_.get()};
+      for (const auto& s : running_) {
+        if (std::find(live.begin(), live.end(), s->model.get()) == live.end()) {
+          live.push_back(s->model.get());
+        }
+      }
+      stats_.models = static_cast<int>(live.size());
     }
     // Shutting down: everyone hears CANCELLED.
     std::deque<std::unique_ptr<Sequence>> waiting;
@@ -210,8 +265,9 @@ class Engine::Impl {
       torch::Tensor input =
           torch::tensor(std::vector<int64_t>(prompt.begin(), prompt.end()), torch::kLong)
               .view({1, -1});
-      torch::Tensor hidden = checkpoint_.model->Hidden(input, &view);
-      torch::Tensor logits = torch::matmul(hidden[0][-1], checkpoint_.model->wte->weight.t());
+      Gpt2& model = seq->model->checkpoint.model;
+      torch::Tensor hidden = model->Hidden(input, &view);
+      torch::Tensor logits = torch::matmul(hidden[0][-1], model->wte->weight.t());
       seq->length = static_cast<int64_t>(prompt.size());
       running_.push_back(std::move(seq));
       Accept(*running_.back(), logits);
@@ -222,31 +278,41 @@ class Engine::Impl {
     }
   }
 
+  // One decode step for every running sequence, batched per model (more than one model only
+  // while requests that started before a swap finish).
   void DecodeStep() {
-    std::vector<int64_t> tokens, slots, positions;
-    int64_t max_length = 0;
+    std::vector<ModelSlot*> models;
     for (const auto& s : running_) {
-      if (s->next < 0) continue;  // finished, waiting to be reaped
-      tokens.push_back(s->next);
-      slots.push_back(s->slot);
-      positions.push_back(s->length);
-      max_length = std::max(max_length, s->length + 1);
+      if (s->next >= 0 && std::find(models.begin(), models.end(), s->model.get()) == models.end()) {
+        models.push_back(s->model.get());
+      }
     }
-    if (tokens.empty()) return;
-    SlotBatch batch;
-    batch.slots = torch::tensor(slots, torch::kLong);
-    batch.positions = torch::tensor(positions, torch::kLong);
-    batch.max_length = max_length;
-    torch::Tensor logits =
-        checkpoint_.model->DecodeSlots(torch::tensor(tokens, torch::kLong), batch, &pool_);
+    for (ModelSlot* m : models) {
+      std::vector<Sequence*> rows;
+      std::vector<int64_t> tokens, slots, positions;
+      int64_t max_length = 0;
+      for (const auto& s : running_) {
+        if (s->next < 0 || s->model.get() != m) continue;
+        rows.push_back(s.get());
+        tokens.push_back(s->next);
+        slots.push_back(s->slot);
+        positions.push_back(s->length);
+        max_length = std::max(max_length, s->length + 1);
+      }
+      SlotBatch batch;
+      batch.slots = torch::tensor(slots, torch::kLong);
+      batch.positions = torch::tensor(positions, torch::kLong);
+      batch.max_length = max_length;
+      torch::Tensor logits =
+          m->checkpoint.model->DecodeSlots(torch::tensor(tokens, torch::kLong), batch, &pool_);
+      for (size_t row = 0; row < rows.size(); ++row) {
+        Sequence& s = *rows[row];
+        s.history.push_back(s.next);
+        s.length += 1;
+        Accept(s, logits[static_cast<int64_t>(row)]);
+      }
+    }
     ++steps_;
-    int64_t row = 0;
-    for (auto& s : running_) {
-      if (s->next < 0) continue;
-      s->history.push_back(s->next);
-      s->length += 1;
-      Accept(*s, logits[row++]);
-    }
   }
 
   // Samples the next token of `s` from `logits` and emits what became final.
@@ -259,7 +325,8 @@ class Engine::Impl {
       s.has_first = true;
       s.first_token_at = Clock::now();
     }
-    const int32_t eos = checkpoint_.tokenizer->eot_id();
+    const Tokenizer& tokenizer = *s.model->checkpoint.tokenizer;
+    const int32_t eos = tokenizer.eot_id();
     if (id == eos && !r.ignore_eos) {
       s.next = -1;
       Finish(s, FinishReason::kEos, absl::OkStatus());
@@ -269,7 +336,7 @@ class Engine::Impl {
     EngineChunk chunk;
     chunk.ids.push_back(id);
     if (r.logprobs) chunk.logprobs.push_back(logprob);
-    const std::string full = checkpoint_.tokenizer->Decode(s.generated).value_or("");
+    const std::string full = tokenizer.Decode(s.generated).value_or("");
     // A stop sequence may have completed anywhere in the not yet emitted tail.
     for (const std::string& stop : r.stop) {
       const size_t from = s.emitted_bytes > stop.size() ? s.emitted_bytes - stop.size() : 0;
@@ -284,7 +351,7 @@ class Engine::Impl {
       }
     }
     const bool at_limit = static_cast<int64_t>(s.generated.size()) >= r.max_new_tokens ||
-                          s.length + 1 >= checkpoint_.config.n_positions;
+                          s.length + 1 >= config_.n_positions;
     // Emit what can no longer be part of a stop sequence and ends on a character boundary.
     size_t safe = full.size();
     if (!at_limit) {
@@ -320,6 +387,10 @@ class Engine::Impl {
     done.time_to_first_token_s =
         s.has_first ? std::chrono::duration<double>(s.first_token_at - s.queued_at).count() : 0;
     done.total_s = Since(s.queued_at);
+    if (s.model) {
+      done.checkpoint = s.model->name;
+      done.checkpoint_step = s.model->step;
+    }
     s.next = -1;
     if (s.request.on_chunk) s.request.on_chunk(done);
     s.request.on_chunk = nullptr;  // exactly one final chunk
@@ -373,6 +444,7 @@ class Engine::Impl {
   }
 
   KvCache pool_;
+  std::shared_ptr<ModelSlot> current_;              // guarded by mu_
   std::vector<std::unique_ptr<Sequence>> running_;  // engine thread only
   mutable std::mutex mu_;
   std::condition_variable cv_;
@@ -389,7 +461,8 @@ Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Engine::~Engine() = default;
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(LoadedCheckpoint checkpoint,
-                                                       const EngineOptions& options) {
+                                                       const EngineOptions& options,
+                                                       const std::string& name, int64_t step) {
   if (checkpoint.tokenizer == nullptr) {
     return absl::FailedPreconditionError(
         "the checkpoint has no tokenizer files (vocab.json, "
@@ -399,13 +472,19 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(LoadedCheckpoint checkpoi
   if (options.max_queue < 0) return absl::InvalidArgumentError("max_queue must be >= 0");
   checkpoint.model->eval();
   return std::unique_ptr<Engine>(
-      new Engine(std::make_unique<Impl>(std::move(checkpoint), options)));
+      new Engine(std::make_unique<Impl>(std::move(checkpoint), options, name, step)));
 }
 
 absl::Status Engine::Submit(EngineRequest request) { return impl_->Submit(std::move(request)); }
 EngineStats Engine::stats() const { return impl_->stats(); }
-const Tokenizer& Engine::tokenizer() const { return *impl_->checkpoint_.tokenizer; }
-const Gpt2Config& Engine::config() const { return impl_->checkpoint_.config; }
+std::vector<int32_t> Engine::Encode(const std::string& text) const {
+  const std::shared_ptr<ModelSlot> model = impl_->current();
+  return model->checkpoint.tokenizer->Encode(text);
+}
+const Gpt2Config& Engine::config() const { return impl_->config_; }
+absl::Status Engine::Swap(LoadedCheckpoint checkpoint, const std::string& name, int64_t step) {
+  return impl_->Swap(std::move(checkpoint), name, step);
+}
 const EngineOptions& Engine::options() const { return impl_->options_; }
 void Engine::Stop() { impl_->Stop(); }
 

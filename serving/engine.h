@@ -43,7 +43,9 @@ struct EngineChunk {
   std::vector<float> logprobs;
   bool done = false;
   FinishReason reason = FinishReason::kNone;
-  absl::Status status;  // not OK when the request was cancelled, expired or failed
+  absl::Status status;     // not OK when the request was cancelled, expired or failed
+  std::string checkpoint;  // the model that served it (set on the final chunk)
+  int64_t checkpoint_step = 0;
   int64_t prompt_tokens = 0, generated_tokens = 0;
   double queue_s = 0, time_to_first_token_s = 0, total_s = 0;
 };
@@ -64,13 +66,18 @@ struct EngineStats {
   int running = 0, queued = 0, free_slots = 0;
   int64_t reserved_tokens = 0;
   int64_t steps = 0;
+  int models = 1;  // more than one while requests started on a replaced model finish
+  std::string checkpoint;
+  int64_t checkpoint_step = 0;
 };
 
 class Engine {
  public:
   // Takes the loaded model and tokenizer; starts the engine thread.
   static absl::StatusOr<std::unique_ptr<Engine>> Create(LoadedCheckpoint checkpoint,
-                                                        const EngineOptions& options);
+                                                        const EngineOptions& options,
+                                                        const std::string& name = "",
+                                                        int64_t step = 0);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -79,7 +86,12 @@ class Engine {
   // (RESOURCE_EXHAUSTED when the queue is full). On OK, on_chunk will be called until `done`.
   absl::Status Submit(EngineRequest request);
   EngineStats stats() const;
-  const Tokenizer& tokenizer() const;
+  // Serves `checkpoint` for requests admitted from the next step on; requests already running
+  // finish on the model they started with. The configuration must equal the current one
+  // (FAILED_PRECONDITION naming the difference otherwise) and it must carry a tokenizer.
+  absl::Status Swap(LoadedCheckpoint checkpoint, const std::string& name, int64_t step);
+  // Encodes with the current model's tokenizer (safe against a concurrent Swap).
+  std::vector<int32_t> Encode(const std::string& text) const;
   const Gpt2Config& config() const;
   const EngineOptions& options() const;
   // Stops admitting; running and queued requests finish with CANCELLED.

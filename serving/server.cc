@@ -7,13 +7,17 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
 #include <mutex>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "control.grpc.pb.h"
+#include "nlohmann/json.hpp"
 #include "serving.grpc.pb.h"
 #include "trainer/common/file_util.h"
 #include "trainer/tokenizer/unicode.h"
+#include "trainer/train/trainer.h"
 
 namespace copyforge {
 namespace {
@@ -58,6 +62,14 @@ struct Mailbox {
   std::atomic<bool> cancelled{false};
 };
 
+// The training step of a checkpoint written by `copyforge train` (0 when unknown).
+int64_t StepOf(const std::string& checkpoint) {
+  auto state = ReadFile(checkpoint + "/training_state.json");
+  if (!state.ok()) return 0;
+  auto j = nlohmann::json::parse(*state, nullptr, false);
+  return j.is_discarded() ? 0 : j.value("step", int64_t{0});
+}
+
 }  // namespace
 
 class GenerationServer::Impl final : public v1::TextGeneration::Service {
@@ -86,7 +98,7 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
     if (absl::Status st = sampling.Validate(); !st.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("sampling.", st.message()));
     }
-    const std::vector<int32_t> prompt = engine_->tokenizer().Encode(req.prompt());
+    const std::vector<int32_t> prompt = engine_->Encode(req.prompt());
     std::vector<EngineRequest> out;
     Clock::time_point deadline = Clock::time_point::max();
     if (context->deadline() != std::chrono::system_clock::time_point::max()) {
@@ -146,12 +158,6 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
     return true;
   }
 
-  void Describe(v1::GenerateResponse* resp, const std::string& request_id) {
-    resp->set_checkpoint(options_.checkpoint);
-    resp->set_checkpoint_step(step_);
-    resp->set_request_id(request_id);
-  }
-
   grpc::Status Generate(grpc::ServerContext* context, const v1::GenerateRequest* req,
                         v1::GenerateResponse* resp) override {
     auto box = std::make_shared<Mailbox>();
@@ -176,6 +182,8 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
         resp->mutable_usage()->set_prompt_tokens(static_cast<uint32_t>(chunk.prompt_tokens));
         resp->mutable_usage()->set_generated_tokens(resp->usage().generated_tokens() +
                                                     static_cast<uint32_t>(chunk.generated_tokens));
+        resp->set_checkpoint(chunk.checkpoint);
+        resp->set_checkpoint_step(chunk.checkpoint_step);
         queue = std::max(queue, chunk.queue_s);
         ttft = std::max(ttft, chunk.time_to_first_token_s);
         total = std::max(total, chunk.total_s);
@@ -185,7 +193,7 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
     resp->mutable_timings()->set_queue_s(queue);
     resp->mutable_timings()->set_time_to_first_token_s(ttft);
     resp->mutable_timings()->set_total_s(total);
-    Describe(resp, req->request_id());
+    resp->set_request_id(req->request_id());
     return grpc::Status::OK;
   }
 
@@ -230,7 +238,7 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
     if (!ValidUtf8(req->text())) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "text is not valid UTF-8");
     }
-    for (int32_t id : engine_->tokenizer().Encode(req->text())) resp->add_token_ids(id);
+    for (int32_t id : engine_->Encode(req->text())) resp->add_token_ids(id);
     return grpc::Status::OK;
   }
 
@@ -238,8 +246,9 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
                             v1::ModelInfo* info) override {
     const Gpt2Config& c = engine_->config();
     const EngineOptions& o = engine_->options();
-    info->set_checkpoint(options_.checkpoint);
-    info->set_checkpoint_step(step_);
+    const EngineStats stats = engine_->stats();
+    info->set_checkpoint(stats.checkpoint);
+    info->set_checkpoint_step(stats.checkpoint_step);
     info->set_n_layer(c.n_layer);
     info->set_n_head(c.n_head);
     info->set_n_embd(c.n_embd);
@@ -258,20 +267,101 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
-  int64_t step_ = 0;
   std::atomic<bool> draining_{false};
+
+  absl::Status Reload(const std::string& path) {
+    std::lock_guard<std::mutex> lock(reload_mu_);
+    auto refuse = [&](const absl::Status& why) {
+      std::fprintf(stderr, "serve: refused checkpoint %s: %s; still serving %s\n", path.c_str(),
+                   std::string(why.message()).c_str(), engine_->stats().checkpoint.c_str());
+      refused_.push_back(path);
+      return why;
+    };
+    if (std::filesystem::exists(path + "/" + kManifestFile)) {
+      if (absl::Status st = VerifyManifest(path); !st.ok()) return refuse(st);
+    }
+    auto checkpoint = LoadCheckpoint(path);
+    if (!checkpoint.ok()) return refuse(checkpoint.status());
+    if (absl::Status st = engine_->Swap(*std::move(checkpoint), path, StepOf(path)); !st.ok()) {
+      return refuse(st);
+    }
+    std::fprintf(stderr,
+                 "serve: now serving %s (step %lld); running requests finish on the old "
+                 "model\n",
+                 path.c_str(), static_cast<long long>(StepOf(path)));
+    return absl::OkStatus();
+  }
+
+  bool Known(const std::string& path) {
+    std::lock_guard<std::mutex> lock(reload_mu_);
+    return path == engine_->stats().checkpoint ||
+           std::find(refused_.begin(), refused_.end(), path) != refused_.end();
+  }
+
+  // Follows the configured source until Stop.
+  void Follow() {
+    while (!stop_follow_) {
+      if (!options_.follow_run.empty()) {
+        const auto list = ListCheckpoints(options_.follow_run);
+        if (!list.empty() && !Known(list.back())) Reload(list.back()).IgnoreError();
+        for (int i = 0; i < options_.poll_s * 20 && !stop_follow_; ++i) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        continue;
+      }
+      auto stub = v1::CheckpointService::NewStub(
+          grpc::CreateChannel(options_.coordinator, grpc::InsecureChannelCredentials()));
+      {
+        std::lock_guard<std::mutex> lock(follow_mu_);
+        follow_context_ = std::make_unique<grpc::ClientContext>();
+      }
+      v1::WatchCheckpointsRequest req;
+      req.set_job_id(options_.job);
+      auto reader = stub->WatchCheckpoints(follow_context_.get(), req);
+      v1::Checkpoint c;
+      while (!stop_follow_ && reader->Read(&c)) {
+        if (!Known(c.path())) Reload(c.path()).IgnoreError();
+      }
+      reader->Finish();
+      for (int i = 0; i < 20 && !stop_follow_; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    }
+  }
+
+  void StopFollowing() {
+    stop_follow_ = true;
+    {
+      std::lock_guard<std::mutex> lock(follow_mu_);
+      if (follow_context_) follow_context_->TryCancel();
+    }
+    if (follower_.joinable()) follower_.join();
+  }
+
+  std::mutex reload_mu_;
+  std::vector<std::string> refused_;
+  std::thread follower_;
+  std::atomic<bool> stop_follow_{false};
+  std::mutex follow_mu_;
+  std::unique_ptr<grpc::ClientContext> follow_context_;
 };
 
 GenerationServer::GenerationServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 GenerationServer::~GenerationServer() {
+  impl_->StopFollowing();
   if (impl_->server_) impl_->server_->Shutdown(std::chrono::system_clock::now());
   if (impl_->engine_) impl_->engine_->Stop();
 }
 
 int GenerationServer::port() const { return impl_->port_; }
 
+absl::Status GenerationServer::Reload(const std::string& checkpoint) {
+  return impl_->Reload(checkpoint);
+}
+
 void GenerationServer::Drain() {
+  impl_->StopFollowing();
   impl_->draining_ = true;
   impl_->server_->GetHealthCheckService()->SetServingStatus(false);
   const auto deadline = Clock::now() + std::chrono::duration<double>(impl_->options_.drain_grace_s);
@@ -285,15 +375,43 @@ void GenerationServer::Drain() {
 }
 
 absl::StatusOr<std::unique_ptr<GenerationServer>> GenerationServer::Start(const ServerOptions& o) {
-  auto impl = std::make_unique<Impl>(o);
-  auto checkpoint = LoadCheckpoint(o.checkpoint);
-  if (!checkpoint.ok()) return checkpoint.status();
-  // The step, when the checkpoint came from `copyforge train`.
-  if (auto state = ReadFile(o.checkpoint + "/training_state.json"); state.ok()) {
-    const size_t at = state->find("\"step\":");
-    if (at != std::string::npos) impl->step_ = std::atoll(state->c_str() + at + 7);
+  ServerOptions resolved = o;
+  if (!o.coordinator.empty() && o.job.empty()) {
+    return absl::InvalidArgumentError("--coordinator needs --job (whose checkpoints to follow)");
   }
-  auto engine = Engine::Create(*std::move(checkpoint), o.engine);
+  if (resolved.checkpoint.empty() && !o.follow_run.empty()) {
+    const auto list = ListCheckpoints(o.follow_run);
+    if (list.empty()) {
+      return absl::NotFoundError(absl::StrCat(o.follow_run, " has no checkpoint yet"));
+    }
+    resolved.checkpoint = list.back();
+  }
+  if (resolved.checkpoint.empty() && !o.coordinator.empty()) {
+    auto stub = v1::CheckpointService::NewStub(
+        grpc::CreateChannel(o.coordinator, grpc::InsecureChannelCredentials()));
+    grpc::ClientContext c;
+    c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::GetLatestCheckpointRequest req;
+    req.set_job_id(o.job);
+    v1::Checkpoint latest;
+    const grpc::Status st = stub->GetLatestCheckpoint(&c, req, &latest);
+    if (!st.ok()) {
+      return absl::UnavailableError(absl::StrCat("latest checkpoint of job ", o.job, " from ",
+                                                 o.coordinator, ": ", st.error_message()));
+    }
+    resolved.checkpoint = latest.path();
+  }
+  if (resolved.checkpoint.empty()) {
+    return absl::InvalidArgumentError("--checkpoint, --follow-run or --coordinator is required");
+  }
+  auto impl = std::make_unique<Impl>(resolved);
+  if (std::filesystem::exists(resolved.checkpoint + "/" + kManifestFile)) {
+    if (absl::Status st = VerifyManifest(resolved.checkpoint); !st.ok()) return st;
+  }
+  auto checkpoint = LoadCheckpoint(resolved.checkpoint);
+  if (!checkpoint.ok()) return checkpoint.status();
+  auto engine = Engine::Create(*std::move(checkpoint), o.engine, resolved.checkpoint,
+                               StepOf(resolved.checkpoint));
   if (!engine.ok()) return engine.status();
   impl->engine_ = *std::move(engine);
   grpc::EnableDefaultHealthCheckService(true);
@@ -309,6 +427,10 @@ absl::StatusOr<std::unique_ptr<GenerationServer>> GenerationServer::Start(const 
   // Loaded: healthy.
   impl->server_->GetHealthCheckService()->SetServingStatus(true);
   impl->server_->GetHealthCheckService()->SetServingStatus(kServiceName, true);
+  if (!o.follow_run.empty() || !o.coordinator.empty()) {
+    Impl* raw = impl.get();
+    impl->follower_ = std::thread([raw] { raw->Follow(); });
+  }
   return std::unique_ptr<GenerationServer>(new GenerationServer(std::move(impl)));
 }
 

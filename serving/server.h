@@ -14,8 +14,14 @@ namespace copyforge {
 
 struct ServerOptions {
   std::string host = "0.0.0.0";
-  int port = 0;  // 0: an ephemeral port
-  std::string checkpoint;
+  int port = 0;            // 0: an ephemeral port
+  std::string checkpoint;  // the model to serve (default: the newest of the followed source)
+  // Hot reload: follow a run directory (newest complete checkpoint under DIR/checkpoints) or a
+  // coordinator's WatchCheckpoints for one job; new checkpoints load in the background and swap in.
+  std::string follow_run;
+  std::string coordinator;
+  std::string job;
+  double poll_s = 1.0;  // how often a followed run directory is checked
   EngineOptions engine;
   double drain_grace_s = 30;  // on SIGTERM, how long in-flight requests may take to finish
 };
@@ -28,6 +34,9 @@ class GenerationServer {
   // Stops admitting (health NOT_SERVING, new requests UNAVAILABLE), lets in-flight requests
   // finish for up to the grace period, then stops.
   void Drain();
+  // Loads, verifies and swaps in `checkpoint`; a corrupt or mismatched one is refused (logged,
+  // the old model keeps serving) and the error returned.
+  absl::Status Reload(const std::string& checkpoint);
 
   class Impl;
 

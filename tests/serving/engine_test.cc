@@ -56,7 +56,7 @@ class EngineTest : public ::testing::Test {
 
   EngineRequest Request(Engine& e, const std::string& prompt, Result* out, int64_t max_new = 20) {
     EngineRequest r;
-    r.prompt = e.tokenizer().Encode(prompt);
+    r.prompt = e.Encode(prompt);
     r.max_new_tokens = max_new;
     r.ignore_eos = true;
     r.sampling.temperature = 0;

@@ -6,6 +6,9 @@
 #include <sys/wait.h>
 
 #include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
 #include <thread>
 
 #include "health.grpc.pb.h"
@@ -26,12 +29,29 @@ class ServerTest : public ::testing::Test {
         bin_ + " init-model --model-config " + tmp_.File("model.yaml") + " --seed 3 --tokenizer " +
         testing::Env("COPYFORGE_GPT2_TOKENIZER") + " --out " + tmp_.File("ckpt"));
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    server_ = std::make_unique<testing::Process>(
-        std::vector<std::string>{bin_, "serve", "--checkpoint", tmp_.File("ckpt"), "--port-file",
-                                 tmp_.File("port"), "--max-batch", "4", "--max-queue", "4",
-                                 "--max-new-tokens", "200", "--threads", "1", "--drain-grace",
-                                 "20"},
-        tmp_.File("serve.log"));
+    if (std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) !=
+        "HotReloadUnderLoadWithZeroFailures") {
+      Start({"--checkpoint", tmp_.File("ckpt")});
+    }
+  }
+
+  void Start(std::vector<std::string> source) {
+    std::vector<std::string> args = {bin_,
+                                     "serve",
+                                     "--port-file",
+                                     tmp_.File("port"),
+                                     "--max-batch",
+                                     "4",
+                                     "--max-queue",
+                                     "4",
+                                     "--max-new-tokens",
+                                     "200",
+                                     "--threads",
+                                     "1",
+                                     "--drain-grace",
+                                     "20"};
+    args.insert(args.end(), source.begin(), source.end());
+    server_ = std::make_unique<testing::Process>(args, tmp_.File("serve.log"));
     for (int i = 0; i < 400 && !std::filesystem::exists(tmp_.File("port")); ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
@@ -190,6 +210,86 @@ TEST_F(ServerTest, ClientCancelMidStreamThenTheServerStillAnswers) {
   }
   for (auto& t : clients) t.join();
   EXPECT_EQ(ok.load(), 4);
+}
+
+// New checkpoints appear in a followed run directory while four clients keep generating: the
+// good one swaps in with no failed request, a corrupt one is refused and the good one keeps
+// serving.
+TEST_F(ServerTest, HotReloadUnderLoadWithZeroFailures) {
+  namespace fs = std::filesystem;
+  auto place = [&](const std::string& from, const std::string& step) {
+    fs::copy(from, tmp_.File("staging"), fs::copy_options::recursive);
+    fs::rename(tmp_.File("staging"), tmp_.File("run/checkpoints/" + step));
+  };
+  fs::create_directories(tmp_.File("run/checkpoints"));
+  place(tmp_.File("ckpt"), "step_0000001");
+  Start({"--follow-run", tmp_.File("run")});
+  auto r = testing::RunCommand(bin_ + " init-model --model-config " + tmp_.File("model.yaml") +
+                               " --seed 4 --tokenizer " + testing::Env("COPYFORGE_GPT2_TOKENIZER") +
+                               " --out " + tmp_.File("ckpt2"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::mutex mu;
+  std::map<std::string, std::string> text_by_checkpoint;  // greedy output per model
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 4; ++i) {
+    clients.emplace_back([&] {
+      while (!stop) {
+        grpc::ClientContext c;
+        v1::GenerateResponse resp;
+        const grpc::Status st = stub_->Generate(&c, Greedy("Product: lamp", 12), &resp);
+        if (!st.ok()) {
+          ++failed;
+          continue;
+        }
+        ++ok;
+        std::lock_guard<std::mutex> lock(mu);
+        text_by_checkpoint[resp.checkpoint()] = resp.completions(0).text();
+      }
+    });
+  }
+  auto seen = [&](const std::string& step) {
+    std::lock_guard<std::mutex> lock(mu);
+    return text_by_checkpoint.count(tmp_.File("run/checkpoints/" + step)) > 0;
+  };
+  for (int i = 0; i < 200 && !seen("step_0000001"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  place(tmp_.File("ckpt2"), "step_0000002");
+  for (int i = 0; i < 400 && !seen("step_0000002"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(seen("step_0000002")) << Log();
+  // A corrupt checkpoint: one flipped byte in the weights, caught by the manifest.
+  fs::copy(tmp_.File("ckpt2"), tmp_.File("bad"), fs::copy_options::recursive);
+  {
+    std::fstream f(tmp_.File("bad/model.safetensors"),
+                   std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(-10, std::ios::end);
+    f.put('\x7f');
+  }
+  fs::rename(tmp_.File("bad"), tmp_.File("run/checkpoints/step_0000003"));
+  for (int i = 0; i < 100 && Log().find("refused checkpoint") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const int before = ok;
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  stop = true;
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_GT(ok.load(), before);  // still answering after the refusal
+  EXPECT_NE(Log().find("refused checkpoint " + tmp_.File("run/checkpoints/step_0000003")),
+            std::string::npos)
+      << Log();
+  EXPECT_FALSE(seen("step_0000003"));
+  EXPECT_NE(text_by_checkpoint[tmp_.File("run/checkpoints/step_0000001")],
+            text_by_checkpoint[tmp_.File("run/checkpoints/step_0000002")]);
+  grpc::ClientContext c;
+  v1::ModelInfo info;
+  ASSERT_TRUE(stub_->GetModelInfo(&c, v1::GetModelInfoRequest(), &info).ok());
+  EXPECT_EQ(info.checkpoint(), tmp_.File("run/checkpoints/step_0000002"));
 }
 
 }  // namespace
