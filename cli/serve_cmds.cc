@@ -19,6 +19,7 @@ namespace {
 struct ServeFlags {
   ServerOptions options;
   std::string port_file;
+  std::string metrics_port_file;
 };
 
 absl::Status RunServe(const ServeFlags& f) {
@@ -33,6 +34,14 @@ absl::Status RunServe(const ServeFlags& f) {
                (*server)->port());
   if (!f.port_file.empty()) {
     CF_RETURN_IF_ERROR(WriteFileAtomic(f.port_file, std::to_string((*server)->port()) + "\n"));
+  }
+  if ((*server)->metrics_port() > 0) {
+    std::fprintf(stderr, "serve: metrics on http://%s:%d/metrics\n", f.options.metrics_host.c_str(),
+                 (*server)->metrics_port());
+    if (!f.metrics_port_file.empty()) {
+      CF_RETURN_IF_ERROR(
+          WriteFileAtomic(f.metrics_port_file, std::to_string((*server)->metrics_port()) + "\n"));
+    }
   }
   int signal = 0;
   sigwait(&signals, &signal);
@@ -135,6 +144,10 @@ void RegisterServe(CLI::App& app, CommandFn* run) {
       ->capture_default_str();
   cmd->add_option("--threads", e.threads, "Intra-op threads (0: one per core)")
       ->capture_default_str();
+  cmd->add_option("--metrics-port", f->options.metrics_port,
+                  "HTTP port for /metrics and /healthz (-1: off, 0: an ephemeral one)")
+      ->capture_default_str();
+  cmd->add_option("--metrics-port-file", f->metrics_port_file, "Write the metrics port here");
   cmd->add_option("--drain-grace", f->options.drain_grace_s,
                   "Seconds in-flight requests may take after SIGTERM")
       ->capture_default_str();

@@ -15,6 +15,7 @@
 #include "control.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "serving.grpc.pb.h"
+#include "serving/metrics.h"
 #include "trainer/common/file_util.h"
 #include "trainer/tokenizer/unicode.h"
 #include "trainer/train/trainer.h"
@@ -68,6 +69,25 @@ int64_t StepOf(const std::string& checkpoint) {
   if (!state.ok()) return 0;
   auto j = nlohmann::json::parse(*state, nullptr, false);
   return j.is_discarded() ? 0 : j.value("step", int64_t{0});
+}
+
+std::string Outcome(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kOk:
+      return "success";
+    case absl::StatusCode::kCancelled:
+      return "cancelled";
+    case absl::StatusCode::kDeadlineExceeded:
+      return "deadline_exceeded";
+    case absl::StatusCode::kInvalidArgument:
+      return "invalid_argument";
+    case absl::StatusCode::kResourceExhausted:
+      return "resource_exhausted";
+    case absl::StatusCode::kUnavailable:
+      return "unavailable";
+    default:
+      return "error";
+  }
 }
 
 }  // namespace
@@ -130,16 +150,18 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
   // Validates and submits every sequence; on a failure the submitted ones are cancelled.
   grpc::Status SubmitAll(const v1::GenerateRequest& req, grpc::ServerContext* context,
                          const std::shared_ptr<Mailbox>& box, uint32_t* n) {
-    if (draining_) {
-      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is draining (shutting down)");
-    }
+    auto refuse = [&](const absl::Status& st) {
+      metrics_.Rejected(Outcome(st));
+      return ToGrpc(st);
+    };
+    if (draining_) return refuse(absl::UnavailableError("the server is draining (shutting down)"));
     auto requests = Convert(req, context, box);
-    if (!requests.ok()) return ToGrpc(requests.status());
+    if (!requests.ok()) return refuse(requests.status());
     *n = static_cast<uint32_t>(requests->size());
     for (EngineRequest& r : *requests) {
       if (absl::Status st = engine_->Submit(std::move(r)); !st.ok()) {
         box->cancelled = true;
-        return ToGrpc(st);
+        return refuse(st);
       }
     }
     return grpc::Status::OK;
@@ -156,6 +178,28 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
     *out = std::move(box.chunks.front());
     box.chunks.pop_front();
     return true;
+  }
+
+  void Record(const EngineChunk& done) {
+    metrics_.Finished(Outcome(done.status), done.prompt_tokens, done.generated_tokens,
+                      done.time_to_first_token_s, done.total_s);
+  }
+
+  ServingGauges Gauges() {
+    const EngineStats s = engine_->stats();
+    const EngineOptions& o = engine_->options();
+    ServingGauges g;
+    g.queue_size = s.queued;
+    g.batch_size = s.running;
+    g.free_slots = s.free_slots;
+    g.slots = o.max_batch;
+    g.kv_cache_usage = static_cast<double>(s.reserved_tokens) /
+                       static_cast<double>(std::max<int64_t>(1, o.max_batch_tokens));
+    g.model_step = s.checkpoint_step;
+    g.engine_steps = s.steps;
+    g.models_loaded = s.models;
+    g.serving = !draining_;
+    return g;
   }
 
   grpc::Status Generate(grpc::ServerContext* context, const v1::GenerateRequest* req,
@@ -177,6 +221,7 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
       for (float lp : chunk.logprobs) c->add_logprobs(lp);
       if (chunk.done) {
         ++done;
+        Record(chunk);
         c->set_finish_reason(ToProto(chunk.reason));
         if (!chunk.status.ok() && failure.ok()) failure = chunk.status;
         resp->mutable_usage()->set_prompt_tokens(static_cast<uint32_t>(chunk.prompt_tokens));
@@ -215,6 +260,7 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
       for (float lp : chunk.logprobs) m.add_logprobs(lp);
       if (chunk.done) {
         ++done;
+        Record(chunk);
         if (!chunk.status.ok()) {
           if (failure.ok()) failure = chunk.status;
           continue;
@@ -268,6 +314,8 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   std::atomic<bool> draining_{false};
+  ServingMetrics metrics_;
+  std::unique_ptr<MetricsHttpServer> http_;
 
   absl::Status Reload(const std::string& path) {
     std::lock_guard<std::mutex> lock(reload_mu_);
@@ -355,6 +403,7 @@ GenerationServer::~GenerationServer() {
 }
 
 int GenerationServer::port() const { return impl_->port_; }
+int GenerationServer::metrics_port() const { return impl_->http_ ? impl_->http_->port() : 0; }
 
 absl::Status GenerationServer::Reload(const std::string& checkpoint) {
   return impl_->Reload(checkpoint);
@@ -427,6 +476,14 @@ absl::StatusOr<std::unique_ptr<GenerationServer>> GenerationServer::Start(const 
   // Loaded: healthy.
   impl->server_->GetHealthCheckService()->SetServingStatus(true);
   impl->server_->GetHealthCheckService()->SetServingStatus(kServiceName, true);
+  if (o.metrics_port >= 0) {
+    Impl* raw = impl.get();
+    auto http = MetricsHttpServer::Start(
+        o.metrics_host, o.metrics_port, [raw] { return raw->metrics_.Render(raw->Gauges()); },
+        [raw] { return !raw->draining_; });
+    if (!http.ok()) return http.status();
+    impl->http_ = *std::move(http);
+  }
   if (!o.follow_run.empty() || !o.coordinator.empty()) {
     Impl* raw = impl.get();
     impl->follower_ = std::thread([raw] { raw->Follow(); });

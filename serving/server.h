@@ -24,6 +24,9 @@ struct ServerOptions {
   double poll_s = 1.0;  // how often a followed run directory is checked
   EngineOptions engine;
   double drain_grace_s = 30;  // on SIGTERM, how long in-flight requests may take to finish
+  // Prometheus /metrics and /healthz over HTTP: -1 off, 0 an ephemeral port.
+  int metrics_port = -1;
+  std::string metrics_host = "0.0.0.0";
 };
 
 class GenerationServer {
@@ -31,6 +34,7 @@ class GenerationServer {
   static absl::StatusOr<std::unique_ptr<GenerationServer>> Start(const ServerOptions& options);
   ~GenerationServer();
   int port() const;
+  int metrics_port() const;  // 0 when off
   // Stops admitting (health NOT_SERVING, new requests UNAVAILABLE), lets in-flight requests
   // finish for up to the grace period, then stops.
   void Drain();

@@ -1,9 +1,13 @@
 // `copyforge serve` as a real process on loopback: the TextGeneration API, health, argument
 // errors, client cancellation and draining on SIGTERM.
+#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -50,6 +54,7 @@ class ServerTest : public ::testing::Test {
                                      "1",
                                      "--drain-grace",
                                      "20"};
+    args.insert(args.end(), {"--metrics-port", "0", "--metrics-port-file", tmp_.File("mport")});
     args.insert(args.end(), source.begin(), source.end());
     server_ = std::make_unique<testing::Process>(args, tmp_.File("serve.log"));
     for (int i = 0; i < 400 && !std::filesystem::exists(tmp_.File("port")); ++i) {
@@ -60,6 +65,30 @@ class ServerTest : public ::testing::Test {
     address_ = "127.0.0.1:" + std::string(port->substr(0, port->size() - 1));
     channel_ = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
     stub_ = v1::TextGeneration::NewStub(channel_);
+  }
+
+  // GET `path` from the metrics endpoint; returns the whole HTTP response.
+  std::string HttpGet(const std::string& path) {
+    for (int i = 0; i < 100 && !std::filesystem::exists(tmp_.File("mport")); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    auto port = ReadFile(tmp_.File("mport"));
+    if (!port.ok()) return "";
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(std::stoi(*port)));
+    ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    std::string out;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+      const std::string req = "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n";
+      ::send(fd, req.data(), req.size(), 0);
+      char buf[4096];
+      ssize_t n;
+      while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) out.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    return out;
   }
 
   std::string Log() const {
@@ -147,6 +176,16 @@ TEST_F(ServerTest, GenerateStreamTokenizeInfoHealthAndDrain) {
     EXPECT_EQ(info.max_batch(), 4u);
     EXPECT_EQ(info.max_new_tokens(), 200u);
   }
+  // Prometheus metrics and /healthz.
+  const std::string metrics = HttpGet("/metrics");
+  EXPECT_NE(metrics.find("200 OK"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("copyforge_request_count{outcome=\"success\"} 2"), std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("copyforge_request_generated_tokens_total 32"), std::string::npos);
+  EXPECT_NE(metrics.find("copyforge_request_time_to_first_token_seconds_count 2"),
+            std::string::npos);
+  EXPECT_NE(metrics.find("copyforge_batch_max_size 4"), std::string::npos);
+  EXPECT_NE(HttpGet("/healthz").find("200 OK"), std::string::npos);
   // The CLI client.
   auto cli = testing::RunCommand(bin_ + " generate --server " + address_ +
                                  " --prompt 'Review:' --max-new-tokens 5 --temperature 0");

@@ -1,0 +1,84 @@
+// Prometheus metrics of the serving tier and the small HTTP endpoint that exposes them
+// (/metrics in the Prometheus text format, /healthz). Names follow TGI/vLLM's style with a
+// copyforge_ prefix.
+#ifndef COPYFORGE_SERVING_METRICS_H_
+#define COPYFORGE_SERVING_METRICS_H_
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace copyforge {
+
+class Histogram {
+ public:
+  explicit Histogram(std::vector<double> bounds) : bounds_(std::move(bounds)), counts_(bounds_.size() + 1) {}
+  void Observe(double v);
+  // Appends the _bucket/_sum/_count lines of `name`.
+  void Render(const std::string& name, const std::string& help, std::string* out) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<double> bounds_;
+  std::vector<uint64_t> counts_;
+  double sum_ = 0;
+  uint64_t count_ = 0;
+};
+
+// Gauges read at scrape time.
+struct ServingGauges {
+  int queue_size = 0, batch_size = 0, free_slots = 0, slots = 0;
+  double kv_cache_usage = 0;  // reserved KV tokens / budget
+  int64_t model_step = 0;
+  int64_t engine_steps = 0;
+  int models_loaded = 1;
+  bool serving = true;
+};
+
+class ServingMetrics {
+ public:
+  ServingMetrics();
+  // One finished sequence (outcome: success, cancelled, deadline_exceeded, error).
+  void Finished(const std::string& outcome, int64_t prompt_tokens, int64_t generated_tokens,
+                double time_to_first_token_s, double total_s);
+  // A request refused before it ran (invalid_argument, resource_exhausted, unavailable).
+  void Rejected(const std::string& outcome);
+  std::string Render(const ServingGauges& gauges) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, uint64_t> requests_;
+  uint64_t prompt_tokens_ = 0, generated_tokens_ = 0;
+  Histogram ttft_, tpot_, latency_, generated_;
+};
+
+// GET /metrics and /healthz on a port of its own, one thread.
+class MetricsHttpServer {
+ public:
+  // port 0: an ephemeral one (see port()).
+  static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(
+      const std::string& host, int port, std::function<std::string()> metrics,
+      std::function<bool()> healthy);
+  ~MetricsHttpServer();
+  int port() const { return port_; }
+
+ private:
+  MetricsHttpServer() = default;
+  void Loop();
+  int fd_ = -1, port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::function<std::string()> metrics_;
+  std::function<bool()> healthy_;
+  std::thread thread_;
+};
+
+}  // namespace copyforge
+
+#endif  // COPYFORGE_SERVING_METRICS_H_
