@@ -124,6 +124,9 @@ void RegisterServe(CLI::App& app, CommandFn* run) {
   cmd->add_option("--coordinator", f->options.coordinator,
                   "Hot reload: follow WatchCheckpoints of --job at this coordinator");
   cmd->add_option("--job", f->options.job, "The job whose checkpoints to serve");
+  cmd->add_option(
+      "--templates", f->options.templates,
+      "Templates for task inputs (default: the built-in configs/templates/ecommerce.yaml)");
   cmd->add_option("--port", f->options.port, "gRPC port (0: an ephemeral one)")
       ->capture_default_str();
   cmd->add_option("--host", f->options.host, "Address to listen on")->capture_default_str();

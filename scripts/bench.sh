@@ -27,3 +27,21 @@ bash bench/precision_check.sh "$build" 60
 
 # Control plane: time from a worker's death (SIGKILL / SIGSTOP) to the next training step.
 python3 bench/recovery_bench.py "$build"
+
+# Serving: closed-loop load at concurrency 1/4/16/64 against `copyforge serve` (random weights;
+# speed does not depend on them), then gpt2-124m at concurrency 1 against the bandwidth floor.
+serve_dir="$build/serve-bench"
+rm -rf "$serve_dir" && mkdir -p "$serve_dir"
+for model in small gpt2-124m; do
+  "$build/cli/copyforge" init-model --model-config "configs/model/$model.yaml" --seed 1 \
+    --tokenizer "$cache/gpt2-tokenizer" --out "$serve_dir/$model" > /dev/null
+  rm -f "$serve_dir/port"
+  "$build/cli/copyforge" serve --checkpoint "$serve_dir/$model" --port-file "$serve_dir/port" \
+    --max-batch 16 --max-queue 64 2> "$serve_dir/$model.log" &
+  server=$!
+  for _ in $(seq 100); do [ -s "$serve_dir/port" ] && break; sleep 0.2; done
+  if [ "$model" = small ]; then levels="1 4 16 64"; else levels="1"; fi
+  "$build/bench/serve_load" --server "127.0.0.1:$(cat "$serve_dir/port")" --seconds 15 \
+    --concurrency $levels
+  kill "$server"; wait "$server" || true
+done

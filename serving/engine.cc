@@ -103,6 +103,9 @@ class Engine::Impl {
     pool_ = KvCache::Allocate(c, options_.max_batch, c.n_positions,
                               torch::TensorOptions().dtype(params[0].scalar_type()));
     for (int s = options_.max_batch - 1; s >= 0; --s) free_slots_.push_back(s);
+    stats_.free_slots = options_.max_batch;
+    stats_.checkpoint = name;
+    stats_.checkpoint_step = step;
     thread_ = std::thread([this] { Loop(); });
   }
 

@@ -74,8 +74,8 @@ std::string ServingMetrics::Render(const ServingGauges& g) const {
     absl::StrAppend(&out,
                     "# HELP copyforge_request_count Finished or refused requests (per sequence) "
                     "by outcome\n# TYPE copyforge_request_count counter\n");
-    for (const char* o : {"success", "cancelled", "deadline_exceeded", "error",
-                          "invalid_argument", "resource_exhausted", "unavailable"}) {
+    for (const char* o : {"success", "cancelled", "deadline_exceeded", "error", "invalid_argument",
+                          "resource_exhausted", "unavailable"}) {
       auto it = requests_.find(o);
       absl::StrAppend(&out, "copyforge_request_count{outcome=\"", o, "\"} ",
                       it == requests_.end() ? 0 : it->second, "\n");
@@ -126,7 +126,8 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
   if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat("metrics host ", host, " is not an IPv4 address"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("metrics host ", host, " is not an IPv4 address"));
   }
   socklen_t len = sizeof(addr);
   if (::bind(s->fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
@@ -173,7 +174,8 @@ void MetricsHttpServer::Loop() {
                      "\r\nContent-Length: ", body.size(), "\r\nConnection: close\r\n\r\n", body);
     size_t sent = 0;
     while (sent < response.size()) {
-      const ssize_t w = ::send(client, response.data() + sent, response.size() - sent, MSG_NOSIGNAL);
+      const ssize_t w =
+          ::send(client, response.data() + sent, response.size() - sent, MSG_NOSIGNAL);
       if (w <= 0) break;
       sent += static_cast<size_t>(w);
     }

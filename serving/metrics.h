@@ -19,7 +19,8 @@ namespace copyforge {
 
 class Histogram {
  public:
-  explicit Histogram(std::vector<double> bounds) : bounds_(std::move(bounds)), counts_(bounds_.size() + 1) {}
+  explicit Histogram(std::vector<double> bounds)
+      : bounds_(std::move(bounds)), counts_(bounds_.size() + 1) {}
   void Observe(double v);
   // Appends the _bucket/_sum/_count lines of `name`.
   void Render(const std::string& name, const std::string& help, std::string* out) const;

@@ -17,6 +17,7 @@
 #include "serving.grpc.pb.h"
 #include "serving/metrics.h"
 #include "trainer/common/file_util.h"
+#include "trainer/data/templates.h"
 #include "trainer/tokenizer/unicode.h"
 #include "trainer/train/trainer.h"
 
@@ -101,8 +102,11 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
   absl::StatusOr<std::vector<EngineRequest>> Convert(const v1::GenerateRequest& req,
                                                      grpc::ServerContext* context,
                                                      std::shared_ptr<Mailbox> box) {
-    if (req.prompt().empty()) return absl::InvalidArgumentError("prompt is empty");
-    if (!ValidUtf8(req.prompt())) return absl::InvalidArgumentError("prompt is not valid UTF-8");
+    auto rendered = RenderPrompt(req);
+    if (!rendered.ok()) return rendered.status();
+    const std::string& text = *rendered;
+    if (text.empty()) return absl::InvalidArgumentError("prompt is empty");
+    if (!ValidUtf8(text)) return absl::InvalidArgumentError("prompt is not valid UTF-8");
     const uint32_t n = std::max<uint32_t>(1, req.num_return_sequences());
     if (n > 16) {
       return absl::InvalidArgumentError(
@@ -118,7 +122,7 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
     if (absl::Status st = sampling.Validate(); !st.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("sampling.", st.message()));
     }
-    const std::vector<int32_t> prompt = engine_->Encode(req.prompt());
+    const std::vector<int32_t> prompt = engine_->Encode(text);
     std::vector<EngineRequest> out;
     Clock::time_point deadline = Clock::time_point::max();
     if (context->deadline() != std::chrono::system_clock::time_point::max()) {
@@ -145,6 +149,63 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
       out.push_back(std::move(r));
     }
     return out;
+  }
+
+  // The prompt text: as given, or a task input rendered with its template.
+  absl::StatusOr<std::string> RenderPrompt(const v1::GenerateRequest& req) const {
+    auto prompt_of = [&](const std::string& name,
+                         const TemplateFields& fields) -> absl::StatusOr<std::string> {
+      const auto names = templates_.Names();
+      if (std::find(names.begin(), names.end(), name) == names.end()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("the templates have no \"", name, "\" template"));
+      }
+      return templates_.Get(name).prompt.Render(fields);
+    };
+    switch (req.input_case()) {
+      case v1::GenerateRequest::kProductDescription: {
+        const auto& p = req.product_description();
+        if (p.title().empty()) {
+          return absl::InvalidArgumentError("product_description.title is empty");
+        }
+        return prompt_of("product_description",
+                         {{"product_title", p.title()},
+                          {"brand", p.brand()},
+                          {"category", p.category()},
+                          {"price", p.price()},
+                          {"features", FormatList({p.features().begin(), p.features().end()})}});
+      }
+      case v1::GenerateRequest::kReview: {
+        const auto& r = req.review();
+        if (!(r.rating() >= 1 && r.rating() <= 5)) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("review.rating must be between 1 and 5, got ", r.rating()));
+        }
+        if (!r.business_name().empty()) {
+          return prompt_of("business_review", {{"name", r.business_name()},
+                                               {"categories", r.business_categories()},
+                                               {"city", r.city()},
+                                               {"state", r.state()},
+                                               {"rating", FormatRating(r.rating())}});
+        }
+        if (r.product_title().empty()) {
+          return absl::InvalidArgumentError(
+              "review needs product_title (a product review) or business_name (a business one)");
+        }
+        return prompt_of("product_review", {{"product_title", r.product_title()},
+                                            {"category", r.category()},
+                                            {"rating", FormatRating(r.rating())}});
+      }
+      case v1::GenerateRequest::kBlogPost: {
+        const auto& b = req.blog_post();
+        if (b.topic().empty()) return absl::InvalidArgumentError("blog_post.topic is empty");
+        return prompt_of("blog_post",
+                         {{"topic", b.topic()},
+                          {"products", FormatList({b.products().begin(), b.products().end()})}});
+      }
+      default:
+        return req.prompt();
+    }
   }
 
   // Validates and submits every sequence; on a failure the submitted ones are cancelled.
@@ -316,6 +377,7 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
   std::atomic<bool> draining_{false};
   ServingMetrics metrics_;
   std::unique_ptr<MetricsHttpServer> http_;
+  TemplateSet templates_;
 
   absl::Status Reload(const std::string& path) {
     std::lock_guard<std::mutex> lock(reload_mu_);
@@ -454,6 +516,10 @@ absl::StatusOr<std::unique_ptr<GenerationServer>> GenerationServer::Start(const 
     return absl::InvalidArgumentError("--checkpoint, --follow-run or --coordinator is required");
   }
   auto impl = std::make_unique<Impl>(resolved);
+  auto templates =
+      o.templates.empty() ? TemplateSet::Default() : TemplateSet::LoadFile(o.templates);
+  if (!templates.ok()) return templates.status();
+  impl->templates_ = *std::move(templates);
   if (std::filesystem::exists(resolved.checkpoint + "/" + kManifestFile)) {
     if (absl::Status st = VerifyManifest(resolved.checkpoint); !st.ok()) return st;
   }

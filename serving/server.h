@@ -21,7 +21,8 @@ struct ServerOptions {
   std::string follow_run;
   std::string coordinator;
   std::string job;
-  double poll_s = 1.0;  // how often a followed run directory is checked
+  double poll_s = 1.0;    // how often a followed run directory is checked
+  std::string templates;  // task-input templates (default: the built-in ecommerce.yaml)
   EngineOptions engine;
   double drain_grace_s = 30;  // on SIGTERM, how long in-flight requests may take to finish
   // Prometheus /metrics and /healthz over HTTP: -1 off, 0 an ephemeral port.

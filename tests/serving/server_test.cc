@@ -223,6 +223,59 @@ TEST_F(ServerTest, InvalidArgumentsNameTheField) {
   expect_invalid(r, "sampling.top_p");
   expect_invalid(Greedy("Hello", 201), "max_new_tokens 200");
   expect_invalid(Greedy("", 5), "prompt is empty");
+  v1::GenerateRequest review = Greedy("", 5);
+  review.mutable_review()->set_product_title("Lamp");
+  review.mutable_review()->set_rating(7);
+  expect_invalid(review, "review.rating must be between 1 and 5");
+  v1::GenerateRequest blog = Greedy("", 5);
+  blog.mutable_blog_post()->add_products("Kettle");
+  expect_invalid(blog, "blog_post.topic is empty");
+  v1::GenerateRequest bad_utf8 = Greedy("", 5);
+  bad_utf8.mutable_product_description()->set_title("ok");
+  bad_utf8.mutable_product_description()->add_features("\xff\xfe");
+  {
+    grpc::ClientContext c;
+    v1::GenerateResponse resp;
+    EXPECT_FALSE(stub_->Generate(&c, bad_utf8, &resp).ok());  // refused, by gRPC or by us
+  }
+}
+
+// Task inputs are rendered with the fine-tuning templates: the prompt is exactly the template.
+TEST_F(ServerTest, TaskInputsUseTheFineTuningTemplates) {
+  v1::GenerateRequest req = Greedy("", 4);
+  auto* p = req.mutable_product_description();
+  p->set_title("Trail Bottle");
+  p->set_brand("Acme");
+  p->set_category("Sports");
+  p->set_price("$19.99");
+  p->add_features("750 ml");
+  p->add_features("keeps cold 24 h");
+  v1::GenerateResponse resp;
+  {
+    grpc::ClientContext c;
+    ASSERT_TRUE(stub_->Generate(&c, req, &resp).ok());
+  }
+  const std::string expected =
+      "Write a product description.\nProduct: Trail Bottle\nBrand: Acme\nCategory: Sports\n"
+      "Price: $19.99\nFeatures:\n- 750 ml\n- keeps cold 24 h\nDescription:";
+  grpc::ClientContext c;
+  v1::TokenizeRequest t;
+  t.set_text(expected);
+  v1::TokenizeResponse ids;
+  ASSERT_TRUE(stub_->Tokenize(&c, t, &ids).ok());
+  EXPECT_EQ(resp.usage().prompt_tokens(), static_cast<uint32_t>(ids.token_ids_size()));
+  v1::GenerateRequest business = Greedy("", 4);
+  business.mutable_review()->set_business_name("Luigi's");
+  business.mutable_review()->set_city("Austin");
+  business.mutable_review()->set_state("TX");
+  business.mutable_review()->set_rating(4.5f);
+  grpc::ClientContext c2;
+  EXPECT_TRUE(stub_->Generate(&c2, business, &resp).ok());
+  v1::GenerateRequest blog = Greedy("", 4);
+  blog.mutable_blog_post()->set_topic("Gifts for runners");
+  blog.mutable_blog_post()->add_products("Trail Bottle");
+  grpc::ClientContext c3;
+  EXPECT_TRUE(stub_->Generate(&c3, blog, &resp).ok());
 }
 
 TEST_F(ServerTest, ClientCancelMidStreamThenTheServerStillAnswers) {

@@ -9,21 +9,13 @@
 namespace copyforge {
 namespace {
 
-std::string FormatRating(double r) {
-  if (r <= 0) return "";
-  return r == static_cast<int>(r) ? absl::StrCat(static_cast<int>(r)) : absl::StrFormat("%.1f", r);
-}
-
 void AddProductFields(const Product& p, TemplateFields* f) {
   (*f)["product_title"] = p.title;
   (*f)["brand"] = p.brand;
   (*f)["category"] = p.category;
   (*f)["price"] = p.price;
   (*f)["description"] = p.description;
-  std::string features;
-  for (const std::string& x : p.features)
-    absl::StrAppend(&features, features.empty() ? "" : "\n", "- ", x);
-  (*f)["features"] = features;
+  (*f)["features"] = FormatList(p.features);
 }
 
 }  // namespace

@@ -7,16 +7,29 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "trainer/common/yaml_util.h"
 
 namespace copyforge {
 
 const std::vector<std::string>& KnownTemplateFields() {
-  static const std::vector<std::string> f = {
-      "title",    "text",        "rating", "product_title", "brand", "category",   "price",
-      "features", "description", "name",   "city",          "state", "categories", "stars"};
+  static const std::vector<std::string> f = {"title",       "text",     "rating", "product_title",
+                                             "brand",       "category", "price",  "features",
+                                             "description", "name",     "city",   "state",
+                                             "categories",  "stars",    "topic",  "products"};
   return f;
+}
+
+std::string FormatRating(double r) {
+  if (r <= 0) return "";
+  return r == static_cast<int>(r) ? absl::StrCat(static_cast<int>(r)) : absl::StrFormat("%.1f", r);
+}
+
+std::string FormatList(const std::vector<std::string>& items) {
+  std::string out;
+  for (const std::string& x : items) absl::StrAppend(&out, out.empty() ? "" : "\n", "- ", x);
+  return out;
 }
 
 absl::StatusOr<TextTemplate> TextTemplate::Parse(const std::string& text,

@@ -64,6 +64,11 @@ const char* DefaultTemplatesYaml();
 // The fields every template may use.
 const std::vector<std::string>& KnownTemplateFields();
 
+// How field values are spelled in templates, the same in data preparation and serving:
+// a rating as "4" or "4.5" ("" when unknown), a list as "- a\n- b".
+std::string FormatRating(double rating);
+std::string FormatList(const std::vector<std::string>& items);
+
 }  // namespace copyforge
 
 #endif  // COPYFORGE_TRAINER_DATA_TEMPLATES_H_

@@ -1,0 +1,171 @@
+// Closed-loop load against a running `copyforge serve`: for each concurrency, that many clients
+// each send GenerateStream requests back to back for a fixed time. Prints generated tokens/s,
+// time to first token and request latency (p50/p99), the throughput ratio to concurrency 1, and
+// the decode time per token at concurrency 1 beside the memory-bandwidth floor (weight bytes /
+// copy bandwidth measured in this run).
+#include <grpcpp/grpcpp.h>
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "serving.grpc.pb.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
+}
+
+// memcpy bandwidth over a buffer much larger than the caches, best of a few passes (bytes read
+// per second, the quantity a decode step's weight reads are bound by).
+double CopyBandwidth() {
+  const size_t n = size_t{1} << 29;  // 512 MiB
+  std::vector<char> a(n, 1), b(n, 0);
+  double best = 0;
+  for (int i = 0; i < 4; ++i) {
+    const auto t = Clock::now();
+    std::memcpy(b.data(), a.data(), n);
+    best = std::max(best, static_cast<double>(n) / Seconds(t, Clock::now()));
+  }
+  return best + static_cast<double>(b[n / 2]) * 0;  // keep the copy observable
+}
+
+struct Result {
+  double tokens_per_s = 0, ttft_p50 = 0, ttft_p99 = 0, latency_p50 = 0, latency_p99 = 0;
+  double per_token_s = 0;  // decode time per token after the first (mean)
+  int requests = 0, failures = 0;
+};
+
+Result Run(copyforge::v1::TextGeneration::Stub& stub, int concurrency, double seconds, int max_new,
+           const std::string& prompt) {
+  std::mutex mu;
+  std::vector<double> ttfts, latencies, per_token;
+  std::atomic<int64_t> tokens{0};
+  std::atomic<int> failures{0};
+  const auto start = Clock::now();
+  const auto end = start + std::chrono::duration<double>(seconds);
+  std::vector<std::thread> clients;
+  for (int c = 0; c < concurrency; ++c) {
+    clients.emplace_back([&, c] {
+      while (Clock::now() < end) {
+        copyforge::v1::GenerateRequest req;
+        req.set_prompt(prompt);
+        req.mutable_sampling()->set_temperature(0.8f);
+        req.mutable_sampling()->set_seed(static_cast<uint64_t>(c));
+        req.mutable_stopping()->set_max_new_tokens(static_cast<uint32_t>(max_new));
+        req.mutable_stopping()->set_ignore_eos(true);
+        grpc::ClientContext ctx;
+        const auto t0 = Clock::now();
+        auto reader = stub.GenerateStream(&ctx, req);
+        copyforge::v1::GenerateStreamResponse m;
+        double first = -1;
+        int64_t got = 0;
+        while (reader->Read(&m)) {
+          if (first < 0 && m.token_ids_size() > 0) first = Seconds(t0, Clock::now());
+          got += m.token_ids_size();
+        }
+        if (!reader->Finish().ok()) {
+          ++failures;
+          continue;
+        }
+        const double total = Seconds(t0, Clock::now());
+        tokens += got;
+        std::lock_guard<std::mutex> lock(mu);
+        ttfts.push_back(first);
+        latencies.push_back(total);
+        if (got > 1) per_token.push_back((total - first) / static_cast<double>(got - 1));
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  Result r;
+  r.tokens_per_s = static_cast<double>(tokens) / Seconds(start, Clock::now());
+  r.ttft_p50 = Percentile(ttfts, 0.5);
+  r.ttft_p99 = Percentile(ttfts, 0.99);
+  r.latency_p50 = Percentile(latencies, 0.5);
+  r.latency_p99 = Percentile(latencies, 0.99);
+  double sum = 0;
+  for (double v : per_token) sum += v;
+  r.per_token_s = per_token.empty() ? 0 : sum / static_cast<double>(per_token.size());
+  r.requests = static_cast<int>(latencies.size());
+  r.failures = failures;
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Closed-loop GenerateStream load against a running copyforge serve"};
+  std::string server;
+  std::vector<int> concurrency = {1, 4, 16, 64};
+  double seconds = 20;
+  int max_new = 64;
+  std::string prompt = "Product: stainless steel water bottle, 750 ml. Description:";
+  app.add_option("--server", server, "HOST:PORT of copyforge serve")->required();
+  app.add_option("--concurrency", concurrency, "Client counts to run")->capture_default_str();
+  app.add_option("--seconds", seconds, "Time per concurrency level")->capture_default_str();
+  app.add_option("--max-new-tokens", max_new)->capture_default_str();
+  app.add_option("--prompt", prompt)->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);
+  auto stub = copyforge::v1::TextGeneration::NewStub(
+      grpc::CreateCustomChannel(server, grpc::InsecureChannelCredentials(), args));
+  copyforge::v1::ModelInfo info;
+  {
+    grpc::ClientContext ctx;
+    if (!stub->GetModelInfo(&ctx, copyforge::v1::GetModelInfoRequest(), &info).ok()) {
+      std::fprintf(stderr, "serve_load: cannot reach %s\n", server.c_str());
+      return 1;
+    }
+  }
+  const double c = static_cast<double>(info.n_embd());
+  const double params = 12.0 * static_cast<double>(info.n_layer()) * c * c +
+                        static_cast<double>(info.vocab_size() + info.n_positions()) * c;
+  const double bytes_per_param = info.dtype() == "bfloat16" ? 2 : 4;
+  const double weight_bytes = params * bytes_per_param;
+  std::printf(
+      "serve_load: %s, %lld layers x %lld wide (%.1fM parameters, %s), %u KV slots, "
+      "%d new tokens per request, %.0f s per level\n",
+      info.checkpoint().c_str(), static_cast<long long>(info.n_layer()),
+      static_cast<long long>(info.n_embd()), params / 1e6, info.dtype().c_str(), info.max_batch(),
+      max_new, seconds);
+  std::printf("  %11s %12s %8s %10s %10s %10s %10s %8s\n", "concurrency", "tokens/s", "ratio",
+              "TTFT p50", "TTFT p99", "lat p50", "lat p99", "failed");
+  double base = 0, per_token_1 = 0;
+  for (int level : concurrency) {
+    const Result r = Run(*stub, level, seconds, max_new, prompt);
+    if (level == concurrency.front()) {
+      base = r.tokens_per_s;
+      per_token_1 = r.per_token_s;
+    }
+    std::printf("  %11d %12.1f %7.2fx %9.3fs %9.3fs %9.3fs %9.3fs %8d\n", level, r.tokens_per_s,
+                base > 0 ? r.tokens_per_s / base : 0, r.ttft_p50, r.ttft_p99, r.latency_p50,
+                r.latency_p99, r.failures);
+    std::fflush(stdout);
+  }
+  const double bandwidth = CopyBandwidth();
+  const double floor = weight_bytes / bandwidth;
+  std::printf(
+      "  decode time per token at concurrency %d: %.2f ms; memory-bandwidth floor %.2f ms "
+      "(%.0f MB of weights / %.1f GB/s memcpy) -> %.2fx the floor\n",
+      concurrency.front(), per_token_1 * 1e3, floor * 1e3, weight_bytes / 1e6, bandwidth / 1e9,
+      per_token_1 / floor);
+  return 0;
+}
