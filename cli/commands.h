@@ -36,6 +36,11 @@ struct RemoteGenerateArgs {
   SamplingParams sampling;
   std::vector<std::string> stop;
   bool stream = false, no_stop = false;
+  // A task input instead of --prompt: product_description, review or blog_post.
+  std::string task;
+  std::string title, brand, category, price, business, business_categories, city, state, topic;
+  std::vector<std::string> features, products;
+  double rating = 0;
 };
 absl::Status RunRemoteGenerate(const RemoteGenerateArgs& args);
 

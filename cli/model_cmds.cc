@@ -104,16 +104,26 @@ struct GenerateFlags {
   int threads = 0;
   std::string server;
   std::vector<std::string> stop;
+  RemoteGenerateArgs task;  // the task-input flags
 };
 
 absl::Status RunGenerate(const GenerateFlags& flags) {
   if (!flags.server.empty()) {
-    return RunRemoteGenerate({flags.server, flags.prompt, flags.max_new_tokens, flags.sampling,
-                              flags.stop, flags.stream, flags.no_stop});
+    RemoteGenerateArgs a = flags.task;
+    a.server = flags.server;
+    a.prompt = flags.prompt;
+    a.max_new_tokens = flags.max_new_tokens;
+    a.sampling = flags.sampling;
+    a.stop = flags.stop;
+    a.stream = flags.stream;
+    a.no_stop = flags.no_stop;
+    return RunRemoteGenerate(a);
   }
   if (flags.checkpoint.empty())
     return absl::InvalidArgumentError("--checkpoint or --server is required");
-  if (!flags.stop.empty()) return absl::InvalidArgumentError("--stop needs --server");
+  if (!flags.stop.empty() || !flags.task.task.empty()) {
+    return absl::InvalidArgumentError("--stop and --task need --server");
+  }
   SetTorchThreads(flags.threads);
   CF_RETURN_IF_ERROR(flags.sampling.Validate());
   CF_ASSIGN_OR_RETURN(LoadedCheckpoint ckpt,
@@ -190,6 +200,21 @@ void RegisterGenerate(CLI::App& app, CommandFn* run) {
   cmd->add_option("--checkpoint", flags->checkpoint, "Checkpoint directory (local mode)");
   cmd->add_option("--server", flags->server, "HOST:PORT of a `copyforge serve` (remote mode)");
   cmd->add_option("--stop", flags->stop, "Stop sequence (remote mode; repeatable)");
+  RemoteGenerateArgs& t = flags->task;
+  cmd->add_option("--task", t.task, "Remote task input instead of --prompt")
+      ->check(CLI::IsMember({"product_description", "review", "blog_post"}));
+  cmd->add_option("--title", t.title, "Task: product title");
+  cmd->add_option("--brand", t.brand, "Task: brand");
+  cmd->add_option("--category", t.category, "Task: category");
+  cmd->add_option("--price", t.price, "Task: price");
+  cmd->add_option("--feature", t.features, "Task: a product feature (repeatable)");
+  cmd->add_option("--rating", t.rating, "Task review: rating 1-5");
+  cmd->add_option("--business", t.business, "Task review: business name");
+  cmd->add_option("--business-categories", t.business_categories, "Task review: categories");
+  cmd->add_option("--city", t.city, "Task review: city");
+  cmd->add_option("--state", t.state, "Task review: state");
+  cmd->add_option("--topic", t.topic, "Task blog_post: topic");
+  cmd->add_option("--product", t.products, "Task blog_post: a product (repeatable)");
   cmd->add_option("--tokenizer", flags->tokenizer_dir,
                   "Tokenizer directory (default: the checkpoint's)");
   cmd->add_option("--prompt", flags->prompt, "Prompt text (empty: start from <|endoftext|>)");

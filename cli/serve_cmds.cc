@@ -70,7 +70,28 @@ absl::Status RunRemoteGenerate(const RemoteGenerateArgs& a) {
   auto stub = v1::TextGeneration::NewStub(
       grpc::CreateChannel(a.server, grpc::InsecureChannelCredentials()));
   v1::GenerateRequest req;
-  req.set_prompt(a.prompt.empty() ? "<|endoftext|>" : a.prompt);
+  if (a.task == "product_description") {
+    auto* p = req.mutable_product_description();
+    p->set_title(a.title);
+    p->set_brand(a.brand);
+    p->set_category(a.category);
+    p->set_price(a.price);
+    for (const std::string& f : a.features) p->add_features(f);
+  } else if (a.task == "review") {
+    auto* r = req.mutable_review();
+    r->set_product_title(a.title);
+    r->set_category(a.category);
+    r->set_business_name(a.business);
+    r->set_business_categories(a.business_categories);
+    r->set_city(a.city);
+    r->set_state(a.state);
+    r->set_rating(static_cast<float>(a.rating));
+  } else if (a.task == "blog_post") {
+    req.mutable_blog_post()->set_topic(a.topic);
+    for (const std::string& p : a.products) req.mutable_blog_post()->add_products(p);
+  } else {
+    req.set_prompt(a.prompt.empty() ? "<|endoftext|>" : a.prompt);
+  }
   req.mutable_sampling()->set_temperature(static_cast<float>(a.sampling.temperature));
   req.mutable_sampling()->set_top_k(static_cast<int32_t>(a.sampling.top_k));
   req.mutable_sampling()->set_top_p(static_cast<float>(a.sampling.top_p));
@@ -146,6 +167,9 @@ void RegisterServe(CLI::App& app, CommandFn* run) {
                   "KV token budget over running requests (0: slots x n_positions)")
       ->capture_default_str();
   cmd->add_option("--threads", e.threads, "Intra-op threads (0: one per core)")
+      ->capture_default_str();
+  cmd->add_option("--dtype", e.dtype,
+                  "Weights and KV cache: float32, bfloat16, or auto (bfloat16 with avx512_bf16)")
       ->capture_default_str();
   cmd->add_option("--metrics-port", f->options.metrics_port,
                   "HTTP port for /metrics and /healthz (-1: off, 0: an ephemeral one)")

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <fstream>
 #include <mutex>
 #include <thread>
 
@@ -46,6 +47,18 @@ std::string SanitizeUtf8(const std::string& s) {
     p += n;
   }
   return out;
+}
+
+bool CpuHasBf16() {
+  static const bool has = [] {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("flags", 0) == 0) return line.find(" avx512_bf16") != std::string::npos;
+    }
+    return false;
+  }();
+  return has;
 }
 
 namespace {
@@ -186,6 +199,7 @@ class Engine::Impl {
       return absl::FailedPreconditionError(absl::StrCat(name, " has no tokenizer files"));
     }
     checkpoint.model->eval();
+    if (options_.dtype == "bfloat16") checkpoint.model->to(torch::kBFloat16);
     auto slot = std::make_shared<ModelSlot>();
     slot->checkpoint = std::move(checkpoint);
     slot->name = name;
@@ -473,9 +487,16 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(LoadedCheckpoint checkpoi
   }
   if (options.max_batch < 1) return absl::InvalidArgumentError("max_batch must be >= 1");
   if (options.max_queue < 0) return absl::InvalidArgumentError("max_queue must be >= 0");
+  EngineOptions o = options;
+  if (o.dtype == "auto") o.dtype = CpuHasBf16() ? "bfloat16" : "float32";
+  if (o.dtype != "float32" && o.dtype != "bfloat16") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dtype \"", o.dtype, "\" is not float32, bfloat16 or auto"));
+  }
   checkpoint.model->eval();
+  if (o.dtype == "bfloat16") checkpoint.model->to(torch::kBFloat16);
   return std::unique_ptr<Engine>(
-      new Engine(std::make_unique<Impl>(std::move(checkpoint), options, name, step)));
+      new Engine(std::make_unique<Impl>(std::move(checkpoint), o, name, step)));
 }
 
 absl::Status Engine::Submit(EngineRequest request) { return impl_->Submit(std::move(request)); }

@@ -31,7 +31,13 @@ struct EngineOptions {
   int64_t max_batch_tokens =
       0;            // KV budget: sum of prompt + max_new over running (0: slots x n_positions)
   int threads = 0;  // intra-op threads (0: one per core)
+  // Weights and KV cache: "float32", "bfloat16", or "auto" (bfloat16 when the CPU has
+  // avx512_bf16, float32 otherwise).
+  std::string dtype = "auto";
 };
+
+// True when the CPU reports avx512_bf16 (native bfloat16 dot products).
+bool CpuHasBf16();
 
 enum class FinishReason { kNone, kLength, kEos, kStopSequence };
 

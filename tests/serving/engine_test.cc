@@ -111,6 +111,38 @@ TEST_F(EngineTest, GreedyOutputIsTheSameAloneAndInAFullBatch) {
   EXPECT_GT(engine->stats().steps, 0);
 }
 
+TEST_F(EngineTest, Float32AndBfloat16BothServeAndBatchTheSame) {
+  for (const char* dtype : {"float32", "bfloat16"}) {
+    EngineOptions o;
+    o.dtype = dtype;
+    auto engine = Make(o);
+    EXPECT_EQ(engine->options().dtype, dtype);
+    std::vector<std::vector<int32_t>> alone;
+    for (const std::string& p : kPrompts) {
+      Result r;
+      ASSERT_TRUE(engine->Submit(Request(*engine, p, &r, 12)).ok());
+      r.Wait();
+      ASSERT_TRUE(r.status.ok()) << r.status;
+      alone.push_back(r.ids);
+    }
+    std::vector<std::unique_ptr<Result>> batched;
+    for (const std::string& p : kPrompts) {
+      batched.push_back(std::make_unique<Result>());
+      ASSERT_TRUE(engine->Submit(Request(*engine, p, batched.back().get(), 12)).ok());
+    }
+    for (size_t i = 0; i < kPrompts.size(); ++i) {
+      batched[i]->Wait();
+      EXPECT_EQ(batched[i]->ids, alone[i]) << dtype << " " << kPrompts[i];
+    }
+  }
+  EngineOptions bad;
+  bad.dtype = "int8";
+  auto ckpt = LoadCheckpoint(dir_->File("ckpt"));
+  ASSERT_TRUE(ckpt.ok());
+  auto engine = Engine::Create(*std::move(ckpt), bad);
+  EXPECT_EQ(engine.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(EngineTest, SameSeedSameOutputWhateverElseIsBatched) {
   auto engine = Make();
   auto sampled = [&](uint64_t seed, bool crowd) {
