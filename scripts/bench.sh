@@ -45,3 +45,11 @@ for model in small gpt2-124m; do
     --concurrency $levels
   kill "$server"; wait "$server" || true
 done
+
+# bfloat16 vs float32 greedy agreement on the demo's trained checkpoint (run `make demo` first).
+demo_ckpt=$(ls -d "$build"/demo/run/checkpoints/step_* 2>/dev/null | sort | tail -1 || true)
+if [ -n "$demo_ckpt" ]; then
+  bash bench/bf16_agreement.sh "$demo_ckpt" "$build" 32
+else
+  echo "bf16_agreement: skipped (no demo checkpoint; run make demo first)"
+fi
