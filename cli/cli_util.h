@@ -2,6 +2,8 @@
 #ifndef COPYFORGE_CLI_CLI_UTIL_H_
 #define COPYFORGE_CLI_CLI_UTIL_H_
 
+#include <signal.h>
+
 #include <string>
 
 #include "absl/status/status.h"
@@ -17,6 +19,12 @@ void SetTorchThreads(int threads);
 // For the commands that spend their time in matrix products (eval, generate, init-model, train,
 // ...), makes OpenBLAS use the right kernels (see trainer/common/openblas.h).
 void MaybeReexecForBlas(char** argv);
+
+// Blocks SIGTERM and SIGINT in this thread and the threads it starts afterwards (call it first),
+// so that WaitForSignal can take them synchronously.
+sigset_t BlockStopSignals();
+// Waits for one of `signals` and returns its number.
+int WaitForSignal(const sigset_t& signals);
 
 }  // namespace copyforge
 

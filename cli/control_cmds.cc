@@ -16,6 +16,7 @@
 #include "cli/commands.h"
 #include "control.grpc.pb.h"
 #include "coordinator/coordinator.h"
+#include "protos/grpc_status.h"
 #include "trainer/common/file_util.h"
 #include "trainer/common/progress.h"
 #include "trainer/common/status_macros.h"
@@ -24,13 +25,6 @@
 namespace copyforge {
 namespace {
 
-absl::Status FromGrpc(const grpc::Status& s, const std::string& what) {
-  if (s.ok()) return absl::OkStatus();
-  const auto code = static_cast<absl::StatusCode>(s.error_code());
-  return absl::Status(
-      code, absl::StrCat(what, ": ", absl::StatusCodeToString(code), ": ", s.error_message()));
-}
-
 // ---- coordinator ----
 struct CoordinatorFlags {
   CoordinatorOptions options;
@@ -38,12 +32,7 @@ struct CoordinatorFlags {
 };
 
 absl::Status RunCoordinator(const CoordinatorFlags& f) {
-  // Signals are taken by sigwait below, so every thread must block them first.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  sigset_t signals = BlockStopSignals();
   auto coordinator = Coordinator::Start(f.options);
   if (!coordinator.ok()) return coordinator.status();
   std::fprintf(stderr, "coordinator: listening on %s:%d, state in %s\n", f.options.host.c_str(),
@@ -51,8 +40,7 @@ absl::Status RunCoordinator(const CoordinatorFlags& f) {
   if (!f.port_file.empty()) {
     CF_RETURN_IF_ERROR(WriteFileAtomic(f.port_file, std::to_string((*coordinator)->port()) + "\n"));
   }
-  int signal = 0;
-  sigwait(&signals, &signal);
+  const int signal = WaitForSignal(signals);
   std::fprintf(stderr, "coordinator: %s, shutting down\n", strsignal(signal));
   (*coordinator)->Shutdown();
   return absl::OkStatus();

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "protos/grpc_status.h"
 #include "serving.grpc.pb.h"
 #include "serving/server.h"
 #include "trainer/common/file_util.h"
@@ -23,11 +24,7 @@ struct ServeFlags {
 };
 
 absl::Status RunServe(const ServeFlags& f) {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  sigset_t signals = BlockStopSignals();
   auto server = GenerationServer::Start(f.options);
   if (!server.ok()) return server.status();
   std::fprintf(stderr, "serve: listening on %s:%d (health SERVING)\n", f.options.host.c_str(),
@@ -43,8 +40,7 @@ absl::Status RunServe(const ServeFlags& f) {
           WriteFileAtomic(f.metrics_port_file, std::to_string((*server)->metrics_port()) + "\n"));
     }
   }
-  int signal = 0;
-  sigwait(&signals, &signal);
+  const int signal = WaitForSignal(signals);
   std::fprintf(stderr, "serve: %s: draining (up to %.0f s), then exiting\n", strsignal(signal),
                f.options.drain_grace_s);
   (*server)->Drain();
@@ -102,10 +98,7 @@ absl::Status RunRemoteGenerate(const RemoteGenerateArgs& a) {
   for (const std::string& s : a.stop) req.mutable_stopping()->add_stop(s);
   grpc::ClientContext context;
   std::fwrite(a.prompt.data(), 1, a.prompt.size(), stdout);
-  auto fail = [&](const grpc::Status& s) {
-    return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                        absl::StrCat("Generate at ", a.server, ": ", s.error_message()));
-  };
+  auto fail = [&](const grpc::Status& s) { return FromGrpc(s, "Generate at " + a.server); };
   if (a.stream) {
     auto reader = stub->GenerateStream(&context, req);
     v1::GenerateStreamResponse m;

@@ -18,6 +18,7 @@
 #include "control.grpc.pb.h"
 #include "coordinator/job_spec.h"
 #include "coordinator/job_store.h"
+#include "protos/grpc_status.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/common/file_util.h"
 
@@ -35,11 +36,6 @@ int64_t UnixMs() {
 }
 
 bool Terminal(JobState s) { return s == v1::SUCCEEDED || s == v1::FAILED || s == v1::CANCELLED; }
-
-grpc::Status ToGrpc(const absl::Status& s) {
-  if (s.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
-}
 
 std::string NewJobId() {
   static std::mt19937_64 rng(std::random_device{}());

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "control.grpc.pb.h"
 #include "nlohmann/json.hpp"
+#include "protos/grpc_status.h"
 #include "serving.grpc.pb.h"
 #include "serving/metrics.h"
 #include "trainer/common/file_util.h"
@@ -26,11 +27,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr char kServiceName[] = "copyforge.v1.TextGeneration";
-
-grpc::Status ToGrpc(const absl::Status& s) {
-  if (s.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
-}
 
 bool ValidUtf8(const std::string& s) {
   const char* p = s.data();
