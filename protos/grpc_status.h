@@ -20,8 +20,8 @@ inline grpc::Status ToGrpc(const absl::Status& s) {
 inline absl::Status FromGrpc(const grpc::Status& s, const std::string& what) {
   if (s.ok()) return absl::OkStatus();
   const auto code = static_cast<absl::StatusCode>(s.error_code());
-  return absl::Status(code, absl::StrCat(what, ": ", absl::StatusCodeToString(code), ": ",
-                                         s.error_message()));
+  return absl::Status(
+      code, absl::StrCat(what, ": ", absl::StatusCodeToString(code), ": ", s.error_message()));
 }
 
 }  // namespace copyforge
