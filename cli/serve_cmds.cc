@@ -161,6 +161,9 @@ void RegisterServe(CLI::App& app, CommandFn* run) {
       ->capture_default_str();
   cmd->add_option("--threads", e.threads, "Intra-op threads (0: one per core)")
       ->capture_default_str();
+  cmd->add_option("--prefill-chunk", e.prefill_chunk,
+                  "Prompt tokens prefilled per step, interleaved with decoding")
+      ->capture_default_str();
   cmd->add_option("--dtype", e.dtype,
                   "Weights and KV cache: float32, bfloat16, or auto (bfloat16 with avx512_bf16)")
       ->capture_default_str();

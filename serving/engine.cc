@@ -85,6 +85,9 @@ struct Sequence {
   int64_t reserved = 0;          // KV tokens reserved in the budget
   int64_t length = 0;            // positions in the KV cache
   int32_t next = -1;             // sampled, not yet in the cache
+  bool prefilling = true;        // the prompt is still going into the cache, chunk by chunk
+  int64_t prefilled = 0;         // prompt tokens in the cache so far
+  bool finished = false;         // the final chunk was sent; the slot is released at Reap
   std::vector<int32_t> history;  // prompt + generated (repetition penalty)
   std::vector<int32_t> generated;
   size_t emitted_bytes = 0;
@@ -238,8 +241,12 @@ class Engine::Impl {
           reserved_ += admitted->reserved;
         }
       }
-      if (admitted) Prefill(std::move(admitted));
-      if (!running_.empty()) DecodeStep();
+      if (admitted) {
+        admitted->started_at = Clock::now();
+        running_.push_back(std::move(admitted));
+      }
+      PrefillStep();
+      DecodeStep();
       Reap();
       std::lock_guard<std::mutex> lock(mu_);
       stats_.running = static_cast<int>(running_.size());
@@ -269,38 +276,56 @@ class Engine::Impl {
     running_.clear();
   }
 
-  void Prefill(std::unique_ptr<Sequence> seq) {
-    seq->started_at = Clock::now();
+  // Puts the next chunk (at most prefill_chunk tokens) of the oldest prefilling prompt into its
+  // slot, so that a long prompt does not stall the running sequences for a whole prefill; after
+  // its last chunk, the sequence samples its first token.
+  void PrefillStep() {
+    Sequence* seq = nullptr;
+    for (auto& s : running_) {
+      if (s->prefilling && !s->finished) {
+        seq = s.get();
+        break;
+      }
+    }
+    if (seq == nullptr) return;
     const auto& prompt = seq->request.prompt;
+    const int64_t total = static_cast<int64_t>(prompt.size());
+    const int64_t chunk =
+        std::min(std::max<int64_t>(1, options_.prefill_chunk), total - seq->prefilled);
     KvCache view;
     view.capacity = pool_.capacity;
+    view.length = seq->prefilled;
     for (size_t l = 0; l < pool_.keys.size(); ++l) {
       view.keys.push_back(pool_.keys[l].narrow(0, seq->slot, 1));
       view.values.push_back(pool_.values[l].narrow(0, seq->slot, 1));
     }
     try {
       torch::Tensor input =
-          torch::tensor(std::vector<int64_t>(prompt.begin(), prompt.end()), torch::kLong)
+          torch::tensor(std::vector<int64_t>(prompt.begin() + seq->prefilled,
+                                             prompt.begin() + seq->prefilled + chunk),
+                        torch::kLong)
               .view({1, -1});
       Gpt2& model = seq->model->checkpoint.model;
       torch::Tensor hidden = model->Hidden(input, &view);
-      torch::Tensor logits = torch::matmul(hidden[0][-1], model->wte->weight.t());
-      seq->length = static_cast<int64_t>(prompt.size());
-      running_.push_back(std::move(seq));
-      Accept(*running_.back(), logits);
+      seq->prefilled += chunk;
+      if (seq->prefilled < total) return;
+      seq->prefilling = false;
+      seq->length = total;
+      Accept(*seq, torch::matmul(hidden[0][-1], model->wte->weight.t()));
     } catch (const c10::Error& e) {
       Finish(*seq, FinishReason::kNone,
              absl::InternalError(absl::StrCat("prefill failed: ", e.what_without_backtrace())));
-      Release(*seq);
     }
   }
+
+  static bool Decoding(const Sequence& s) { return !s.finished && !s.prefilling && s.next >= 0; }
 
   // One decode step for every running sequence, batched per model (more than one model only
   // while requests that started before a swap finish).
   void DecodeStep() {
     std::vector<ModelSlot*> models;
     for (const auto& s : running_) {
-      if (s->next >= 0 && std::find(models.begin(), models.end(), s->model.get()) == models.end()) {
+      if (Decoding(*s) && std::find(models.begin(), models.end(), s->model.get()) == models.end()) {
         models.push_back(s->model.get());
       }
     }
@@ -309,7 +334,7 @@ class Engine::Impl {
       std::vector<int64_t> tokens, slots, positions;
       int64_t max_length = 0;
       for (const auto& s : running_) {
-        if (s->next < 0 || s->model.get() != m) continue;
+        if (!Decoding(*s) || s->model.get() != m) continue;
         rows.push_back(s.get());
         tokens.push_back(s->next);
         slots.push_back(s->slot);
@@ -329,7 +354,7 @@ class Engine::Impl {
         Accept(s, logits[static_cast<int64_t>(row)]);
       }
     }
-    ++steps_;
+    if (!models.empty()) ++steps_;
   }
 
   // Samples the next token of `s` from `logits` and emits what became final.
@@ -409,6 +434,7 @@ class Engine::Impl {
       done.checkpoint_step = s.model->step;
     }
     s.next = -1;
+    s.finished = true;
     if (s.request.on_chunk) s.request.on_chunk(done);
     s.request.on_chunk = nullptr;  // exactly one final chunk
   }
@@ -425,7 +451,7 @@ class Engine::Impl {
   void Reap() {
     const auto now = Clock::now();
     for (auto& s : running_) {
-      if (s->next < 0) continue;
+      if (s->finished) continue;
       if (s->request.cancelled && s->request.cancelled()) {
         Finish(*s, FinishReason::kNone, absl::CancelledError("cancelled by the client"));
       } else if (now > s->request.deadline) {
@@ -433,7 +459,7 @@ class Engine::Impl {
       }
     }
     for (auto& s : running_) {
-      if (s->next < 0) Release(*s);
+      if (s->finished) Release(*s);
     }
     running_.erase(std::remove_if(running_.begin(), running_.end(),
                                   [](const std::unique_ptr<Sequence>& s) { return s->slot < 0; }),

@@ -29,8 +29,9 @@ struct EngineOptions {
   int64_t default_max_new_tokens = 64;
   int max_queue = 64;  // waiting requests; more is RESOURCE_EXHAUSTED at once
   int64_t max_batch_tokens =
-      0;            // KV budget: sum of prompt + max_new over running (0: slots x n_positions)
-  int threads = 0;  // intra-op threads (0: one per core)
+      0;  // KV budget: sum of prompt + max_new over running (0: slots x n_positions)
+  int64_t prefill_chunk = 256;  // prompt tokens prefilled per step (long prompts take several)
+  int threads = 0;              // intra-op threads (0: one per core)
   // Weights and KV cache: "float32", "bfloat16", or "auto" (bfloat16 when the CPU has
   // avx512_bf16, float32 otherwise).
   std::string dtype = "auto";

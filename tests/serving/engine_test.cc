@@ -143,6 +143,32 @@ TEST_F(EngineTest, Float32AndBfloat16BothServeAndBatchTheSame) {
   EXPECT_EQ(engine.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// A long prompt prefilled in chunks of 7 tokens, interleaved with another request's decoding,
+// continues exactly as when it is prefilled at once.
+TEST_F(EngineTest, ChunkedPrefillMatchesWholePrefill) {
+  std::string prompt = "Write a product description.";
+  for (int i = 0; i < 7; ++i) prompt += " Product: lamp, brass, 40 cm, warm light.";
+  std::vector<int32_t> whole;
+  for (int64_t chunk : {1000, 7}) {
+    EngineOptions o;
+    o.prefill_chunk = chunk;
+    o.dtype = "float32";
+    auto engine = Make(o);
+    Result other, r;
+    ASSERT_TRUE(engine->Submit(Request(*engine, "Hello", &other, 30)).ok());
+    ASSERT_TRUE(engine->Submit(Request(*engine, prompt, &r, 12)).ok());
+    r.Wait();
+    other.Wait();
+    ASSERT_TRUE(r.status.ok()) << r.status;
+    EXPECT_EQ(other.ids.size(), 30u);
+    if (chunk == 1000) {
+      whole = r.ids;
+    } else {
+      EXPECT_EQ(r.ids, whole);
+    }
+  }
+}
+
 TEST_F(EngineTest, SameSeedSameOutputWhateverElseIsBatched) {
   auto engine = Make();
   auto sampled = [&](uint64_t seed, bool crowd) {
