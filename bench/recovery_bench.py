@@ -34,12 +34,24 @@ def status(addr, job):
     return json.loads(out) if out.strip() else None
 
 
-def steps_logged(run_dir):
+def metrics(run_dir):
+    """The run's metrics.jsonl records (the trainer marks each start with an "event" line)."""
     try:
         with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-            return [json.loads(l)["step"] for l in f if '"loss"' in l]
+            return [json.loads(l) for l in f if l.strip()]
     except FileNotFoundError:
         return []
+
+
+def steps_after_restart(run_dir):
+    """Training steps logged after the second start of the run."""
+    starts, after = 0, 0
+    for r in metrics(run_dir):
+        if r.get("event") == "start":
+            starts += 1
+        elif "loss" in r and starts >= 2:
+            after += 1
+    return after
 
 
 def wait(pred, timeout, what):
@@ -95,7 +107,6 @@ train:
         wait(lambda: (status(addr, job) or {}).get("latestCheckpoint"), 180, "a checkpoint")
         before = status(addr, job)
         victim = procs[2] if before["workers"][-1] == "w2" else procs[1]
-        logged = len(steps_logged(run_dir))
         t0 = time.time()
         victim.send_signal(signal.SIGKILL if how == "sigkill" else signal.SIGSTOP)
         wait(lambda: (status(addr, job) or {}).get("restarts", 0) > 0, 120, "RECOVERING")
@@ -104,11 +115,7 @@ train:
              int(s["generation"]) > int(before["generation"]), 120, "the new generation")
         t2 = time.time()
 
-        def new_generation_step():
-            steps = steps_logged(run_dir)[logged:]
-            return any(b <= a for a, b in zip(steps, steps[1:])) or (
-                steps and steps[0] <= steps_logged(run_dir)[logged - 1])
-        wait(new_generation_step, 120, "a step of the new generation")
+        wait(lambda: steps_after_restart(run_dir) > 0, 120, "a step of the new generation")
         t3 = time.time()
         run("cancel", "--coordinator", addr, job)
         return t1 - t0, t2 - t0, t3 - t0

@@ -251,26 +251,34 @@ TEST_F(ControlPlaneTest, KilledWorkerJobRecoversFromCheckpoint) {
   std::printf("recovery: worker killed -> job SUCCEEDED after %.1f s\n",
               std::chrono::duration<double>(Clock::now() - killed_at).count());
   ExpectCheckpointsIntact(id, 40);
-  // The restarted generation resumed from a checkpoint: its first step continues the count, and
-  // its loss is near the loss before the failure, far below the initial ln(50257) ~ 10.8.
+  // The restarted generation resumed from a checkpoint (the trainer marks each start in
+  // metrics.jsonl): its first step follows the checkpoint's, and its loss is near the loss
+  // before the failure, far below the initial ln(50257) ~ 10.8.
   std::ifstream in(tmp_.File("run/metrics.jsonl"));
   std::string line;
+  std::vector<int64_t> starts;  // step at each start
   std::vector<std::pair<int64_t, double>> steps;
+  size_t restart = 0;  // index in `steps` of the first step after the second start
   while (std::getline(in, line)) {
     auto j = nlohmann::json::parse(line, nullptr, false);
-    if (!j.is_discarded() && j.contains("loss")) steps.emplace_back(j["step"], j["loss"]);
+    if (j.is_discarded()) continue;
+    if (j.value("event", "") == "start") {
+      starts.push_back(j["step"].get<int64_t>());
+      if (starts.size() == 2) restart = steps.size();
+    } else if (j.contains("loss")) {
+      steps.emplace_back(j["step"], j["loss"]);
+    }
   }
-  size_t restart = 0;
-  for (size_t i = 1; i < steps.size(); ++i) {
-    if (steps[i].first <= steps[i - 1].first) restart = i;
-  }
-  ASSERT_GT(restart, 0u) << "no restarted generation in metrics.jsonl";
-  const int64_t resumed = steps[restart].first;
-  EXPECT_EQ((resumed - 1) % 5, 0) << "resumed at step " << resumed;  // a checkpoint step + 1
-  EXPECT_GT(resumed, 1);
+  ASSERT_GE(starts.size(), 2u) << "no restarted generation in metrics.jsonl";
+  EXPECT_EQ(starts[0], 0);
+  const int64_t resumed = starts[1];
+  EXPECT_EQ(resumed % 5, 0) << "resumed at step " << resumed;  // a checkpoint step
+  EXPECT_GT(resumed, 0);
+  ASSERT_LT(restart, steps.size());
+  EXPECT_EQ(steps[restart].first, resumed + 1);
   double before = 0;
   for (size_t i = 0; i < restart; ++i) {
-    if (steps[i].first == resumed - 1) before = steps[i].second;
+    if (steps[i].first == resumed) before = steps[i].second;
   }
   EXPECT_LT(std::abs(steps[restart].second - before), 1.0)
       << "loss before " << before << " after " << steps[restart].second;

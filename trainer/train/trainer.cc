@@ -378,6 +378,14 @@ absl::Status Trainer::Run() {
   std::unique_ptr<EventWriter> events;
   if (lead) {
     CF_ASSIGN_OR_RETURN(events, EventWriter::Create(m.config.out));
+    // Marks each (re)start in the metrics, so restarts of an elastic job can be told apart.
+    metrics << nlohmann::ordered_json({{"event", "start"},
+                                       {"step", m.step},
+                                       {"world", m.comm == nullptr ? 1 : m.comm->world()},
+                                       {"resumed_from", m.config.resume}})
+                   .dump()
+            << "\n"
+            << std::flush;
   }
   const Gpt2Config& mc = m.model->config();
   const double flops_per_token = mc.TrainingFlopsPerToken(m.config.seq_len);
