@@ -209,6 +209,8 @@ class Engine::Impl {
     slot->step = step;
     std::lock_guard<std::mutex> lock(mu_);
     current_ = std::move(slot);
+    stats_.checkpoint = current_->name;
+    stats_.checkpoint_step = current_->step;
     return absl::OkStatus();
   }
 

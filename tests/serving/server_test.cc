@@ -15,6 +15,7 @@
 #include <mutex>
 #include <thread>
 
+#include "control.grpc.pb.h"
 #include "health.grpc.pb.h"
 #include "serving.grpc.pb.h"
 #include "tests/test_util.h"
@@ -33,8 +34,9 @@ class ServerTest : public ::testing::Test {
         bin_ + " init-model --model-config " + tmp_.File("model.yaml") + " --seed 3 --tokenizer " +
         testing::Env("COPYFORGE_GPT2_TOKENIZER") + " --out " + tmp_.File("ckpt"));
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    if (std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) !=
-        "HotReloadUnderLoadWithZeroFailures") {
+    const std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    if (name != "HotReloadUnderLoadWithZeroFailures" &&
+        name != "FollowsTheCoordinatorsCheckpoints") {
       Start({"--checkpoint", tmp_.File("ckpt")});
     }
   }
@@ -382,6 +384,66 @@ TEST_F(ServerTest, HotReloadUnderLoadWithZeroFailures) {
   v1::ModelInfo info;
   ASSERT_TRUE(stub_->GetModelInfo(&c, v1::GetModelInfoRequest(), &info).ok());
   EXPECT_EQ(info.checkpoint(), tmp_.File("run/checkpoints/step_0000002"));
+}
+
+// `serve --coordinator --job` starts from the job's latest checkpoint and swaps in each one the
+// coordinator publishes on WatchCheckpoints.
+TEST_F(ServerTest, FollowsTheCoordinatorsCheckpoints) {
+  testing::Process coordinator(
+      {bin_, "coordinator", "--state-dir", tmp_.File("state"), "--port-file", tmp_.File("cport")},
+      tmp_.File("coordinator.log"));
+  for (int i = 0; i < 200 && !std::filesystem::exists(tmp_.File("cport")); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  auto cport = ReadFile(tmp_.File("cport"));
+  ASSERT_TRUE(cport.ok());
+  const std::string at = "127.0.0.1:" + cport->substr(0, cport->size() - 1);
+  auto channel = grpc::CreateChannel(at, grpc::InsecureChannelCredentials());
+  auto jobs = v1::JobService::NewStub(channel);
+  auto workers = v1::WorkerService::NewStub(channel);
+  std::string job;
+  {
+    grpc::ClientContext c;
+    v1::SubmitJobRequest req;
+    req.set_spec_yaml("name: serve-me\ntrain:\n  model: " + tmp_.File("model.yaml") +
+                      "\n  data: " + tmp_.File("data") + "\n  out: " + tmp_.File("run") + "\n");
+    v1::SubmitJobResponse resp;
+    ASSERT_TRUE(jobs->SubmitJob(&c, req, &resp).ok());
+    job = resp.job_id();
+  }
+  auto publish = [&](const std::string& path, int64_t step) {
+    grpc::ClientContext c;
+    v1::RegisterCheckpointRequest req;
+    req.set_worker_id("trainer");
+    req.mutable_checkpoint()->set_job_id(job);
+    req.mutable_checkpoint()->set_path(path);
+    req.mutable_checkpoint()->set_step(step);
+    v1::Checkpoint resp;
+    const grpc::Status st = workers->RegisterCheckpoint(&c, req, &resp);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  };
+  publish(tmp_.File("ckpt"), 1);
+  Start({"--coordinator", at, "--job", job});
+  auto serving = [&] {
+    grpc::ClientContext c;
+    v1::ModelInfo info;
+    return stub_->GetModelInfo(&c, v1::GetModelInfoRequest(), &info).ok() ? info.checkpoint()
+                                                                          : std::string();
+  };
+  EXPECT_EQ(serving(), tmp_.File("ckpt"));
+  auto r = testing::RunCommand(bin_ + " init-model --model-config " + tmp_.File("model.yaml") +
+                               " --seed 5 --tokenizer " + testing::Env("COPYFORGE_GPT2_TOKENIZER") +
+                               " --out " + tmp_.File("ckpt2"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  publish(tmp_.File("ckpt2"), 2);
+  for (int i = 0; i < 200 && serving() != tmp_.File("ckpt2"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(serving(), tmp_.File("ckpt2")) << Log();
+  grpc::ClientContext c;
+  v1::GenerateResponse resp;
+  ASSERT_TRUE(stub_->Generate(&c, Greedy("Hello", 4), &resp).ok());
+  EXPECT_EQ(resp.checkpoint(), tmp_.File("ckpt2"));
 }
 
 }  // namespace
