@@ -36,7 +36,7 @@ class ServerTest : public ::testing::Test {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
     if (name != "HotReloadUnderLoadWithZeroFailures" &&
-        name != "FollowsTheCoordinatorsCheckpoints") {
+        name != "FollowsTheCoordinatorsCheckpoints" && name != "OverloadIsResourceExhausted") {
       Start({"--checkpoint", tmp_.File("ckpt")});
     }
   }
@@ -47,9 +47,9 @@ class ServerTest : public ::testing::Test {
                                      "--port-file",
                                      tmp_.File("port"),
                                      "--max-batch",
-                                     "4",
+                                     max_batch_,
                                      "--max-queue",
-                                     "4",
+                                     max_queue_,
                                      "--max-new-tokens",
                                      "200",
                                      "--threads",
@@ -118,6 +118,7 @@ class ServerTest : public ::testing::Test {
 
   testing::TempDir tmp_;
   const std::string bin_ = testing::Env("COPYFORGE_BIN");
+  std::string max_batch_ = "4", max_queue_ = "4";
   std::unique_ptr<testing::Process> server_;
   std::string address_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -384,6 +385,51 @@ TEST_F(ServerTest, HotReloadUnderLoadWithZeroFailures) {
   v1::ModelInfo info;
   ASSERT_TRUE(stub_->GetModelInfo(&c, v1::GetModelInfoRequest(), &info).ok());
   EXPECT_EQ(info.checkpoint(), tmp_.File("run/checkpoints/step_0000002"));
+}
+
+// One slot and a queue of one, both taken: a further request is RESOURCE_EXHAUSTED at once, and
+// the server answers again when the others are done.
+TEST_F(ServerTest, OverloadIsResourceExhausted) {
+  max_batch_ = "1";
+  max_queue_ = "1";
+  Start({"--checkpoint", tmp_.File("ckpt")});
+  // Two long requests take the slot and the queue for a while; short probes meanwhile are
+  // refused at once (whichever request arrives while both are taken is the one refused).
+  std::atomic<int> ok{0}, running{2};
+  std::mutex mu;
+  std::vector<std::string> refusals;
+  auto call = [&](const v1::GenerateRequest& req) {
+    grpc::ClientContext c;
+    v1::GenerateResponse r;
+    const grpc::Status st = stub_->Generate(&c, req, &r);
+    if (st.ok()) ++ok;
+    if (st.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+      std::lock_guard<std::mutex> lock(mu);
+      refusals.push_back(st.error_message());
+    }
+    return st.error_code();
+  };
+  std::vector<std::thread> fillers;
+  for (int i = 0; i < 2; ++i) {
+    fillers.emplace_back([&] {
+      call(Greedy("Blog:", 120));
+      --running;
+    });
+  }
+  int probes = 0;
+  while (running > 0) {
+    if (call(Greedy("Hello", 1)) == grpc::StatusCode::RESOURCE_EXHAUSTED) break;
+    ++probes;
+  }
+  for (auto& t : fillers) t.join();
+  ASSERT_FALSE(refusals.empty()) << probes << " probes all admitted";
+  EXPECT_NE(refusals[0].find("max_queue"), std::string::npos) << refusals[0];
+  EXPECT_GE(ok.load(), 1);
+  grpc::ClientContext c;
+  v1::GenerateResponse r;
+  EXPECT_TRUE(stub_->Generate(&c, Greedy("Hello", 5), &r).ok());
+  EXPECT_EQ(HttpGet("/metrics").find("copyforge_request_count{outcome=\"resource_exhausted\"} 0"),
+            std::string::npos);  // counted
 }
 
 // `serve --coordinator --job` starts from the job's latest checkpoint and swaps in each one the
