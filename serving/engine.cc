@@ -13,42 +13,6 @@
 
 namespace copyforge {
 
-size_t CompleteUtf8Prefix(const std::string& s) {
-  // Step back over at most three continuation bytes to the last lead byte.
-  size_t i = s.size();
-  size_t back = 0;
-  while (i > 0 && back < 4 && (static_cast<unsigned char>(s[i - 1]) & 0xC0) == 0x80) {
-    --i;
-    ++back;
-  }
-  if (i == 0) return s.size();
-  const unsigned char lead = static_cast<unsigned char>(s[i - 1]);
-  const size_t need = lead < 0x80         ? 1
-                      : (lead >> 5) == 6  ? 2
-                      : (lead >> 4) == 14 ? 3
-                      : (lead >> 3) == 30 ? 4
-                                          : 1;
-  return back + 1 >= need ? s.size() : i - 1;
-}
-
-std::string SanitizeUtf8(const std::string& s) {
-  std::string out;
-  out.reserve(s.size());
-  const char* p = s.data();
-  const char* end = p + s.size();
-  while (p < end) {
-    char32_t cp;
-    const size_t n = DecodeUtf8(p, end, &cp);
-    if (cp == kInvalidCodepoint) {
-      out += "\xEF\xBF\xBD";
-    } else {
-      out.append(p, n);
-    }
-    p += n;
-  }
-  return out;
-}
-
 bool CpuHasBf16() {
   static const bool has = [] {
     std::ifstream in("/proc/cpuinfo");
@@ -90,6 +54,7 @@ struct Sequence {
   bool finished = false;         // the final chunk was sent; the slot is released at Reap
   std::vector<int32_t> history;  // prompt + generated (repetition penalty)
   std::vector<int32_t> generated;
+  std::string text;  // the bytes of `generated`, appended token by token
   size_t emitted_bytes = 0;
   size_t max_stop = 0;
   Clock::time_point queued_at = Clock::now(), started_at, first_token_at;
@@ -377,10 +342,13 @@ class Engine::Impl {
       return;
     }
     s.generated.push_back(id);
+    // Byte-level BPE decodes by concatenation, so the text grows by this token's bytes (an id
+    // beyond the tokenizer's vocabulary, possible with a padded embedding, adds none).
+    if (id < tokenizer.vocab_size()) s.text += tokenizer.TokenBytes(id);
+    const std::string& full = s.text;
     EngineChunk chunk;
     chunk.ids.push_back(id);
     if (r.logprobs) chunk.logprobs.push_back(logprob);
-    const std::string full = tokenizer.Decode(s.generated).value_or("");
     // A stop sequence may have completed anywhere in the not yet emitted tail.
     for (const std::string& stop : r.stop) {
       const size_t from = s.emitted_bytes > stop.size() ? s.emitted_bytes - stop.size() : 0;
@@ -400,7 +368,7 @@ class Engine::Impl {
     size_t safe = full.size();
     if (!at_limit) {
       if (s.max_stop > 1) safe = full.size() >= s.max_stop - 1 ? full.size() - (s.max_stop - 1) : 0;
-      safe = std::max(CompleteUtf8Prefix(full.substr(0, safe)), s.emitted_bytes);
+      safe = std::max(CompleteUtf8Prefix(std::string_view(full).substr(0, safe)), s.emitted_bytes);
     }
     chunk.text = full.substr(s.emitted_bytes, safe - s.emitted_bytes);
     s.emitted_bytes = safe;

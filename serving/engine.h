@@ -111,11 +111,6 @@ class Engine {
   std::unique_ptr<Impl> impl_;
 };
 
-// The longest prefix of `s` that does not end inside a UTF-8 sequence.
-size_t CompleteUtf8Prefix(const std::string& s);
-// `s` with each malformed byte replaced by U+FFFD.
-std::string SanitizeUtf8(const std::string& s);
-
 }  // namespace copyforge
 
 #endif  // COPYFORGE_SERVING_ENGINE_H_

@@ -28,17 +28,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr char kServiceName[] = "copyforge.v1.TextGeneration";
 
-bool ValidUtf8(const std::string& s) {
-  const char* p = s.data();
-  const char* end = p + s.size();
-  while (p < end) {
-    char32_t cp;
-    p += DecodeUtf8(p, end, &cp);
-    if (cp == kInvalidCodepoint) return false;
-  }
-  return true;
-}
-
 v1::FinishReason ToProto(FinishReason r) {
   switch (r) {
     case FinishReason::kLength:
@@ -102,7 +91,7 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
     if (!rendered.ok()) return rendered.status();
     const std::string& text = *rendered;
     if (text.empty()) return absl::InvalidArgumentError("prompt is empty");
-    if (!ValidUtf8(text)) return absl::InvalidArgumentError("prompt is not valid UTF-8");
+    if (!IsValidUtf8(text)) return absl::InvalidArgumentError("prompt is not valid UTF-8");
     const uint32_t n = std::max<uint32_t>(1, req.num_return_sequences());
     if (n > 16) {
       return absl::InvalidArgumentError(
@@ -338,7 +327,7 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
 
   grpc::Status Tokenize(grpc::ServerContext*, const v1::TokenizeRequest* req,
                         v1::TokenizeResponse* resp) override {
-    if (!ValidUtf8(req->text())) {
+    if (!IsValidUtf8(req->text())) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "text is not valid UTF-8");
     }
     for (int32_t id : engine_->Encode(req->text())) resp->add_token_ids(id);
@@ -388,13 +377,14 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
     }
     auto checkpoint = LoadCheckpoint(path);
     if (!checkpoint.ok()) return refuse(checkpoint.status());
-    if (absl::Status st = engine_->Swap(*std::move(checkpoint), path, StepOf(path)); !st.ok()) {
+    const int64_t step = StepOf(path);
+    if (absl::Status st = engine_->Swap(*std::move(checkpoint), path, step); !st.ok()) {
       return refuse(st);
     }
     std::fprintf(stderr,
                  "serve: now serving %s (step %lld); running requests finish on the old "
                  "model\n",
-                 path.c_str(), static_cast<long long>(StepOf(path)));
+                 path.c_str(), static_cast<long long>(step));
     return absl::OkStatus();
   }
 

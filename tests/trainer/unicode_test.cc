@@ -56,3 +56,25 @@ TEST(Classify, MatchesUnicodeCategories) {
 
 }  // namespace
 }  // namespace copyforge
+
+namespace copyforge {
+namespace {
+
+TEST(Utf8Helpers, ValidityPrefixAndSanitizing) {
+  EXPECT_TRUE(IsValidUtf8("caf\xC3\xA9 \xF0\x9F\x98\x80"));
+  EXPECT_FALSE(IsValidUtf8("ab\xFF"));
+  EXPECT_FALSE(IsValidUtf8("\xC3"));  // truncated
+  // A string cut inside "é" or the emoji keeps only the whole characters.
+  EXPECT_EQ(CompleteUtf8Prefix("ab\xC3"), 2u);
+  EXPECT_EQ(CompleteUtf8Prefix("ab\xF0\x9F\x98"), 2u);
+  EXPECT_EQ(CompleteUtf8Prefix("ab\xC3\xA9"), 4u);
+  EXPECT_EQ(CompleteUtf8Prefix(""), 0u);
+  EXPECT_EQ(SanitizeUtf8("a\xFF"
+                         "b"),
+            "a\xEF\xBF\xBD"
+            "b");
+  EXPECT_EQ(SanitizeUtf8("caf\xC3\xA9"), "caf\xC3\xA9");
+}
+
+}  // namespace
+}  // namespace copyforge

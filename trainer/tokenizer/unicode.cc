@@ -150,4 +150,51 @@ CharClass Classify(char32_t cp) {
   return Table().Get(cp);
 }
 
+bool IsValidUtf8(std::string_view s) {
+  const char* p = s.data();
+  const char* end = p + s.size();
+  while (p < end) {
+    char32_t cp;
+    p += DecodeUtf8(p, end, &cp);
+    if (cp == kInvalidCodepoint) return false;
+  }
+  return true;
+}
+
+size_t CompleteUtf8Prefix(std::string_view s) {
+  // Step back over at most three continuation bytes to the last lead byte.
+  size_t i = s.size();
+  size_t back = 0;
+  while (i > 0 && back < 4 && (static_cast<unsigned char>(s[i - 1]) & 0xC0) == 0x80) {
+    --i;
+    ++back;
+  }
+  if (i == 0) return s.size();
+  const unsigned char lead = static_cast<unsigned char>(s[i - 1]);
+  const size_t need = lead < 0x80         ? 1
+                      : (lead >> 5) == 6  ? 2
+                      : (lead >> 4) == 14 ? 3
+                      : (lead >> 3) == 30 ? 4
+                                          : 1;
+  return back + 1 >= need ? s.size() : i - 1;
+}
+
+std::string SanitizeUtf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  const char* p = s.data();
+  const char* end = p + s.size();
+  while (p < end) {
+    char32_t cp;
+    const size_t n = DecodeUtf8(p, end, &cp);
+    if (cp == kInvalidCodepoint) {
+      out += "\xEF\xBF\xBD";
+    } else {
+      out.append(p, n);
+    }
+    p += n;
+  }
+  return out;
+}
+
 }  // namespace copyforge

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace copyforge {
 
@@ -21,6 +22,14 @@ size_t DecodeUtf8(const char* p, const char* end, char32_t* cp);
 
 // Appends the UTF-8 encoding of `cp` (must be a valid scalar value).
 void AppendUtf8(char32_t cp, std::string* out);
+
+// Whether every byte of `s` belongs to a well-formed sequence (as DecodeUtf8 judges it).
+bool IsValidUtf8(std::string_view s);
+// `s` with each malformed byte replaced by U+FFFD.
+std::string SanitizeUtf8(std::string_view s);
+// The longest prefix of `s` that does not end inside a UTF-8 sequence (for streaming text that
+// may stop in the middle of a character).
+size_t CompleteUtf8Prefix(std::string_view s);
 
 // Classifies a code point with the Unicode database of PCRE2 (General_Category L*, N*) and
 // the White_Space property. kInvalidCodepoint classifies as kOther. Thread-safe; tables for a
