@@ -102,12 +102,14 @@ class Coordinator::Impl final : public v1::JobService::Service,
     store_ = *std::move(store);
     auto jobs = store_->LoadJobs();
     if (!jobs.ok()) return jobs.status();
-    for (v1::Job& job : *jobs) {
+    for (StoredJob& stored : *jobs) {
+      const v1::Job& job = stored.job;
       auto spec = ParseJobSpec(job.spec_yaml(), job.id());
       if (!spec.ok()) return spec.status();
       JobRuntime& rt = jobs_[job.id()];
       rt.job = job;
       rt.spec = *std::move(spec);
+      rt.idempotency_key = std::move(stored.idempotency_key);
       if (job.state() == v1::RUNNING) {
         // Its workers may still be training: give them a heartbeat timeout to re-register.
         rt.adopt_deadline = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(
@@ -163,12 +165,6 @@ class Coordinator::Impl final : public v1::JobService::Service,
           response->set_existing(true);
           return grpc::Status::OK;
         }
-      }
-      auto found = store_->FindByIdempotencyKey(request->idempotency_key());
-      if (found.ok() && !found->empty()) {
-        response->set_job_id(*found);
-        response->set_existing(true);
-        return grpc::Status::OK;
       }
     }
     JobRuntime rt;

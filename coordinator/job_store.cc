@@ -48,7 +48,6 @@ absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path
            "PRAGMA journal_mode=WAL",
            "PRAGMA synchronous=FULL",
            "CREATE TABLE IF NOT EXISTS jobs(id TEXT PRIMARY KEY, idempotency_key TEXT, job BLOB)",
-           "CREATE INDEX IF NOT EXISTS jobs_by_key ON jobs(idempotency_key)",
            "CREATE TABLE IF NOT EXISTS generations(job_id TEXT, generation INTEGER, "
            "workers TEXT, rank0 BLOB, PRIMARY KEY(job_id, generation))",
            "CREATE TABLE IF NOT EXISTS checkpoints(job_id TEXT, step INTEGER, checkpoint BLOB, "
@@ -92,22 +91,18 @@ absl::Status JobStore::PutJob(const v1::Job& job, const std::string& idempotency
   return Step(db_, s, "saving job");
 }
 
-absl::StatusOr<std::vector<v1::Job>> JobStore::LoadJobs() {
-  Statement s(db_, "SELECT job FROM jobs ORDER BY rowid");
-  std::vector<v1::Job> jobs;
+absl::StatusOr<std::vector<StoredJob>> JobStore::LoadJobs() {
+  Statement s(db_, "SELECT job, idempotency_key FROM jobs ORDER BY rowid");
+  std::vector<StoredJob> jobs;
   while (s.ok() && sqlite3_step(s.get()) == SQLITE_ROW) {
-    v1::Job job;
-    if (!job.ParseFromString(s.Blob(0))) return absl::DataLossError("job store: a corrupt job row");
-    jobs.push_back(std::move(job));
+    StoredJob stored;
+    if (!stored.job.ParseFromString(s.Blob(0))) {
+      return absl::DataLossError("job store: a corrupt job row");
+    }
+    stored.idempotency_key = s.Blob(1);
+    jobs.push_back(std::move(stored));
   }
   return jobs;
-}
-
-absl::StatusOr<std::string> JobStore::FindByIdempotencyKey(const std::string& key) {
-  Statement s(db_, "SELECT id FROM jobs WHERE idempotency_key = ?1 LIMIT 1");
-  s.Bind(1, key);
-  if (s.ok() && sqlite3_step(s.get()) == SQLITE_ROW) return s.Blob(0);
-  return std::string();
 }
 
 absl::Status JobStore::PutGeneration(const std::string& job_id, int64_t generation,

@@ -16,6 +16,11 @@ struct sqlite3;
 
 namespace copyforge {
 
+struct StoredJob {
+  v1::Job job;
+  std::string idempotency_key;
+};
+
 class JobStore {
  public:
   static absl::StatusOr<std::unique_ptr<JobStore>> Open(const std::string& path);
@@ -25,9 +30,8 @@ class JobStore {
 
   // Inserts or replaces the job (and its idempotency key).
   absl::Status PutJob(const v1::Job& job, const std::string& idempotency_key);
-  absl::StatusOr<std::vector<v1::Job>> LoadJobs();
-  // The job id an idempotency key was first submitted with, or "".
-  absl::StatusOr<std::string> FindByIdempotencyKey(const std::string& key);
+  // Every job with the idempotency key it was submitted with, in submission order.
+  absl::StatusOr<std::vector<StoredJob>> LoadJobs();
   absl::Status PutGeneration(const std::string& job_id, int64_t generation,
                              const v1::Assignment& rank0, const std::vector<std::string>& workers);
   absl::Status PutCheckpoint(const v1::Checkpoint& checkpoint);

@@ -295,9 +295,25 @@ TEST_F(ControlPlaneTest, CoordinatorRestartLosesNothing) {
       id, [](const v1::Job& j) { return !j.latest_checkpoint().empty() || Ended(j); }, 180);
   ASSERT_EQ(job.state(), v1::RUNNING) << job.reason();
   const std::string checkpoint = job.latest_checkpoint();
+  // A job that never gets its workers, submitted with an idempotency key.
+  auto submit_keyed = [&] {
+    grpc::ClientContext c;
+    v1::SubmitJobRequest req;
+    req.set_spec_yaml("name: waits\nmin_workers: 5\nmax_workers: 5\ntrain:\n" +
+                      TrainYaml(5, tmp_.File("run2")));
+    req.set_idempotency_key("key-restart");
+    v1::SubmitJobResponse resp;
+    EXPECT_TRUE(jobs_->SubmitJob(&c, req, &resp).ok());
+    return resp;
+  };
+  const std::string keyed = submit_keyed().job_id();
   coordinator_->Signal(SIGKILL);
   coordinator_->Wait();
   StartCoordinator();
+  // The idempotency key survives the restart.
+  const v1::SubmitJobResponse again = submit_keyed();
+  EXPECT_EQ(again.job_id(), keyed);
+  EXPECT_TRUE(again.existing());
   job = Get(id);
   EXPECT_EQ(job.name(), "restart");
   EXPECT_FALSE(job.latest_checkpoint().empty());
