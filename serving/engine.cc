@@ -81,7 +81,8 @@ class Engine::Impl {
       options_.max_batch_tokens = static_cast<int64_t>(options_.max_batch) * c.n_positions;
     }
     const auto params = checkpoint_.model->parameters();
-    pool_ = KvCache::Allocate(c, options_.max_batch, c.n_positions,
+    // One slot more than max_batch: the spare that pads a lone decode row (see DecodeStep).
+    pool_ = KvCache::Allocate(c, options_.max_batch + 1, c.n_positions,
                               torch::TensorOptions().dtype(params[0].scalar_type()));
     for (int s = options_.max_batch - 1; s >= 0; --s) free_slots_.push_back(s);
     stats_.free_slots = options_.max_batch;
@@ -278,7 +279,8 @@ class Engine::Impl {
       if (seq->prefilled < total) return;
       seq->prefilling = false;
       seq->length = total;
-      Accept(*seq, torch::matmul(hidden[0][-1], model->wte->weight.t()));
+      const torch::Tensor logits = torch::matmul(hidden[0][-1], model->wte->weight.t());
+      Accept(*seq, logits, seq->sampler->Sample(logits, seq->history));
     } catch (const c10::Error& e) {
       Finish(*seq, FinishReason::kNone,
              absl::InternalError(absl::StrCat("prefill failed: ", e.what_without_backtrace())));
@@ -308,26 +310,53 @@ class Engine::Impl {
         positions.push_back(s->length);
         max_length = std::max(max_length, s->length + 1);
       }
+      if (rows.size() == 1) {
+        // A lone row is padded to two (the spare slot at position 0): math libraries take
+        // other kernels for a single row (matrix-vector) than for several, which would round
+        // differently and make a seeded request's output depend on whether it ran alone.
+        tokens.push_back(tokens[0]);
+        slots.push_back(options_.max_batch);
+        positions.push_back(0);
+      }
       SlotBatch batch;
       batch.slots = torch::tensor(slots, torch::kLong);
       batch.positions = torch::tensor(positions, torch::kLong);
       batch.max_length = max_length;
-      torch::Tensor logits =
-          m->checkpoint.model->DecodeSlots(torch::tensor(tokens, torch::kLong), batch, &pool_);
+      std::vector<int64_t> ids;
+      torch::Tensor logits;
+      try {
+        logits =
+            m->checkpoint.model->DecodeSlots(torch::tensor(tokens, torch::kLong), batch, &pool_)
+                .narrow(0, 0, static_cast<int64_t>(rows.size()));
+        std::vector<Sampler*> samplers;
+        std::vector<absl::Span<const int32_t>> histories;
+        for (Sequence* s : rows) {
+          s->history.push_back(s->next);
+          samplers.push_back(s->sampler.get());
+          histories.push_back(s->history);
+        }
+        ids = Sampler::SampleBatch(logits, samplers, histories);
+      } catch (const c10::Error& e) {
+        // The step's sequences fail; their slots are freed at Reap and the engine goes on.
+        for (Sequence* s : rows) {
+          Finish(*s, FinishReason::kNone,
+                 absl::InternalError(
+                     absl::StrCat("decode step failed: ", e.what_without_backtrace())));
+        }
+        continue;
+      }
       for (size_t row = 0; row < rows.size(); ++row) {
-        Sequence& s = *rows[row];
-        s.history.push_back(s.next);
-        s.length += 1;
-        Accept(s, logits[static_cast<int64_t>(row)]);
+        rows[row]->length += 1;
+        Accept(*rows[row], logits[static_cast<int64_t>(row)], ids[row]);
       }
     }
     if (!models.empty()) ++steps_;
   }
 
-  // Samples the next token of `s` from `logits` and emits what became final.
-  void Accept(Sequence& s, const torch::Tensor& logits) {
+  // Takes `token`, sampled from `logits`, as the next token of `s` and emits what became final.
+  void Accept(Sequence& s, const torch::Tensor& logits, int64_t token) {
     const EngineRequest& r = s.request;
-    const int32_t id = static_cast<int32_t>(s.sampler->Sample(logits, s.history));
+    const int32_t id = static_cast<int32_t>(token);
     float logprob = 0;
     if (r.logprobs) logprob = torch::log_softmax(logits.to(torch::kFloat), -1)[id].item<float>();
     if (!s.has_first) {

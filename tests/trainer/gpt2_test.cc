@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "tests/trainer/model_test_util.h"
+#include "trainer/model/slot_attention.h"
 
 namespace copyforge {
 namespace {
@@ -73,6 +74,92 @@ TEST(Gpt2, KvCacheMatchesFullForward) {
     ASSERT_TRUE(torch::allclose(step, full.narrow(1, t, 1), 1e-4, 1e-5)) << "position " << t;
   }
   EXPECT_EQ(cache.length, 24);
+}
+
+// Sequences of different lengths in scattered pool slots, decoded together one token at a
+// time, give the logits of a full forward pass of each sequence alone; stale keys left in a
+// slot by a longer earlier sequence are never read.
+TEST(Gpt2, SlotDecodeMatchesFullForward) {
+  Gpt2 model = TinyModel(6);
+  torch::NoGradGuard g;
+  const int64_t rows = 3, steps = 12;
+  const std::vector<int64_t> slots = {4, 0, 2}, starts = {5, 1, 9};
+  auto ids = RandomIds(rows, 9 + steps, 101, 8);
+  KvCache pool = KvCache::Allocate(model->config(), 5, 64, torch::kFloat);
+  for (auto& k : pool.keys) k.normal_();  // stale data everywhere
+  for (auto& v : pool.values) v.normal_();
+  // Prefill each row's prompt into its slot.
+  for (int64_t b = 0; b < rows; ++b) {
+    KvCache view;
+    view.capacity = pool.capacity;
+    for (size_t l = 0; l < pool.keys.size(); ++l) {
+      view.keys.push_back(pool.keys[l].narrow(0, slots[b], 1));
+      view.values.push_back(pool.values[l].narrow(0, slots[b], 1));
+    }
+    model->forward(ids.narrow(0, b, 1).narrow(1, 0, starts[b]), &view);
+  }
+  for (int64_t t = 0; t < steps; ++t) {
+    SlotBatch batch;
+    std::vector<int64_t> tokens, positions;
+    for (int64_t b = 0; b < rows; ++b) {
+      positions.push_back(starts[b] + t);
+      tokens.push_back(ids[b][starts[b] + t].item<int64_t>());
+      batch.max_length = std::max(batch.max_length, starts[b] + t + 1);
+    }
+    batch.slots = torch::tensor(slots, torch::kLong);
+    batch.positions = torch::tensor(positions, torch::kLong);
+    auto logits = model->DecodeSlots(torch::tensor(tokens, torch::kLong), batch, &pool);
+    for (int64_t b = 0; b < rows; ++b) {
+      auto full = model->forward(ids.narrow(0, b, 1).narrow(1, 0, starts[b] + t + 1));
+      ASSERT_TRUE(torch::allclose(logits[b], full[0][-1], 1e-4, 1e-5))
+          << "row " << b << " step " << t;
+    }
+  }
+}
+
+// The in-place slot attention equals gathering each row's keys and values and running softmax
+// attention on them (float32 exactly up to summation order; bfloat16 to its precision).
+TEST(Gpt2, SlotDecodeAttentionMatchesReference) {
+  for (auto dtype : {torch::kFloat, torch::kBFloat16}) {
+    torch::manual_seed(2);
+    const int64_t S = 4, H = 3, cap = 40, D = 20, C = H * D;  // 16 lanes + a tail
+    auto keys = torch::randn({S, H, cap, D}).to(dtype);
+    auto values = torch::randn({S, H, cap, D}).to(dtype);
+    auto qkv = torch::randn({2, 3 * C}).to(dtype);
+    auto slots = torch::tensor(std::vector<int64_t>{3, 1});
+    auto positions = torch::tensor(std::vector<int64_t>{17, 0});
+    auto k2 = keys.clone(), v2 = values.clone();
+    auto out = SlotDecodeAttention(qkv, k2, v2, slots, positions);
+    for (int64_t b = 0; b < 2; ++b) {
+      const int64_t s = slots[b].item<int64_t>(), p = positions[b].item<int64_t>();
+      auto q = qkv[b].narrow(0, 0, C).view({H, 1, D}).to(torch::kFloat);
+      auto k_new = qkv[b].narrow(0, C, C).view({H, D});
+      auto v_new = qkv[b].narrow(0, 2 * C, C).view({H, D});
+      // The new key and value were written at the row's position.
+      EXPECT_TRUE(torch::equal(k2[s].select(1, p), k_new));
+      EXPECT_TRUE(torch::equal(v2[s].select(1, p), v_new));
+      auto k = k2[s].narrow(1, 0, p + 1).to(torch::kFloat);
+      auto v = v2[s].narrow(1, 0, p + 1).to(torch::kFloat);
+      auto att = torch::softmax(torch::matmul(q, k.transpose(1, 2)) / std::sqrt(double(D)), -1);
+      auto expected = torch::matmul(att, v).view({C});
+      const double tol = dtype == torch::kFloat ? 1e-5 : 1e-2;
+      EXPECT_TRUE(torch::allclose(out[b].to(torch::kFloat), expected, tol, tol))
+          << "row " << b << " dtype " << dtype;
+    }
+    // Other slots are untouched.
+    EXPECT_TRUE(torch::equal(k2[0], keys[0]));
+    EXPECT_TRUE(torch::equal(v2[2], values[2]));
+  }
+  // Bad arguments are refused with the reason.
+  auto pool = torch::zeros({2, 1, 8, 4});
+  auto pool2 = pool.clone();
+  auto qkv = torch::zeros({2, 12});
+  EXPECT_THROW(SlotDecodeAttention(qkv, pool, pool2, torch::tensor(std::vector<int64_t>{1, 1}),
+                                   torch::tensor(std::vector<int64_t>{0, 1})),
+               c10::Error);  // one slot for two rows
+  EXPECT_THROW(SlotDecodeAttention(qkv, pool, pool2, torch::tensor(std::vector<int64_t>{0, 1}),
+                                   torch::tensor(std::vector<int64_t>{0, 8})),
+               c10::Error);  // beyond the capacity
 }
 
 TEST(Gpt2, GradientsReachEveryParameter) {

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "trainer/model/slot_attention.h"
+
 namespace copyforge {
 namespace F = torch::nn::functional;
 
@@ -71,30 +73,16 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, KvCache* cache, int
 
 torch::Tensor AttentionImpl::ForwardSlots(const torch::Tensor& x, KvCache* cache, int64_t layer,
                                           const SlotBatch& batch) {
-  using torch::indexing::Slice;
   const int64_t B = x.size(0), C = x.size(2);
-  auto qkv = c_attn(x).split(C, /*dim=*/2);
-  auto heads = [&](const torch::Tensor& t) { return t.view({B, n_head_, head_dim_}); };
-  torch::Tensor q = heads(qkv[0]).unsqueeze(2);  // [B, H, 1, D]
-  // Write this step's K/V at (slot, :, position).
-  cache->keys[layer].index_put_({batch.slots, Slice(), batch.positions}, heads(qkv[1]));
-  cache->values[layer].index_put_({batch.slots, Slice(), batch.positions}, heads(qkv[2]));
-  const torch::Tensor k =
-      cache->keys[layer].index_select(0, batch.slots).narrow(2, 0, batch.max_length);
-  const torch::Tensor v =
-      cache->values[layer].index_select(0, batch.slots).narrow(2, 0, batch.max_length);
-  torch::Tensor att =
-      torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(head_dim_)));
-  // Row b may attend to keys 0 .. positions[b]; later keys belong to no one (or to a stale
-  // sequence) and get exactly zero weight.
-  const torch::Tensor beyond =
-      torch::arange(batch.max_length, batch.positions.options()).unsqueeze(0) >
-      batch.positions.unsqueeze(1);
-  att = att.masked_fill(beyond.view({B, 1, 1, batch.max_length}),
-                        -std::numeric_limits<float>::infinity());
-  att = torch::softmax(att, -1);
-  torch::Tensor y = torch::matmul(att, v).reshape({B, 1, C});
-  return c_proj(y);
+  const torch::Tensor qkv = c_attn(x).view({B, 3 * C});
+  // On the CPU each slot's keys and values are read in place; elsewhere they are gathered.
+  const torch::Tensor y =
+      x.device().is_cpu()
+          ? SlotDecodeAttention(qkv, cache->keys[layer], cache->values[layer], batch.slots,
+                                batch.positions)
+          : SlotDecodeAttentionReference(qkv, cache->keys[layer], cache->values[layer], batch.slots,
+                                         batch.positions, batch.max_length);
+  return c_proj(y.view({B, 1, C}));
 }
 
 MlpImpl::MlpImpl(const Gpt2Config& config) : resid_pdrop_(config.resid_pdrop) {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <random>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -26,16 +27,23 @@ struct SamplingParams {
 };
 
 // Draws tokens from logits with its own generator, so a seed fixes the output no matter what
-// else runs in the process. Not thread-safe.
+// else runs in the process or shares the batch: every row is sampled by the same code whether
+// it is alone or one of many. Not thread-safe.
 class Sampler {
  public:
   explicit Sampler(const SamplingParams& params);
   // logits: 1-D [vocab]; `history` holds the ids the repetition penalty applies to.
   int64_t Sample(const torch::Tensor& logits, absl::Span<const int32_t> history);
+  // One token per row of logits [B, vocab]: row b with samplers[b] and histories[b]. Penalty,
+  // temperature, top-k and top-p shape each row; the draw is one batched Gumbel-max over all
+  // sampled rows, each with noise from its own generator.
+  static std::vector<int64_t> SampleBatch(const torch::Tensor& logits,
+                                          absl::Span<Sampler* const> samplers,
+                                          absl::Span<const absl::Span<const int32_t>> histories);
 
  private:
   SamplingParams params_;
-  at::Generator gen_;
+  std::mt19937_64 rng_;
 };
 
 struct GenerateOptions {

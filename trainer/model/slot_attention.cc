@@ -1,0 +1,222 @@
+#include "trainer/model/slot_attention.h"
+
+#include <ATen/Parallel.h>
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+// GCC 12 flags the intentionally undefined vectors inside its own AVX-512 intrinsics.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace copyforge {
+namespace {
+
+inline float ToFloat(float x) { return x; }
+inline float ToFloat(c10::BFloat16 x) { return static_cast<float>(x); }
+
+// exp(scores - max) in place; returns the sum.
+float SoftmaxNumerators(float* scores, int64_t length, float max) {
+  float sum = 0;
+  for (int64_t j = 0; j < length; ++j) {
+    scores[j] = std::exp(scores[j] - max);
+    sum += scores[j];
+  }
+  return sum;
+}
+
+// One (row, head): q (already scaled) against keys/values 0 .. length - 1 of its slot, written
+// to `out` (float32). Portable version.
+template <typename T>
+void HeadScalar(const float* q, const T* keys, const T* values, int64_t length, int64_t D,
+                float* scores, float* out) {
+  float max = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < length; ++j) {
+    float dot = 0;
+    for (int64_t d = 0; d < D; ++d) dot += q[d] * ToFloat(keys[j * D + d]);
+    scores[j] = dot;
+    max = std::max(max, dot);
+  }
+  const float sum = SoftmaxNumerators(scores, length, max);
+  std::fill(out, out + D, 0.0f);
+  for (int64_t j = 0; j < length; ++j) {
+    for (int64_t d = 0; d < D; ++d) out[d] += scores[j] * ToFloat(values[j * D + d]);
+  }
+  for (int64_t d = 0; d < D; ++d) out[d] /= sum;
+}
+
+// AVX-512 version for head_dim = 16 x NV (GPT-2's 64 is NV = 4): the query and the output stay
+// in registers across all keys; bfloat16 is widened by a shift.
+__attribute__((target("avx512f"))) inline __m512 Load16(const float* p) {
+  return _mm512_loadu_ps(p);
+}
+__attribute__((target("avx512f"))) inline __m512 Load16(const c10::BFloat16* p) {
+  const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));
+}
+
+template <typename T, int NV>
+__attribute__((target("avx512f"))) void HeadAvx512(const float* q, const T* keys, const T* values,
+                                                   int64_t length, float* scores, float* out) {
+  constexpr int64_t D = 16 * NV;
+  __m512 qv[NV];
+  for (int i = 0; i < NV; ++i) qv[i] = _mm512_loadu_ps(q + 16 * i);
+  float max = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < length; ++j) {
+    const T* k = keys + j * D;
+    __m512 acc = _mm512_mul_ps(qv[0], Load16(k));
+    for (int i = 1; i < NV; ++i) acc = _mm512_fmadd_ps(qv[i], Load16(k + 16 * i), acc);
+    scores[j] = _mm512_reduce_add_ps(acc);
+    max = std::max(max, scores[j]);
+  }
+  const float sum = SoftmaxNumerators(scores, length, max);
+  __m512 o[NV];
+  for (int i = 0; i < NV; ++i) o[i] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < length; ++j) {
+    const __m512 p = _mm512_set1_ps(scores[j]);
+    const T* v = values + j * D;
+    for (int i = 0; i < NV; ++i) o[i] = _mm512_fmadd_ps(p, Load16(v + 16 * i), o[i]);
+  }
+  const __m512 inv = _mm512_set1_ps(1.0f / sum);
+  for (int i = 0; i < NV; ++i) _mm512_storeu_ps(out + 16 * i, _mm512_mul_ps(o[i], inv));
+}
+
+template <typename T>
+using HeadFn = void (*)(const float*, const T*, const T*, int64_t, float*, float*);
+
+// The AVX-512 kernel for this head_dim when the CPU has AVX-512 and head_dim is 16..128 in steps
+// of 16; null otherwise (the portable one runs).
+template <typename T>
+HeadFn<T> PickAvx512(int64_t D) {
+  static const bool has = __builtin_cpu_supports("avx512f");
+  if (!has || D % 16 != 0) return nullptr;
+  switch (D / 16) {
+    case 1:
+      return HeadAvx512<T, 1>;
+    case 2:
+      return HeadAvx512<T, 2>;
+    case 3:
+      return HeadAvx512<T, 3>;
+    case 4:
+      return HeadAvx512<T, 4>;
+    case 5:
+      return HeadAvx512<T, 5>;
+    case 6:
+      return HeadAvx512<T, 6>;
+    case 7:
+      return HeadAvx512<T, 7>;
+    case 8:
+      return HeadAvx512<T, 8>;
+    default:
+      return nullptr;
+  }
+}
+
+template <typename T>
+void Run(const torch::Tensor& qkv, torch::Tensor& key_pool, torch::Tensor& value_pool,
+         const int64_t* slots, const int64_t* positions, torch::Tensor& out) {
+  const int64_t B = qkv.size(0), C = qkv.size(1) / 3;
+  const int64_t H = key_pool.size(1), capacity = key_pool.size(2), D = key_pool.size(3);
+  const T* in = qkv.data_ptr<T>();
+  T* keys = key_pool.data_ptr<T>();
+  T* values = value_pool.data_ptr<T>();
+  T* y = out.data_ptr<T>();
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const HeadFn<T> fast = PickAvx512<T>(D);
+  int64_t longest = 1;
+  for (int64_t b = 0; b < B; ++b) longest = std::max(longest, positions[b] + 1);
+  // Small problems run on the calling thread: a parallel region costs more than it saves.
+  const int64_t grain = std::max<int64_t>(1, 32768 / (longest * D));
+  at::parallel_for(0, B * H, grain, [&](int64_t begin, int64_t end) {
+    std::vector<float> q(D), acc(D), scores(longest);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / H, h = task % H;
+      const int64_t pos = positions[b];
+      const T* row = in + b * 3 * C + h * D;
+      T* k_head = keys + (slots[b] * H + h) * capacity * D;
+      T* v_head = values + (slots[b] * H + h) * capacity * D;
+      std::memcpy(k_head + pos * D, row + C, D * sizeof(T));
+      std::memcpy(v_head + pos * D, row + 2 * C, D * sizeof(T));
+      for (int64_t d = 0; d < D; ++d) q[d] = ToFloat(row[d]) * scale;
+      if (fast != nullptr) {
+        fast(q.data(), k_head, v_head, pos + 1, scores.data(), acc.data());
+      } else {
+        HeadScalar(q.data(), k_head, v_head, pos + 1, D, scores.data(), acc.data());
+      }
+      T* dst = y + b * C + h * D;
+      for (int64_t d = 0; d < D; ++d) dst[d] = static_cast<T>(acc[d]);
+    }
+  });
+}
+
+}  // namespace
+
+torch::Tensor SlotDecodeAttention(const torch::Tensor& qkv_in, torch::Tensor& key_pool,
+                                  torch::Tensor& value_pool, const torch::Tensor& slots_in,
+                                  const torch::Tensor& positions_in) {
+  TORCH_CHECK(qkv_in.device().is_cpu() && key_pool.device().is_cpu(),
+              "SlotDecodeAttention runs on CPU tensors");
+  TORCH_CHECK(qkv_in.dim() == 2 && key_pool.dim() == 4 && value_pool.sizes() == key_pool.sizes(),
+              "SlotDecodeAttention: qkv must be [B, 3C] and the pools [S, H, capacity, D]");
+  TORCH_CHECK(key_pool.is_contiguous() && value_pool.is_contiguous(),
+              "SlotDecodeAttention: the KV pools must be contiguous");
+  TORCH_CHECK(qkv_in.scalar_type() == key_pool.scalar_type() &&
+                  value_pool.scalar_type() == key_pool.scalar_type(),
+              "SlotDecodeAttention: qkv and the pools must share a dtype");
+  const int64_t B = qkv_in.size(0), H = key_pool.size(1), D = key_pool.size(3);
+  TORCH_CHECK(qkv_in.size(1) == 3 * H * D, "SlotDecodeAttention: qkv has ", qkv_in.size(1),
+              " columns, expected 3 x ", H, " x ", D);
+  const torch::Tensor qkv = qkv_in.contiguous();
+  const torch::Tensor slots = slots_in.to(torch::kLong).contiguous();
+  const torch::Tensor positions = positions_in.to(torch::kLong).contiguous();
+  TORCH_CHECK(slots.numel() == B && positions.numel() == B,
+              "SlotDecodeAttention: one slot and one position per row");
+  const int64_t* s = slots.data_ptr<int64_t>();
+  const int64_t* p = positions.data_ptr<int64_t>();
+  std::vector<bool> taken(key_pool.size(0), false);
+  for (int64_t b = 0; b < B; ++b) {
+    TORCH_CHECK(s[b] >= 0 && s[b] < key_pool.size(0) && !taken[s[b]], "slot ", s[b],
+                " is outside the pool of ", key_pool.size(0), " or used by two rows");
+    taken[s[b]] = true;
+    TORCH_CHECK(p[b] >= 0 && p[b] < key_pool.size(2), "position ", p[b],
+                " is outside the capacity ", key_pool.size(2));
+  }
+  torch::Tensor out = torch::empty({B, H * D}, qkv.options());
+  if (qkv.scalar_type() == torch::kFloat) {
+    Run<float>(qkv, key_pool, value_pool, s, p, out);
+  } else if (qkv.scalar_type() == torch::kBFloat16) {
+    Run<c10::BFloat16>(qkv, key_pool, value_pool, s, p, out);
+  } else {
+    TORCH_CHECK(false, "SlotDecodeAttention: dtype ", qkv.scalar_type(),
+                " is not float32 or bfloat16");
+  }
+  return out;
+}
+
+torch::Tensor SlotDecodeAttentionReference(const torch::Tensor& qkv, torch::Tensor& key_pool,
+                                           torch::Tensor& value_pool, const torch::Tensor& slots,
+                                           const torch::Tensor& positions, int64_t max_length) {
+  using torch::indexing::Slice;
+  const int64_t B = qkv.size(0), H = key_pool.size(1), D = key_pool.size(3), C = H * D;
+  const auto parts = qkv.split(C, /*dim=*/1);
+  auto heads = [&](const torch::Tensor& t) { return t.reshape({B, H, D}); };
+  key_pool.index_put_({slots, Slice(), positions}, heads(parts[1]));
+  value_pool.index_put_({slots, Slice(), positions}, heads(parts[2]));
+  const torch::Tensor k = key_pool.narrow(2, 0, max_length).index_select(0, slots);
+  const torch::Tensor v = value_pool.narrow(2, 0, max_length).index_select(0, slots);
+  const torch::Tensor q = heads(parts[0]).unsqueeze(2);  // [B, H, 1, D]
+  torch::Tensor att =
+      torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(D)));
+  // Row b attends to keys 0 .. positions[b]; later ones belong to no one (or a stale sequence).
+  const torch::Tensor beyond =
+      torch::arange(max_length, positions.options()).unsqueeze(0) > positions.unsqueeze(1);
+  att =
+      att.masked_fill(beyond.view({B, 1, 1, max_length}), -std::numeric_limits<float>::infinity());
+  return torch::matmul(torch::softmax(att, -1), v).reshape({B, C});
+}
+
+}  // namespace copyforge
