@@ -4,11 +4,13 @@
 // tokens/s of step + sampling and the ratio to the first batch size.
 #include <CLI/CLI.hpp>
 
+#include <malloc.h>
+
 #include <chrono>
 #include <cstdio>
 #include <thread>
 
-#include "serving/engine.h"
+#include "trainer/common/cpu_features.h"
 #include "trainer/common/openblas.h"
 #include "trainer/model/gpt2.h"
 #include "trainer/model/sampler.h"
@@ -74,6 +76,8 @@ int main(int argc, char** argv) {
       "threads, best of %d\n",
       model_config.c_str(), static_cast<long long>(c.n_layer), static_cast<long long>(c.n_embd),
       dtype.c_str(), static_cast<long long>(context), threads, iterations);
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // as copyforge serve does
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   std::printf("  %5s %14s %14s %8s %10s %10s %12s %8s\n", "batch", "attn gather", "attn slots",
               "speedup", "step", "sampling", "tokens/s", "ratio");
   double base = 0;

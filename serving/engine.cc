@@ -8,22 +8,11 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "trainer/common/cpu_features.h"
 #include "trainer/common/threads.h"
 #include "trainer/tokenizer/unicode.h"
 
 namespace copyforge {
-
-bool CpuHasBf16() {
-  static const bool has = [] {
-    std::ifstream in("/proc/cpuinfo");
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.rfind("flags", 0) == 0) return line.find(" avx512_bf16") != std::string::npos;
-    }
-    return false;
-  }();
-  return has;
-}
 
 namespace {
 
@@ -81,8 +70,7 @@ class Engine::Impl {
       options_.max_batch_tokens = static_cast<int64_t>(options_.max_batch) * c.n_positions;
     }
     const auto params = checkpoint_.model->parameters();
-    // One slot more than max_batch: the spare that pads a lone decode row (see DecodeStep).
-    pool_ = KvCache::Allocate(c, options_.max_batch + 1, c.n_positions,
+    pool_ = KvCache::Allocate(c, options_.max_batch, c.n_positions,
                               torch::TensorOptions().dtype(params[0].scalar_type()));
     for (int s = options_.max_batch - 1; s >= 0; --s) free_slots_.push_back(s);
     stats_.free_slots = options_.max_batch;
@@ -213,8 +201,7 @@ class Engine::Impl {
         admitted->started_at = Clock::now();
         running_.push_back(std::move(admitted));
       }
-      PrefillStep();
-      DecodeStep();
+      Step();
       Reap();
       std::lock_guard<std::mutex> lock(mu_);
       stats_.running = static_cast<int>(running_.size());
@@ -244,110 +231,96 @@ class Engine::Impl {
     running_.clear();
   }
 
-  // Puts the next chunk (at most prefill_chunk tokens) of the oldest prefilling prompt into its
-  // slot, so that a long prompt does not stall the running sequences for a whole prefill; after
-  // its last chunk, the sequence samples its first token.
-  void PrefillStep() {
-    Sequence* seq = nullptr;
+  static bool Decoding(const Sequence& s) { return !s.finished && !s.prefilling && s.next >= 0; }
+
+  // One continuous-batching step: every decoding sequence advances by one token and the next
+  // chunk (at most prefill_chunk tokens) of the oldest prompt still prefilling goes into its
+  // slot in the same forward pass, so a long prompt neither stalls the running sequences nor
+  // costs a second pass over the weights. Sequences are grouped by model (more than one only
+  // while requests that started before a swap finish).
+  void Step() {
+    Sequence* prefill = nullptr;
     for (auto& s : running_) {
       if (s->prefilling && !s->finished) {
-        seq = s.get();
+        prefill = s.get();
         break;
       }
     }
-    if (seq == nullptr) return;
-    const auto& prompt = seq->request.prompt;
-    const int64_t total = static_cast<int64_t>(prompt.size());
-    const int64_t chunk =
-        std::min(std::max<int64_t>(1, options_.prefill_chunk), total - seq->prefilled);
-    KvCache view;
-    view.capacity = pool_.capacity;
-    view.length = seq->prefilled;
-    for (size_t l = 0; l < pool_.keys.size(); ++l) {
-      view.keys.push_back(pool_.keys[l].narrow(0, seq->slot, 1));
-      view.values.push_back(pool_.values[l].narrow(0, seq->slot, 1));
-    }
-    try {
-      torch::Tensor input =
-          torch::tensor(std::vector<int64_t>(prompt.begin() + seq->prefilled,
-                                             prompt.begin() + seq->prefilled + chunk),
-                        torch::kLong)
-              .view({1, -1});
-      Gpt2& model = seq->model->checkpoint.model;
-      torch::Tensor hidden = model->Hidden(input, &view);
-      seq->prefilled += chunk;
-      if (seq->prefilled < total) return;
-      seq->prefilling = false;
-      seq->length = total;
-      const torch::Tensor logits = torch::matmul(hidden[0][-1], model->wte->weight.t());
-      Accept(*seq, logits, seq->sampler->Sample(logits, seq->history));
-    } catch (const c10::Error& e) {
-      Finish(*seq, FinishReason::kNone,
-             absl::InternalError(absl::StrCat("prefill failed: ", e.what_without_backtrace())));
-    }
-  }
-
-  static bool Decoding(const Sequence& s) { return !s.finished && !s.prefilling && s.next >= 0; }
-
-  // One decode step for every running sequence, batched per model (more than one model only
-  // while requests that started before a swap finish).
-  void DecodeStep() {
     std::vector<ModelSlot*> models;
+    auto add_model = [&](ModelSlot* m) {
+      if (std::find(models.begin(), models.end(), m) == models.end()) models.push_back(m);
+    };
+    if (prefill != nullptr) add_model(prefill->model.get());
     for (const auto& s : running_) {
-      if (Decoding(*s) && std::find(models.begin(), models.end(), s->model.get()) == models.end()) {
-        models.push_back(s->model.get());
-      }
+      if (Decoding(*s)) add_model(s->model.get());
     }
     for (ModelSlot* m : models) {
       std::vector<Sequence*> rows;
       std::vector<int64_t> tokens, slots, positions;
-      int64_t max_length = 0;
+      SlotBatch batch;
       for (const auto& s : running_) {
         if (!Decoding(*s) || s->model.get() != m) continue;
         rows.push_back(s.get());
         tokens.push_back(s->next);
         slots.push_back(s->slot);
         positions.push_back(s->length);
-        max_length = std::max(max_length, s->length + 1);
+        batch.max_length = std::max(batch.max_length, s->length + 1);
       }
-      if (rows.size() == 1) {
-        // A lone row is padded to two (the spare slot at position 0): math libraries take
-        // other kernels for a single row (matrix-vector) than for several, which would round
-        // differently and make a seeded request's output depend on whether it ran alone.
-        tokens.push_back(tokens[0]);
-        slots.push_back(options_.max_batch);
-        positions.push_back(0);
+      PrefillChunk chunk;
+      Sequence* prefilled = nullptr;  // the sequence whose prompt ends in this step
+      if (prefill != nullptr && prefill->model.get() == m) {
+        const auto& prompt = prefill->request.prompt;
+        const int64_t total = static_cast<int64_t>(prompt.size());
+        const int64_t n =
+            std::min(std::max<int64_t>(1, options_.prefill_chunk), total - prefill->prefilled);
+        chunk.slot = prefill->slot;
+        chunk.start = prefill->prefilled;
+        chunk.tokens = torch::tensor(std::vector<int64_t>(prompt.begin() + prefill->prefilled,
+                                                          prompt.begin() + prefill->prefilled + n),
+                                     torch::kLong);
+        chunk.logits = prefill->prefilled + n == total;
+        if (chunk.logits) prefilled = prefill;
       }
-      SlotBatch batch;
-      batch.slots = torch::tensor(slots, torch::kLong);
-      batch.positions = torch::tensor(positions, torch::kLong);
-      batch.max_length = max_length;
+      torch::Tensor input;
+      if (!rows.empty()) {
+        input = torch::tensor(tokens, torch::kLong);
+        batch.slots = torch::tensor(slots, torch::kLong);
+        batch.positions = torch::tensor(positions, torch::kLong);
+      }
+      std::vector<Sequence*> sampling = rows;
+      if (prefilled != nullptr) sampling.push_back(prefilled);
       std::vector<int64_t> ids;
       torch::Tensor logits;
       try {
-        logits =
-            m->checkpoint.model->DecodeSlots(torch::tensor(tokens, torch::kLong), batch, &pool_)
-                .narrow(0, 0, static_cast<int64_t>(rows.size()));
+        logits = m->checkpoint.model->Step(input, batch, chunk, &pool_);
         std::vector<Sampler*> samplers;
         std::vector<absl::Span<const int32_t>> histories;
-        for (Sequence* s : rows) {
-          s->history.push_back(s->next);
+        for (Sequence* s : rows) s->history.push_back(s->next);
+        for (Sequence* s : sampling) {
           samplers.push_back(s->sampler.get());
           histories.push_back(s->history);
         }
-        ids = Sampler::SampleBatch(logits, samplers, histories);
+        if (!sampling.empty()) ids = Sampler::SampleBatch(logits, samplers, histories);
       } catch (const c10::Error& e) {
         // The step's sequences fail; their slots are freed at Reap and the engine goes on.
-        for (Sequence* s : rows) {
+        std::vector<Sequence*> failed = rows;
+        if (chunk.tokens.defined()) failed.push_back(prefill);
+        for (Sequence* s : failed) {
           Finish(*s, FinishReason::kNone,
-                 absl::InternalError(
-                     absl::StrCat("decode step failed: ", e.what_without_backtrace())));
+                 absl::InternalError(absl::StrCat("step failed: ", e.what_without_backtrace())));
         }
         continue;
       }
-      for (size_t row = 0; row < rows.size(); ++row) {
-        rows[row]->length += 1;
-        Accept(*rows[row], logits[static_cast<int64_t>(row)], ids[row]);
+      if (chunk.tokens.defined()) prefill->prefilled += chunk.tokens.numel();
+      if (prefilled != nullptr) {
+        prefilled->prefilling = false;
+        prefilled->length = prefilled->prefilled;
+      } else if (rows.empty()) {
+        continue;  // only a chunk of a prompt went in
+      }
+      for (size_t row = 0; row < rows.size(); ++row) rows[row]->length += 1;
+      for (size_t row = 0; row < sampling.size(); ++row) {
+        Accept(*sampling[row], logits[static_cast<int64_t>(row)], ids[row]);
       }
     }
     if (!models.empty()) ++steps_;

@@ -37,9 +37,6 @@ struct EngineOptions {
   std::string dtype = "auto";
 };
 
-// True when the CPU reports avx512_bf16 (native bfloat16 dot products).
-bool CpuHasBf16();
-
 enum class FinishReason { kNone, kLength, kEos, kStopSequence };
 
 // What a request hears back, on the engine thread: text deltas (whole UTF-8 characters, stop

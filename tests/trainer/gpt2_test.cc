@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "tests/trainer/model_test_util.h"
+#include "trainer/common/cpu_features.h"
 #include "trainer/model/slot_attention.h"
 
 namespace copyforge {
@@ -117,38 +118,96 @@ TEST(Gpt2, SlotDecodeMatchesFullForward) {
   }
 }
 
+// One step can carry decode rows and a chunk of another sequence's prompt together: the decode
+// rows' logits and the prompt's last-token logits equal full forward passes, and a lone row
+// (run as two) gives the same logits as in a batch.
+TEST(Gpt2, StepMixesDecodeRowsAndAPrefillChunk) {
+  Gpt2 model = TinyModel(7);
+  torch::NoGradGuard g;
+  auto ids = RandomIds(2, 20, 101, 9);
+  KvCache pool = KvCache::Allocate(model->config(), 3, 64, torch::kFloat);
+  // Row 0 decodes in slot 2 from position 6; row 1's 11-token prompt goes into slot 0 in chunks of
+  // 4, 4 and 3 alongside it.
+  PrefillChunk first;
+  first.slot = 2;
+  first.tokens = ids[0].narrow(0, 0, 6);
+  first.logits = true;
+  model->Step(torch::Tensor(), SlotBatch{}, first, &pool);
+  int64_t done = 0;
+  for (int64_t t = 0; t < 3; ++t) {
+    SlotBatch batch;
+    batch.slots = torch::tensor(std::vector<int64_t>{2});
+    batch.positions = torch::tensor(std::vector<int64_t>{6 + t});
+    batch.max_length = 7 + t;
+    PrefillChunk chunk;
+    chunk.slot = 0;
+    chunk.start = done;
+    chunk.tokens = ids[1].narrow(0, done, t < 2 ? 4 : 3);
+    chunk.logits = t == 2;
+    auto logits = model->Step(ids[0].narrow(0, 6 + t, 1), batch, chunk, &pool);
+    done += chunk.tokens.numel();
+    ASSERT_EQ(logits.size(0), t == 2 ? 2 : 1);
+    auto full = model->forward(ids.narrow(0, 0, 1).narrow(1, 0, 7 + t));
+    EXPECT_TRUE(torch::allclose(logits[0], full[0][-1], 1e-4, 1e-5)) << "decode step " << t;
+    if (t == 2) {
+      auto prompt = model->forward(ids.narrow(0, 1, 1).narrow(1, 0, 11));
+      EXPECT_TRUE(torch::allclose(logits[1], prompt[0][-1], 1e-4, 1e-5));
+    }
+  }
+  // The same decode row alone and next to another row: bit for bit the same logits.
+  auto decode = [&](std::vector<int64_t> slots, std::vector<int64_t> positions) {
+    SlotBatch batch;
+    batch.slots = torch::tensor(slots);
+    batch.positions = torch::tensor(positions);
+    batch.max_length = 12;
+    std::vector<int64_t> tokens(slots.size(), 5);
+    return model->DecodeSlots(torch::tensor(tokens), batch, &pool)[0];
+  };
+  EXPECT_TRUE(torch::equal(decode({2}, {9}), decode({2, 0}, {9, 11})));
+}
+
 // The in-place slot attention equals gathering each row's keys and values and running softmax
 // attention on them (float32 exactly up to summation order; bfloat16 to its precision).
 TEST(Gpt2, SlotDecodeAttentionMatchesReference) {
-  for (auto dtype : {torch::kFloat, torch::kBFloat16}) {
-    torch::manual_seed(2);
-    const int64_t S = 4, H = 3, cap = 40, D = 20, C = H * D;  // 16 lanes + a tail
-    auto keys = torch::randn({S, H, cap, D}).to(dtype);
-    auto values = torch::randn({S, H, cap, D}).to(dtype);
-    auto qkv = torch::randn({2, 3 * C}).to(dtype);
-    auto slots = torch::tensor(std::vector<int64_t>{3, 1});
-    auto positions = torch::tensor(std::vector<int64_t>{17, 0});
-    auto k2 = keys.clone(), v2 = values.clone();
-    auto out = SlotDecodeAttention(qkv, k2, v2, slots, positions);
-    for (int64_t b = 0; b < 2; ++b) {
-      const int64_t s = slots[b].item<int64_t>(), p = positions[b].item<int64_t>();
-      auto q = qkv[b].narrow(0, 0, C).view({H, 1, D}).to(torch::kFloat);
-      auto k_new = qkv[b].narrow(0, C, C).view({H, D});
-      auto v_new = qkv[b].narrow(0, 2 * C, C).view({H, D});
-      // The new key and value were written at the row's position.
-      EXPECT_TRUE(torch::equal(k2[s].select(1, p), k_new));
-      EXPECT_TRUE(torch::equal(v2[s].select(1, p), v_new));
-      auto k = k2[s].narrow(1, 0, p + 1).to(torch::kFloat);
-      auto v = v2[s].narrow(1, 0, p + 1).to(torch::kFloat);
-      auto att = torch::softmax(torch::matmul(q, k.transpose(1, 2)) / std::sqrt(double(D)), -1);
-      auto expected = torch::matmul(att, v).view({C});
-      const double tol = dtype == torch::kFloat ? 1e-5 : 1e-2;
-      EXPECT_TRUE(torch::allclose(out[b].to(torch::kFloat), expected, tol, tol))
-          << "row " << b << " dtype " << dtype;
+  for (bool avx512 :
+       {true, false}) {  // the AVX-512 kernel (where the CPU has it) and the portable one
+    const bool previous = SetAvx512KernelsForTesting(avx512);
+    for (auto dtype : {torch::kFloat, torch::kBFloat16}) {
+      torch::manual_seed(2);
+      const int64_t S = 4, H = 3, cap = 40, D = 20, C = H * D;  // 16 lanes + a tail
+      auto keys = torch::randn({S, H, cap, D}).to(dtype);
+      auto values = torch::randn({S, H, cap, D}).to(dtype);
+      auto qkv = torch::randn({2, 3 * C}).to(dtype);
+      auto slots = torch::tensor(std::vector<int64_t>{3, 1});
+      auto positions = torch::tensor(std::vector<int64_t>{17, 0});
+      auto k2 = keys.clone(), v2 = values.clone();
+      auto out = SlotDecodeAttention(qkv, k2, v2, slots, positions);
+      for (int64_t b = 0; b < 2; ++b) {
+        const int64_t s = slots[b].item<int64_t>(), p = positions[b].item<int64_t>();
+        auto q = qkv[b].narrow(0, 0, C).view({H, 1, D}).to(torch::kFloat);
+        auto k_new = qkv[b].narrow(0, C, C).view({H, D});
+        auto v_new = qkv[b].narrow(0, 2 * C, C).view({H, D});
+        // The new key and value were written at the row's position.
+        EXPECT_TRUE(torch::equal(k2[s].select(1, p), k_new));
+        EXPECT_TRUE(torch::equal(v2[s].select(1, p), v_new));
+        auto k = k2[s].narrow(1, 0, p + 1).to(torch::kFloat);
+        auto v = v2[s].narrow(1, 0, p + 1).to(torch::kFloat);
+        auto att = torch::softmax(torch::matmul(q, k.transpose(1, 2)) / std::sqrt(double(D)), -1);
+        auto expected = torch::matmul(att, v).view({C});
+        const double tol = dtype == torch::kFloat ? 1e-5 : 1e-2;
+        EXPECT_TRUE(torch::allclose(out[b].to(torch::kFloat), expected, tol, tol))
+            << "row " << b << " dtype " << dtype;
+      }
+      // Other slots are untouched.
+      EXPECT_TRUE(torch::equal(k2[0], keys[0]));
+      EXPECT_TRUE(torch::equal(v2[2], values[2]));
+      // The tensor-operation version agrees.
+      auto k3 = keys.clone(), v3 = values.clone();
+      auto reference = SlotDecodeAttentionReference(qkv, k3, v3, slots, positions, 18);
+      const double tol = dtype == torch::kFloat ? 1e-5 : 2e-2;
+      EXPECT_TRUE(torch::allclose(out.to(torch::kFloat), reference.to(torch::kFloat), tol, tol));
     }
-    // Other slots are untouched.
-    EXPECT_TRUE(torch::equal(k2[0], keys[0]));
-    EXPECT_TRUE(torch::equal(v2[2], values[2]));
+    SetAvx512KernelsForTesting(previous);
   }
   // Bad arguments are refused with the reason.
   auto pool = torch::zeros({2, 1, 8, 4});

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/trainer/model_test_util.h"
+#include "trainer/common/cpu_features.h"
 
 namespace copyforge {
 namespace {
@@ -35,48 +36,57 @@ TEST(Sampler, RepetitionPenaltyChangesGreedyChoice) {
 
 // Draws follow softmax(logits / temperature): few candidates (one race over the tokens).
 TEST(Sampler, DrawsFollowTheDistribution) {
-  auto logits = torch::tensor({0.0f, 1.0f, 2.0f, 3.0f});
-  SamplingParams p;
-  p.temperature = 2.0;
-  p.seed = 5;
-  Sampler s(p);
-  std::vector<int> counts(4, 0);
-  const int n = 20000;
-  for (int i = 0; i < n; ++i) ++counts[s.Sample(logits, {})];
-  const auto expected = torch::softmax(logits / 2.0, 0);
-  for (int t = 0; t < 4; ++t) {
-    EXPECT_NEAR(static_cast<double>(counts[t]) / n, expected[t].item<double>(), 0.012) << t;
+  for (bool avx512 : {true, false}) {
+    const bool previous = SetAvx512KernelsForTesting(avx512);
+    auto logits = torch::tensor({0.0f, 1.0f, 2.0f, 3.0f});
+    SamplingParams p;
+    p.temperature = 2.0;
+    p.seed = 5;
+    Sampler s(p);
+    std::vector<int> counts(4, 0);
+    const int n = 20000;
+    for (int i = 0; i < n; ++i) ++counts[s.Sample(logits, {})];
+    const auto expected = torch::softmax(logits / 2.0, 0);
+    for (int t = 0; t < 4; ++t) {
+      EXPECT_NEAR(static_cast<double>(counts[t]) / n, expected[t].item<double>(), 0.012) << t;
+    }
+    SetAvx512KernelsForTesting(previous);
   }
 }
 
 // Over a whole vocabulary the draw runs in two levels (a block, then a token in it); the mass of
 // each region still decides how often it is drawn.
 TEST(Sampler, TwoLevelDrawOverAFullVocabulary) {
-  const int64_t vocab = 50257;
-  auto logits = torch::zeros({vocab});
-  logits.narrow(0, 10000, vocab - 10000)
-      .fill_(std::log(3.0));            // ids >= 10000 three times as likely
-  logits[12345] = std::log(3.0) + 6.0;  // one token with ~3.2% of the mass
-  SamplingParams p;
-  p.seed = 11;
-  Sampler s(p);
-  const int n = 5000;
-  int low = 0, special = 0;
-  std::vector<bool> seen(vocab, false);
-  int distinct = 0;
-  for (int i = 0; i < n; ++i) {
-    const int64_t t = s.Sample(logits, {});
-    ASSERT_GE(t, 0);
-    ASSERT_LT(t, vocab);
-    low += t < 10000;
-    special += t == 12345;
-    if (!seen[t]) distinct += 1;
-    seen[t] = true;
+  for (bool avx512 : {true, false}) {  // the vectorised exponentials and the portable ones
+    const bool previous = SetAvx512KernelsForTesting(avx512);
+    const int64_t vocab = 50257;
+    auto logits = torch::zeros({vocab});
+    logits.narrow(0, 10000, vocab - 10000)
+        .fill_(std::log(3.0));            // ids >= 10000 three times as likely
+    logits[12345] = std::log(3.0) + 6.0;  // one token with ~3.2% of the mass
+    SamplingParams p;
+    p.seed = 11;
+    Sampler s(p);
+    const int n = 5000;
+    int low = 0, special = 0;
+    std::vector<bool> seen(vocab, false);
+    int distinct = 0;
+    for (int i = 0; i < n; ++i) {
+      const int64_t t = s.Sample(logits, {});
+      ASSERT_GE(t, 0);
+      ASSERT_LT(t, vocab);
+      low += t < 10000;
+      special += t == 12345;
+      if (!seen[t]) distinct += 1;
+      seen[t] = true;
+    }
+    const auto probs = torch::softmax(logits, 0);
+    EXPECT_NEAR(static_cast<double>(low) / n, probs.narrow(0, 0, 10000).sum().item<double>(),
+                0.015);
+    EXPECT_NEAR(static_cast<double>(special) / n, probs[12345].item<double>(), 0.01);
+    EXPECT_GT(distinct, 4000);  // spread over the vocabulary, not a few favourites
+    SetAvx512KernelsForTesting(previous);
   }
-  const auto probs = torch::softmax(logits, 0);
-  EXPECT_NEAR(static_cast<double>(low) / n, probs.narrow(0, 0, 10000).sum().item<double>(), 0.015);
-  EXPECT_NEAR(static_cast<double>(special) / n, probs[12345].item<double>(), 0.01);
-  EXPECT_GT(distinct, 4000);  // spread over the vocabulary, not a few favourites
 }
 
 // A row is sampled the same alone or among others, whatever they ask for.

@@ -41,8 +41,13 @@ AttentionImpl::AttentionImpl(const Gpt2Config& config)
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, KvCache* cache, int64_t layer) {
-  const int64_t B = x.size(0), T = x.size(1), C = x.size(2);
-  auto qkv = c_attn(x).split(C, /*dim=*/2);
+  return F::dropout(c_proj(Attend(c_attn(x), cache, layer)),
+                    F::DropoutFuncOptions().p(resid_pdrop_).training(is_training()));
+}
+
+torch::Tensor AttentionImpl::Attend(const torch::Tensor& qkv_in, KvCache* cache, int64_t layer) {
+  const int64_t B = qkv_in.size(0), T = qkv_in.size(1), C = qkv_in.size(2) / 3;
+  auto qkv = qkv_in.split(C, /*dim=*/2);
   auto heads = [&](const torch::Tensor& t) {
     return t.view({B, T, n_head_, head_dim_}).transpose(1, 2);
   };
@@ -61,28 +66,34 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, KvCache* cache, int
       torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(head_dim_)));
   if (T > 1) {
     // Query i sits at absolute position past + i and may attend to keys 0 .. past + i.
-    auto future =
-        torch::ones({T, past + T}, torch::dtype(torch::kBool).device(x.device())).triu(past + 1);
+    auto future = torch::ones({T, past + T}, torch::dtype(torch::kBool).device(qkv_in.device()))
+                      .triu(past + 1);
     att = att.masked_fill(future, -std::numeric_limits<float>::infinity());
   }
   att = torch::softmax(att, -1);
   att = F::dropout(att, F::DropoutFuncOptions().p(attn_pdrop_).training(is_training()));
-  torch::Tensor y = torch::matmul(att, v).transpose(1, 2).reshape({B, T, C});
-  return F::dropout(c_proj(y), F::DropoutFuncOptions().p(resid_pdrop_).training(is_training()));
+  return torch::matmul(att, v).transpose(1, 2).reshape({B, T, C});
 }
 
-torch::Tensor AttentionImpl::ForwardSlots(const torch::Tensor& x, KvCache* cache, int64_t layer,
-                                          const SlotBatch& batch) {
-  const int64_t B = x.size(0), C = x.size(2);
-  const torch::Tensor qkv = c_attn(x).view({B, 3 * C});
-  // On the CPU each slot's keys and values are read in place; elsewhere they are gathered.
-  const torch::Tensor y =
-      x.device().is_cpu()
-          ? SlotDecodeAttention(qkv, cache->keys[layer], cache->values[layer], batch.slots,
-                                batch.positions)
-          : SlotDecodeAttentionReference(qkv, cache->keys[layer], cache->values[layer], batch.slots,
-                                         batch.positions, batch.max_length);
-  return c_proj(y.view({B, 1, C}));
+torch::Tensor AttentionImpl::Step(const torch::Tensor& x, KvCache* pool, KvCache* prefill_cache,
+                                  int64_t layer, const StepRows& rows) {
+  const int64_t C = x.size(1), B = rows.decode, T = rows.prefill;
+  const torch::Tensor qkv = c_attn(x);  // [N, 3C]
+  std::vector<torch::Tensor> parts;
+  if (B > 0) {
+    const torch::Tensor q = qkv.narrow(0, 0, B);
+    const SlotBatch& d = *rows.slots;
+    // On the CPU each slot's keys and values are read in place; elsewhere they are gathered.
+    parts.push_back(
+        x.device().is_cpu()
+            ? SlotDecodeAttention(q, pool->keys[layer], pool->values[layer], d.slots, d.positions)
+            : SlotDecodeAttentionReference(q, pool->keys[layer], pool->values[layer], d.slots,
+                                           d.positions, d.max_length));
+  }
+  if (T > 0) parts.push_back(Attend(qkv.narrow(0, B, T).unsqueeze(0), prefill_cache, layer)[0]);
+  torch::Tensor y = parts.size() == 1 ? parts[0] : torch::cat(parts);
+  if (x.size(0) > B + T) y = torch::cat({y, y.narrow(0, 0, x.size(0) - B - T)});  // padding
+  return c_proj(y.view({x.size(0), C}));
 }
 
 MlpImpl::MlpImpl(const Gpt2Config& config) : resid_pdrop_(config.resid_pdrop) {
@@ -106,10 +117,14 @@ BlockImpl::BlockImpl(const Gpt2Config& config) {
   mlp = register_module("mlp", Mlp(config));
 }
 
-torch::Tensor BlockImpl::forward(const torch::Tensor& x, KvCache* cache, int64_t layer,
-                                 const SlotBatch* batch) {
-  torch::Tensor y = x + (batch != nullptr ? attn->ForwardSlots(ln_1(x), cache, layer, *batch)
-                                          : attn(ln_1(x), cache, layer));
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, KvCache* cache, int64_t layer) {
+  torch::Tensor y = x + attn(ln_1(x), cache, layer);
+  return y + mlp(ln_2(y));
+}
+
+torch::Tensor BlockImpl::Step(const torch::Tensor& x, KvCache* pool, KvCache* prefill_cache,
+                              int64_t layer, const StepRows& rows) {
+  torch::Tensor y = x + attn->Step(ln_1(x), pool, prefill_cache, layer, rows);
   return y + mlp(ln_2(y));
 }
 
@@ -142,9 +157,56 @@ torch::Tensor Gpt2Impl::Hidden(const torch::Tensor& input_ids, KvCache* cache) {
 
 torch::Tensor Gpt2Impl::DecodeSlots(const torch::Tensor& tokens, const SlotBatch& batch,
                                     KvCache* pool) {
-  torch::Tensor x = (wte(tokens) + wpe(batch.positions)).unsqueeze(1);  // [B, 1, C]
-  for (int64_t l = 0; l < config_.n_layer; ++l) x = blocks_[l]->forward(x, pool, l, &batch);
-  return torch::matmul(ln_f(x).squeeze(1), wte->weight.t());
+  return Step(tokens, batch, PrefillChunk{}, pool);
+}
+
+torch::Tensor Gpt2Impl::Step(const torch::Tensor& decode_tokens, const SlotBatch& decode,
+                             const PrefillChunk& prefill, KvCache* pool) {
+  StepRows rows;
+  rows.slots = &decode;
+  rows.decode = decode_tokens.defined() ? decode_tokens.numel() : 0;
+  rows.prefill = prefill.tokens.defined() ? prefill.tokens.numel() : 0;
+  TORCH_CHECK(rows.decode + rows.prefill > 0, "Step needs decode rows or a prefill chunk");
+  std::vector<torch::Tensor> ids, positions;
+  if (rows.decode > 0) {
+    ids.push_back(decode_tokens.view({-1}));
+    positions.push_back(decode.positions.view({-1}));
+  }
+  // The prefill chunk's rows use a view of its slot, filled up to its start.
+  KvCache view;
+  if (rows.prefill > 0) {
+    TORCH_CHECK(prefill.slot >= 0 && prefill.slot < pool->keys[0].size(0), "prefill slot ",
+                prefill.slot, " is outside the pool");
+    TORCH_CHECK(prefill.start + rows.prefill <= config_.n_positions, "sequence of ",
+                prefill.start + rows.prefill, " positions exceeds n_positions ",
+                config_.n_positions);
+    view.capacity = pool->capacity;
+    view.length = prefill.start;
+    for (size_t l = 0; l < pool->keys.size(); ++l) {
+      view.keys.push_back(pool->keys[l].narrow(0, prefill.slot, 1));
+      view.values.push_back(pool->values[l].narrow(0, prefill.slot, 1));
+    }
+    ids.push_back(prefill.tokens.view({-1}));
+    positions.push_back(torch::arange(prefill.start, prefill.start + rows.prefill,
+                                      torch::dtype(torch::kLong).device(prefill.tokens.device())));
+  }
+  const torch::Tensor id = ids.size() == 1 ? ids[0] : torch::cat(ids);
+  const torch::Tensor position = positions.size() == 1 ? positions[0] : torch::cat(positions);
+  torch::Tensor x = wte(id) + wpe(position);  // [N, C]
+  // Math libraries round a single row (matrix-vector) differently from a row among several; a
+  // lone row is run as two so that its result does not depend on what else is in the batch.
+  const auto row_stable = [](const torch::Tensor& t) {
+    return t.size(0) == 1 ? torch::cat({t, t}) : t;
+  };
+  x = row_stable(x);
+  for (int64_t l = 0; l < config_.n_layer; ++l) x = blocks_[l]->Step(x, pool, &view, l, rows);
+  // Logits only for the rows that sample: every decode row, and the chunk's last token when the
+  // prompt ends with it.
+  torch::Tensor out = x.narrow(0, 0, rows.decode);
+  if (prefill.logits) out = torch::cat({out, x.narrow(0, rows.decode + rows.prefill - 1, 1)});
+  const int64_t n = out.size(0);
+  if (n == 0) return torch::empty({0, config_.vocab_size}, x.options());
+  return torch::matmul(ln_f(row_stable(out)), wte->weight.t()).narrow(0, 0, n);
 }
 
 torch::Tensor Gpt2Impl::forward(const torch::Tensor& input_ids, KvCache* cache) {

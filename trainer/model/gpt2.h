@@ -37,6 +37,21 @@ struct SlotBatch {
   int64_t max_length = 0;   // max(positions) + 1
 };
 
+// A chunk of one sequence's prompt that joins an engine step (see Gpt2Impl::Step).
+struct PrefillChunk {
+  int64_t slot = -1;     // the sequence's slot in the pool
+  int64_t start = 0;     // position of tokens[0]; the slot holds positions 0 .. start - 1
+  torch::Tensor tokens;  // [T] int64; undefined: no prefill in this step
+  bool logits = false;   // return the logits of the chunk's last token (the prompt ends here)
+};
+
+// The rows of one engine step: `decode` single-token rows (positions in *slots), then `prefill`
+// rows of one chunk, then padding.
+struct StepRows {
+  const SlotBatch* slots = nullptr;
+  int64_t decode = 0, prefill = 0;
+};
+
 // y = x W + b with W stored [in, out] (Hugging Face's Conv1D).
 class Conv1DImpl : public torch::nn::Module {
  public:
@@ -52,10 +67,13 @@ class AttentionImpl : public torch::nn::Module {
   // x [B, T, C]. With `cache`, x holds positions cache->length .. +T and K/V of layer `layer`
   // are appended (the caller advances cache->length once all layers ran).
   torch::Tensor forward(const torch::Tensor& x, KvCache* cache, int64_t layer);
-  // x [B, 1, C]: one new token per slot of `batch`; K/V are written into the pool `cache` at each
-  // slot's position, and each row attends to its own slot's keys 0 .. position.
-  torch::Tensor ForwardSlots(const torch::Tensor& x, KvCache* cache, int64_t layer,
-                             const SlotBatch& batch);
+  // Attention of qkv [B, T, 3C] (c_attn's output) as in forward, before c_proj.
+  torch::Tensor Attend(const torch::Tensor& qkv, KvCache* cache, int64_t layer);
+  // x [N, C], the rows of an engine step (see StepRows): decode rows write their K/V into the
+  // pool at their slot's position and attend to that slot's keys 0 .. position; prefill rows
+  // extend `prefill_cache` (a view of their slot) causally.
+  torch::Tensor Step(const torch::Tensor& x, KvCache* pool, KvCache* prefill_cache, int64_t layer,
+                     const StepRows& rows);
   Conv1D c_attn{nullptr}, c_proj{nullptr};
 
  private:
@@ -78,8 +96,9 @@ TORCH_MODULE(Mlp);
 class BlockImpl : public torch::nn::Module {
  public:
   explicit BlockImpl(const Gpt2Config& config);
-  torch::Tensor forward(const torch::Tensor& x, KvCache* cache, int64_t layer,
-                        const SlotBatch* batch = nullptr);
+  torch::Tensor forward(const torch::Tensor& x, KvCache* cache, int64_t layer);
+  torch::Tensor Step(const torch::Tensor& x, KvCache* pool, KvCache* prefill_cache, int64_t layer,
+                     const StepRows& rows);
   torch::nn::LayerNorm ln_1{nullptr}, ln_2{nullptr};
   Attention attn{nullptr};
   Mlp mlp{nullptr};
@@ -96,6 +115,11 @@ class Gpt2Impl : public torch::nn::Module {
   // One decode step for the sequences of `batch` in the slot pool `pool` (see SlotBatch):
   // tokens [B] int64 are the new tokens; returns logits [B, vocab_size].
   torch::Tensor DecodeSlots(const torch::Tensor& tokens, const SlotBatch& batch, KvCache* pool);
+  // One continuous-batching step: the decode rows (`decode_tokens` [B] at `decode`, B may be 0
+  // with undefined tensors) and an optional prompt chunk go through every layer together, so
+  // the weights are read once for both. Returns logits [B (+1 with prefill.logits), vocab].
+  torch::Tensor Step(const torch::Tensor& decode_tokens, const SlotBatch& decode,
+                     const PrefillChunk& prefill, KvCache* pool);
   // Final hidden states [B, T, C] (before the LM head).
   torch::Tensor Hidden(const torch::Tensor& input_ids, KvCache* cache = nullptr);
   // Mean cross-entropy of logits [B, T, V] against targets [B, T]; targets equal to

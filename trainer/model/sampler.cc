@@ -1,11 +1,18 @@
 #include "trainer/model/sampler.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "trainer/common/cpu_features.h"
+
+// GCC 12 flags the intentionally undefined vectors inside its own AVX-512 intrinsics.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 namespace copyforge {
 
@@ -110,26 +117,90 @@ namespace {
 // full precision for the smallest E, the likeliest winners).
 double Gumbel(float v) { return -std::log(-std::log1p(-static_cast<double>(v))); }
 
-double Sum(const float* x, int64_t n) {
-  double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    for (int k = 0; k < 8; ++k) part[k] += x[i + k];
+// exp(x[i] - max) summed per block of `block` elements into sums[]; x[i] <= max.
+void ExpBlockSumsScalar(const float* x, int64_t n, float max, int64_t block, double* sums) {
+  for (int64_t start = 0, b = 0; start < n; start += block, ++b) {
+    double sum = 0;
+    for (int64_t i = start; i < std::min(n, start + block); ++i) sum += std::exp(x[i] - max);
+    sums[b] = sum;
   }
-  double total = 0;
-  for (; i < n; ++i) total += x[i];
-  for (double p : part) total += p;
-  return total;
 }
 
-// A draw from `probs` by Gumbel-max: the argmax of log p + Gumbel noise, the noise of each
-// candidate keyed by its index. Unlike inverting the cumulative distribution, a tiny change in
-// the probabilities (a batched matmul may round differently from a single row) changes the
-// draw only when the two best candidates nearly tie, so a seeded request keeps its output in
-// any batch. When top-k / top-p left few candidates the race is over those tokens; over a full
-// vocabulary it runs in two levels (a block of 256 tokens by its mass, then a token within it),
-// exact as well, with ~500 logarithms instead of one per token.
-int64_t DrawGumbelMax(const float* probs, int64_t vocab, uint64_t block_key, uint64_t token_key) {
+// exp for x <= 0 (Cephes' polynomial, ~1 ulp); exactly 0 below -87.3 and for -inf.
+__attribute__((target("avx512f"))) inline __m512 ExpNonPositive(__m512 x) {
+  const __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_GE_OQ);
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
+  y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_maskz_mov_ps(live, _mm512_scalef_ps(y, n));
+}
+
+__attribute__((target("avx512f"))) void ExpBlockSumsAvx512(const float* x, int64_t n, float max,
+                                                           int64_t block, double* sums) {
+  const __m512 m = _mm512_set1_ps(max);
+  for (int64_t start = 0, b = 0; start < n; start += block, ++b) {
+    const int64_t end = std::min(n, start + block);
+    __m512 acc = _mm512_setzero_ps();
+    int64_t i = start;
+    for (; i + 16 <= end; i += 16) {
+      acc = _mm512_add_ps(acc, ExpNonPositive(_mm512_sub_ps(_mm512_loadu_ps(x + i), m)));
+    }
+    if (i < end) {
+      const __mmask16 tail = static_cast<__mmask16>((1u << (end - i)) - 1);
+      const __m512 v = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), tail, x + i);
+      acc = _mm512_add_ps(acc, ExpNonPositive(_mm512_sub_ps(v, m)));
+    }
+    sums[b] = _mm512_reduce_add_ps(acc);
+  }
+}
+
+// The largest of x[0..n) and how many are finite (> -inf).
+struct MaxCount {
+  float max = -std::numeric_limits<float>::infinity();
+  int64_t finite = 0;
+};
+
+MaxCount MaxAndCountScalar(const float* x, int64_t n) {
+  MaxCount r;
+  for (int64_t i = 0; i < n; ++i) {
+    r.max = std::max(r.max, x[i]);
+    r.finite += x[i] > -std::numeric_limits<float>::infinity();
+  }
+  return r;
+}
+
+__attribute__((target("avx512f"))) MaxCount MaxAndCountAvx512(const float* x, int64_t n) {
+  const __m512 none = _mm512_set1_ps(-INFINITY);
+  __m512 max = none;
+  int64_t finite = 0, i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    max = _mm512_max_ps(max, v);
+    finite += __builtin_popcount(_mm512_cmp_ps_mask(v, none, _CMP_GT_OQ));
+  }
+  MaxCount r = MaxAndCountScalar(x + i, n - i);
+  r.max = std::max(r.max, _mm512_reduce_max_ps(max));
+  r.finite += finite;
+  return r;
+}
+
+// A draw from softmax(logits) by Gumbel-max: the argmax of logit + Gumbel noise, the noise of
+// each candidate keyed by its index. Unlike inverting the cumulative distribution, a tiny
+// change in the logits (a batched matmul may round differently from a single row) changes the
+// draw only when the two best candidates nearly tie. When top-k / top-p left few candidates
+// (finite logits) the race is over those tokens; over a full vocabulary it runs in two levels
+// (a block of 256 tokens by its mass, then a token within it), exact as well, with ~500
+// logarithms and one vectorised exponential pass instead of a logarithm per token.
+int64_t DrawGumbelMax(const float* logits, int64_t vocab, uint64_t block_key, uint64_t token_key) {
   constexpr double kNone = -std::numeric_limits<double>::infinity();
   auto race = [](int64_t n, uint64_t key, const auto& log_mass) {
     int64_t best = -1;
@@ -145,24 +216,26 @@ int64_t DrawGumbelMax(const float* probs, int64_t vocab, uint64_t block_key, uin
     }
     return best;
   };
-  auto log_prob = [&](const float* p) {
-    return [p](int64_t i) { return p[i] > 0 ? std::log(static_cast<double>(p[i])) : kNone; };
+  const bool avx512 = UseAvx512Kernels();
+  const MaxCount stats = (avx512 ? MaxAndCountAvx512 : MaxAndCountScalar)(logits, vocab);
+  const float max = stats.max;
+  const int64_t candidates = stats.finite;
+  if (candidates == 0) return Argmax(logits, vocab);
+  auto log_mass = [&](const float* l) {
+    return [l](int64_t i) {
+      return l[i] > -std::numeric_limits<float>::infinity() ? static_cast<double>(l[i]) : kNone;
+    };
   };
   constexpr int64_t kBlock = 256;
-  int64_t candidates = 0;
-  for (int64_t i = 0; i < vocab; ++i) candidates += probs[i] > 0;
-  if (candidates <= 16 * kBlock) {
-    const int64_t token = race(vocab, token_key, log_prob(probs));
-    return token >= 0 ? token : Argmax(probs, vocab);
-  }
+  if (candidates <= 16 * kBlock) return race(vocab, token_key, log_mass(logits));
   const int64_t blocks = (vocab + kBlock - 1) / kBlock;
-  const int64_t block = race(blocks, block_key, [&](int64_t b) {
-    const double mass = Sum(probs + b * kBlock, std::min(kBlock, vocab - b * kBlock));
-    return mass > 0 ? std::log(mass) : kNone;
-  });
-  if (block < 0) return Argmax(probs, vocab);
+  std::vector<double> sums(blocks);
+  (avx512 ? ExpBlockSumsAvx512 : ExpBlockSumsScalar)(logits, vocab, max, kBlock, sums.data());
+  const int64_t block =
+      race(blocks, block_key, [&](int64_t b) { return sums[b] > 0 ? std::log(sums[b]) : kNone; });
+  if (block < 0) return Argmax(logits, vocab);
   const int64_t token =
-      race(std::min(kBlock, vocab - block * kBlock), token_key, log_prob(probs + block * kBlock));
+      race(std::min(kBlock, vocab - block * kBlock), token_key, log_mass(logits + block * kBlock));
   return block * kBlock + std::max<int64_t>(token, 0);
 }
 
@@ -206,11 +279,10 @@ std::vector<int64_t> Sampler::SampleBatch(const torch::Tensor& logits_in,
     if (p.top_k > 0 && p.top_k < vocab) KeepTopK(row, vocab, p.top_k);
     if (p.top_p < 1.0) KeepNucleus(row, vocab, p.top_p);
   }
-  const torch::Tensor probs = torch::softmax(scaled, -1).contiguous();
   for (size_t i = 0; i < sampled.size(); ++i) {
     Sampler& s = *samplers[sampled[i]];
     const uint64_t block_key = s.rng_(), token_key = s.rng_();
-    out[sampled[i]] = DrawGumbelMax(probs.data_ptr<float>() + static_cast<int64_t>(i) * vocab,
+    out[sampled[i]] = DrawGumbelMax(scaled.data_ptr<float>() + static_cast<int64_t>(i) * vocab,
                                     vocab, block_key, token_key);
   }
   return out;

@@ -9,6 +9,8 @@
 #include <limits>
 #include <vector>
 
+#include "trainer/common/cpu_features.h"
+
 // GCC 12 flags the intentionally undefined vectors inside its own AVX-512 intrinsics.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -92,8 +94,7 @@ using HeadFn = void (*)(const float*, const T*, const T*, int64_t, float*, float
 // of 16; null otherwise (the portable one runs).
 template <typename T>
 HeadFn<T> PickAvx512(int64_t D) {
-  static const bool has = __builtin_cpu_supports("avx512f");
-  if (!has || D % 16 != 0) return nullptr;
+  if (!UseAvx512Kernels() || D % 16 != 0) return nullptr;
   switch (D / 16) {
     case 1:
       return HeadAvx512<T, 1>;
