@@ -41,10 +41,14 @@ for model in small gpt2-124m; do
   server=$!
   for _ in $(seq 100); do [ -s "$serve_dir/port" ] && break; sleep 0.2; done
   if [ "$model" = small ]; then levels="1 4 16 64"; else levels="1"; fi
-  "$build/bench/serve_load" --server "127.0.0.1:$(cat "$serve_dir/port")" --seconds 15 \
-    --concurrency $levels
+  "$build/bench/serve_load" --server "127.0.0.1:$(cat "$serve_dir/port")" --seconds 10 \
+    --rounds 2 --concurrency $levels
   kill "$server"; wait "$server" || true
 done
+
+# One decode step in process (no gRPC): slot attention vs gathering the caches, step, sampling.
+"$build/bench/decode_bench" --model-config configs/model/small.yaml --batch 1 4 16
+"$build/bench/decode_bench" --model-config configs/model/gpt2-124m.yaml --batch 1 16 --iterations 5
 
 # bfloat16 vs float32 greedy agreement on the demo's trained checkpoint (run `make demo` first).
 demo_ckpt=$(ls -d "$build"/demo/run/checkpoints/step_* 2>/dev/null | sort | tail -1 || true)

@@ -1,10 +1,11 @@
 // The generation engine behind `copyforge serve`: continuous batching over a slot-based KV cache.
-// Requests wait in a bounded queue; between decode steps the engine admits a waiting request
-// (prefilling its prompt straight into a free slot of the preallocated KV pool) when a slot and
-// enough of the token budget are free, then runs one decode step for every running sequence
-// together. Finished, cancelled and expired sequences leave the batch at the next step and free
-// their slot. Each sequence samples with its own generator, so a seed fixes its output whatever
-// else is in the batch.
+// Requests wait in a bounded queue; between steps the engine admits a waiting request into a free
+// slot of the preallocated KV pool when a slot and enough of the token budget are free. Each step
+// is one forward pass over every running sequence's next token together with the next chunk of
+// a prompt still being prefilled (straight into its slot). Finished, cancelled and expired
+// sequences leave the batch at the next step and free their slot. Each sequence samples with its
+// own generator and every row is computed as it would be alone, so a seed fixes its output
+// whatever else is in the batch.
 #ifndef COPYFORGE_SERVING_ENGINE_H_
 #define COPYFORGE_SERVING_ENGINE_H_
 
