@@ -30,7 +30,16 @@ absl::Status RunServe(const ServeFlags& f) {
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
   sigset_t signals = BlockStopSignals();
-  auto server = GenerationServer::Start(f.options);
+  ServerOptions options = f.options;
+  options.stop_waiting = [&signals] {
+    sigset_t pending;
+    if (sigpending(&pending) != 0) return false;
+    for (int s : {SIGTERM, SIGINT}) {
+      if (sigismember(&signals, s) && sigismember(&pending, s)) return true;
+    }
+    return false;
+  };
+  auto server = GenerationServer::Start(options);
   if (!server.ok()) return server.status();
   std::fprintf(stderr, "serve: listening on %s:%d (health SERVING)\n", f.options.host.c_str(),
                (*server)->port());
@@ -140,6 +149,11 @@ void RegisterServe(CLI::App& app, CommandFn* run) {
                   "Checkpoint directory (default: the newest of --follow-run / --job)");
   cmd->add_option("--follow-run", f->options.follow_run,
                   "Hot reload: serve the newest checkpoint under RUN_DIR/checkpoints as they come");
+  cmd->add_option("--wait-checkpoint", f->options.wait_checkpoint_s,
+                  "Seconds to wait for the first checkpoint of --follow-run / --job (and for the "
+                  "coordinator to answer) before giving up")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--coordinator", f->options.coordinator,
                   "Hot reload: follow WatchCheckpoints of --job at this coordinator");
   cmd->add_option("--job", f->options.job, "The job whose checkpoints to serve");

@@ -471,32 +471,64 @@ void GenerationServer::Drain() {
   impl_->server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
 }
 
+namespace {
+
+// The newest checkpoint of the followed source: NOT_FOUND while there is none yet, UNAVAILABLE
+// while the coordinator does not answer.
+absl::StatusOr<std::string> LatestFollowedCheckpoint(const ServerOptions& o) {
+  if (!o.follow_run.empty()) {
+    const auto list = ListCheckpoints(o.follow_run);
+    if (list.empty())
+      return absl::NotFoundError(absl::StrCat(o.follow_run, " has no checkpoint yet"));
+    return list.back();
+  }
+  auto stub = v1::CheckpointService::NewStub(
+      grpc::CreateChannel(o.coordinator, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext c;
+  c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::GetLatestCheckpointRequest req;
+  req.set_job_id(o.job);
+  v1::Checkpoint latest;
+  const grpc::Status st = stub->GetLatestCheckpoint(&c, req, &latest);
+  if (!st.ok()) {
+    return FromGrpc(st, absl::StrCat("latest checkpoint of job ", o.job, " from ", o.coordinator));
+  }
+  return latest.path();
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<GenerationServer>> GenerationServer::Start(const ServerOptions& o) {
   ServerOptions resolved = o;
   if (!o.coordinator.empty() && o.job.empty()) {
     return absl::InvalidArgumentError("--coordinator needs --job (whose checkpoints to follow)");
   }
-  if (resolved.checkpoint.empty() && !o.follow_run.empty()) {
-    const auto list = ListCheckpoints(o.follow_run);
-    if (list.empty()) {
-      return absl::NotFoundError(absl::StrCat(o.follow_run, " has no checkpoint yet"));
+  if (resolved.checkpoint.empty() && (!o.follow_run.empty() || !o.coordinator.empty())) {
+    // A server may start before the job has written anything (a deployment brought up with its
+    // training job): wait for the first checkpoint up to wait_checkpoint_s.
+    const auto start = std::chrono::steady_clock::now();
+    auto waited = [&] {
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    };
+    double next_report = 0;
+    while (true) {
+      auto latest = LatestFollowedCheckpoint(o);
+      if (latest.ok()) {
+        resolved.checkpoint = *latest;
+        break;
+      }
+      const bool retry = absl::IsNotFound(latest.status()) || absl::IsUnavailable(latest.status());
+      if (!retry || waited() >= o.wait_checkpoint_s) return latest.status();
+      if (o.stop_waiting && o.stop_waiting()) {
+        return absl::CancelledError("stopped while waiting for the first checkpoint");
+      }
+      if (waited() >= next_report) {
+        std::fprintf(stderr, "serve: waiting for the first checkpoint (%s; %.0f of %.0f s)\n",
+                     std::string(latest.status().message()).c_str(), waited(), o.wait_checkpoint_s);
+        next_report += 10;
+      }
+      std::this_thread::sleep_for(std::chrono::duration<double>(std::min(o.poll_s, 2.0)));
     }
-    resolved.checkpoint = list.back();
-  }
-  if (resolved.checkpoint.empty() && !o.coordinator.empty()) {
-    auto stub = v1::CheckpointService::NewStub(
-        grpc::CreateChannel(o.coordinator, grpc::InsecureChannelCredentials()));
-    grpc::ClientContext c;
-    c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    v1::GetLatestCheckpointRequest req;
-    req.set_job_id(o.job);
-    v1::Checkpoint latest;
-    const grpc::Status st = stub->GetLatestCheckpoint(&c, req, &latest);
-    if (!st.ok()) {
-      return absl::UnavailableError(absl::StrCat("latest checkpoint of job ", o.job, " from ",
-                                                 o.coordinator, ": ", st.error_message()));
-    }
-    resolved.checkpoint = latest.path();
   }
   if (resolved.checkpoint.empty()) {
     return absl::InvalidArgumentError("--checkpoint, --follow-run or --coordinator is required");

@@ -4,6 +4,7 @@
 #ifndef COPYFORGE_SERVING_SERVER_H_
 #define COPYFORGE_SERVING_SERVER_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -21,7 +22,12 @@ struct ServerOptions {
   std::string follow_run;
   std::string coordinator;
   std::string job;
-  double poll_s = 1.0;    // how often a followed run directory is checked
+  double poll_s = 1.0;  // how often a followed run directory is checked
+  // With a followed source: how long to wait for its first checkpoint (and, for a coordinator,
+  // for it to answer) before giving up; 0 fails at once. `stop_waiting` (optional) ends the
+  // wait early, as CANCELLED (a shutdown signal arrived).
+  double wait_checkpoint_s = 0;
+  std::function<bool()> stop_waiting;
   std::string templates;  // task-input templates (default: the built-in ecommerce.yaml)
   EngineOptions engine;
   double drain_grace_s = 30;  // on SIGTERM, how long in-flight requests may take to finish

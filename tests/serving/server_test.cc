@@ -13,6 +13,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "control.grpc.pb.h"
@@ -34,14 +35,16 @@ class ServerTest : public ::testing::Test {
         bin_ + " init-model --model-config " + tmp_.File("model.yaml") + " --seed 3 --tokenizer " +
         testing::Env("COPYFORGE_GPT2_TOKENIZER") + " --out " + tmp_.File("ckpt"));
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    const std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    if (name != "HotReloadUnderLoadWithZeroFailures" &&
-        name != "FollowsTheCoordinatorsCheckpoints" && name != "OverloadIsResourceExhausted") {
+    // Tests that start the server their own way.
+    static const std::set<std::string> kOwnServer = {
+        "HotReloadUnderLoadWithZeroFailures", "FollowsTheCoordinatorsCheckpoints",
+        "OverloadIsResourceExhausted", "WaitsForTheFirstCheckpoint"};
+    if (!kOwnServer.count(::testing::UnitTest::GetInstance()->current_test_info()->name())) {
       Start({"--checkpoint", tmp_.File("ckpt")});
     }
   }
 
-  void Start(std::vector<std::string> source) {
+  void Start(std::vector<std::string> source, bool wait_for_port = true) {
     std::vector<std::string> args = {bin_,
                                      "serve",
                                      "--port-file",
@@ -59,6 +62,11 @@ class ServerTest : public ::testing::Test {
     args.insert(args.end(), {"--metrics-port", "0", "--metrics-port-file", tmp_.File("mport")});
     args.insert(args.end(), source.begin(), source.end());
     server_ = std::make_unique<testing::Process>(args, tmp_.File("serve.log"));
+    if (wait_for_port) WaitForPort();
+  }
+
+  // Waits for the server's port file and connects.
+  void WaitForPort() {
     for (int i = 0; i < 400 && !std::filesystem::exists(tmp_.File("port")); ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
@@ -305,6 +313,48 @@ TEST_F(ServerTest, ClientCancelMidStreamThenTheServerStillAnswers) {
   }
   for (auto& t : clients) t.join();
   EXPECT_EQ(ok.load(), 4);
+}
+
+// A server brought up before its job has written a checkpoint waits for the first one (with a
+// progress line), then serves it; a shutdown signal ends the wait at once.
+TEST_F(ServerTest, WaitsForTheFirstCheckpoint) {
+  namespace fs = std::filesystem;
+  fs::create_directories(tmp_.File("run/checkpoints"));
+  // Polls a log file until it holds `text` (the process got that far).
+  auto logged = [](const std::string& path, const std::string& text) {
+    for (int i = 0; i < 600; ++i) {
+      auto log = ReadFile(path);
+      if (log.ok() && log->find(text) != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  };
+  Start({"--follow-run", tmp_.File("run"), "--wait-checkpoint", "120"}, /*wait_for_port=*/false);
+  ASSERT_TRUE(logged(tmp_.File("serve.log"), "waiting for the first checkpoint")) << Log();
+  EXPECT_FALSE(fs::exists(tmp_.File("port")));
+  fs::copy(tmp_.File("ckpt"), tmp_.File("staging"), fs::copy_options::recursive);
+  fs::rename(tmp_.File("staging"), tmp_.File("run/checkpoints/step_0000003"));
+  WaitForPort();
+  grpc::ClientContext c;
+  v1::GenerateResponse resp;
+  ASSERT_TRUE(stub_->Generate(&c, Greedy("Hello", 5), &resp).ok()) << Log();
+  EXPECT_EQ(resp.checkpoint(), tmp_.File("run/checkpoints/step_0000003"));
+
+  // Without a checkpoint ever arriving, SIGTERM ends the wait (no port, a clear log line).
+  testing::Process waiting({bin_, "serve", "--follow-run", tmp_.File("empty-run"),
+                            "--wait-checkpoint", "120", "--port-file", tmp_.File("port2")},
+                           tmp_.File("serve2.log"));
+  ASSERT_TRUE(logged(tmp_.File("serve2.log"), "waiting for the first checkpoint"));
+  const auto sent = std::chrono::steady_clock::now();
+  waiting.Signal(SIGTERM);
+  const int status = waiting.Wait();
+  EXPECT_LT(std::chrono::steady_clock::now() - sent, std::chrono::seconds(10));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << status;
+  EXPECT_FALSE(fs::exists(tmp_.File("port2")));
+  auto log2 = ReadFile(tmp_.File("serve2.log"));
+  ASSERT_TRUE(log2.ok());
+  EXPECT_NE(log2->find("stopped while waiting for the first checkpoint"), std::string::npos)
+      << *log2;
 }
 
 // New checkpoints appear in a followed run directory while four clients keep generating: the

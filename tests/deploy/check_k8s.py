@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""Checks deploy/k8s against the copyforge binary it deploys.
+
+Every kustomization's resources, patches and generator files exist; every container runs the
+copyforge image with a subcommand and flags that `copyforge <command> --help` lists; probes,
+Services and mounts refer to ports, volumes and ConfigMap keys that exist; and every training
+job in a ConfigMap is accepted by a real coordinator (started on an ephemeral port).
+
+usage: check_k8s.py --bin BUILD/cli/copyforge [--root REPO]
+"""
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import yaml
+
+errors = []
+
+
+def fail(where, message):
+    errors.append(f"{where}: {message}")
+
+
+def load_docs(path):
+    with open(path) as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+
+def help_flags(binary, command, cache={}):
+    if command not in cache:
+        out = subprocess.run([binary, command, "--help"], capture_output=True, text=True)
+        if out.returncode != 0:
+            cache[command] = None
+        else:
+            cache[command] = set(re.findall(r"(--[a-z0-9][a-z0-9-]*)", out.stdout))
+    return cache[command]
+
+
+def check_kustomization(directory, generated):
+    path = os.path.join(directory, "kustomization.yaml")
+    k = load_docs(path)[0]
+    for r in k.get("resources", []):
+        target = os.path.normpath(os.path.join(directory, r))
+        if not os.path.exists(target):
+            fail(path, f"resource {r} does not exist")
+        elif os.path.isdir(target):
+            check_kustomization(target, generated)
+    for gen in k.get("configMapGenerator", []):
+        keys = generated.setdefault(gen["name"], {})
+        for f in gen.get("files", []):
+            file_path = os.path.join(directory, f)
+            if not os.path.isfile(file_path):
+                fail(path, f"configMapGenerator {gen['name']}: file {f} does not exist")
+            else:
+                keys[os.path.basename(f)] = os.path.realpath(file_path)
+        for literal in gen.get("literals", []):
+            keys[literal.split("=", 1)[0]] = None
+    for p in k.get("patches", []):
+        if "path" in p and not os.path.isfile(os.path.join(directory, p["path"])):
+            fail(path, f"patch {p['path']} does not exist")
+        if "patch" in p:
+            yaml.safe_load(p["patch"])  # must parse
+
+
+def check_workload(path, doc, binary, generated):
+    name = f"{path}: {doc['kind']} {doc['metadata']['name']}"
+    spec = doc["spec"]
+    pod = spec["template"]["spec"]
+    volumes = {v["name"] for v in pod.get("volumes", [])}
+    volumes |= {t["metadata"]["name"] for t in spec.get("volumeClaimTemplates", [])}
+    for v in pod.get("volumes", []):
+        cm = v.get("configMap", {}).get("name")
+        if cm and cm not in generated:
+            fail(name, f"volume {v['name']} uses ConfigMap {cm}, which nothing generates")
+    for c in pod.get("initContainers", []) + pod["containers"]:
+        where = f"{name} container {c['name']}"
+        if c.get("image") != "copyforge":
+            fail(where, f"image {c.get('image')} is not the copyforge image")
+        for m in c.get("volumeMounts", []):
+            if m["name"] not in volumes:
+                fail(where, f"mounts volume {m['name']}, which the pod does not have")
+        ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            for kind, body in (c.get(probe) or {}).items():
+                if isinstance(body, dict) and "port" in body:
+                    port = body["port"]
+                    if port not in ports and port not in ports.values():
+                        fail(where, f"{probe} uses port {port}, not a container port")
+        for env in c.get("env", []):
+            ref = env.get("valueFrom", {}).get("configMapKeyRef")
+            if ref and ref["key"] not in generated.get(ref["name"], {}):
+                fail(where, f"env {env['name']} reads {ref['name']}/{ref['key']}, which is not generated")
+        if "command" in c:
+            continue  # a shell step
+        args = c.get("args", [])
+        if not args:
+            fail(where, "no copyforge subcommand")
+            continue
+        flags = help_flags(binary, args[0])
+        if flags is None:
+            fail(where, f"`copyforge {args[0]} --help` fails")
+            continue
+        for a in args[1:]:
+            if a.startswith("--") and a.split("=", 1)[0] not in flags:
+                fail(where, f"copyforge {args[0]} has no flag {a.split('=', 1)[0]}")
+        for ref in re.findall(r"\$\((\w+)\)", " ".join(args)):
+            if ref not in {e["name"] for e in c.get("env", [])}:
+                fail(where, f"args use $({ref}), which is not in env")
+    return {"labels": spec["template"]["metadata"].get("labels", {}),
+            "ports": {p["name"] for c in pod["containers"] for p in c.get("ports", [])}}
+
+
+def check_services(services, workloads):
+    for path, svc in services:
+        selector = svc["spec"].get("selector", {})
+        matches = [w for w in workloads if selector.items() <= w["labels"].items()]
+        where = f"{path}: Service {svc['metadata']['name']}"
+        if not matches:
+            fail(where, f"selector {selector} matches no pod template")
+            continue
+        for p in svc["spec"].get("ports", []):
+            target = p.get("targetPort", p["port"])
+            if isinstance(target, str) and not any(target in w["ports"] for w in matches):
+                fail(where, f"targetPort {target} is no named port of the selected pods")
+
+
+def check_jobs_with_coordinator(binary, job_files):
+    with tempfile.TemporaryDirectory() as tmp:
+        port_file = os.path.join(tmp, "port")
+        log = open(os.path.join(tmp, "coordinator.log"), "w")
+        coordinator = subprocess.Popen(
+            [binary, "coordinator", "--state-dir", os.path.join(tmp, "state"), "--port", "0",
+             "--host", "127.0.0.1", "--port-file", port_file], stdout=log, stderr=log)
+        try:
+            for _ in range(200):
+                if os.path.exists(port_file) and open(port_file).read().strip():
+                    break
+                time.sleep(0.1)
+            address = "127.0.0.1:" + open(port_file).read().strip()
+            for path in job_files:
+                out = subprocess.run([binary, "submit", "--coordinator", address, path],
+                                     capture_output=True, text=True)
+                if out.returncode != 0:
+                    fail(path, "the coordinator refuses the job: " + out.stderr.strip())
+        finally:
+            coordinator.send_signal(signal.SIGTERM)
+            coordinator.wait(timeout=30)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bin", required=True, help="the copyforge binary")
+    parser.add_argument("--root", default=os.path.join(os.path.dirname(__file__), "..", ".."))
+    args = parser.parse_args()
+    k8s = os.path.join(args.root, "deploy", "k8s")
+    overlays = [os.path.join(k8s, "overlays", o) for o in sorted(os.listdir(os.path.join(k8s, "overlays")))]
+    job_files = set()
+    for top in [os.path.join(k8s, "base")] + overlays:
+        generated = {}
+        check_kustomization(top, generated)
+        for files in generated.values():
+            job_files |= {f for f in files.values() if f and f.endswith("-job.yaml")}
+    base_generated = {}
+    check_kustomization(os.path.join(k8s, "base"), base_generated)
+    workloads, services = [], []
+    base = os.path.join(k8s, "base")
+    for f in sorted(os.listdir(base)):
+        if not f.endswith(".yaml") or f == "kustomization.yaml":
+            continue
+        for doc in load_docs(os.path.join(base, f)):
+            if doc["kind"] in ("Deployment", "StatefulSet"):
+                workloads.append(check_workload(f, doc, args.bin, base_generated))
+            elif doc["kind"] == "Job":
+                check_workload(f, doc, args.bin, base_generated)
+            elif doc["kind"] == "Service":
+                services.append((f, doc))
+    check_services(services, workloads)
+    check_jobs_with_coordinator(args.bin, sorted(job_files))
+    if errors:
+        print("check_k8s: " + str(len(errors)) + " problem(s)")
+        for e in errors:
+            print("  " + e)
+        return 1
+    print(f"check_k8s: {len(workloads)} workloads, {len(services)} services, "
+          f"{len(job_files)} training jobs accepted by a coordinator: ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
