@@ -10,28 +10,12 @@
 #include <cstdio>
 #include <thread>
 
+#include "bench/bench_util.h"
 #include "trainer/common/cpu_features.h"
 #include "trainer/common/openblas.h"
 #include "trainer/model/gpt2.h"
 #include "trainer/model/sampler.h"
 #include "trainer/model/slot_attention.h"
-
-namespace {
-
-template <typename Fn>
-double BestSeconds(int iterations, Fn fn) {
-  double best = 1e30;
-  for (int i = 0; i < iterations + 1; ++i) {  // the first is a warm-up
-    const auto start = std::chrono::steady_clock::now();
-    fn();
-    const double s =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (i > 0) best = std::min(best, s);
-  }
-  return best;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   using namespace copyforge;
@@ -103,12 +87,12 @@ int main(int argc, char** argv) {
         }
       }
     };
-    const double gathered = BestSeconds(iterations, [&] { attention(true); });
-    const double in_place = BestSeconds(iterations, [&] { attention(false); });
+    const double gathered = bench::BestSeconds(iterations, [&] { attention(true); });
+    const double in_place = bench::BestSeconds(iterations, [&] { attention(false); });
     const torch::Tensor input = torch::tensor(tokens, torch::kLong);
     torch::Tensor logits;
     const double step =
-        BestSeconds(iterations, [&] { logits = model->DecodeSlots(input, batch, &pool); });
+        bench::BestSeconds(iterations, [&] { logits = model->DecodeSlots(input, batch, &pool); });
     SamplingParams params;
     params.temperature = 0.8;
     std::vector<std::unique_ptr<Sampler>> samplers;
@@ -122,7 +106,7 @@ int main(int argc, char** argv) {
       histories.push_back(history);
     }
     const double sampling =
-        BestSeconds(iterations, [&] { Sampler::SampleBatch(logits, rows, histories); });
+        bench::BestSeconds(iterations, [&] { Sampler::SampleBatch(logits, rows, histories); });
     const double tokens_per_s = static_cast<double>(B) / (step + sampling);
     if (base == 0) base = tokens_per_s;
     std::printf("  %5lld %12.3fms %12.3fms %7.1fx %8.2fms %8.2fms %12.1f %7.2fx\n",

@@ -6,26 +6,10 @@
 #include <cstdio>
 #include <thread>
 
+#include "bench/bench_util.h"
 #include "trainer/common/openblas.h"
 #include "trainer/train/autocast.h"
 #include "trainer/train/linear_cross_entropy.h"
-
-namespace {
-
-template <typename Fn>
-double BestSeconds(int iterations, Fn fn) {
-  double best = 1e30;
-  for (int i = 0; i < iterations + 1; ++i) {  // the first is a warm-up
-    const auto start = std::chrono::steady_clock::now();
-    fn();
-    const double s =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (i > 0) best = std::min(best, s);
-  }
-  return best;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   copyforge::ReexecWithOpenBlasCoreType(argv);
@@ -55,7 +39,7 @@ int main(int argc, char** argv) {
       hidden.mutable_grad() = torch::Tensor();
       weight.mutable_grad() = torch::Tensor();
     };
-    const double plain = BestSeconds(iterations, [&] {
+    const double plain = copyforge::bench::BestSeconds(iterations, [&] {
       reset();
       copyforge::CpuBf16Autocast autocast(bf16);
       namespace F = torch::nn::functional;
@@ -66,7 +50,7 @@ int main(int argc, char** argv) {
     std::printf("  %s plain matmul + cross_entropy   %7.1f ms\n", bf16 ? "bf16" : "fp32",
                 plain * 1e3);
     for (int64_t chunk : chunks) {
-      const double fused = BestSeconds(iterations, [&] {
+      const double fused = copyforge::bench::BestSeconds(iterations, [&] {
         reset();
         copyforge::CpuBf16Autocast autocast(bf16);
         copyforge::LinearCrossEntropySum(hidden, weight, targets, -100, compute, chunk).backward();
