@@ -29,6 +29,18 @@ struct ModelSlot {
   int64_t step = 0;
 };
 
+// A checkpoint made ready to serve: inference mode, weights in the served dtype.
+std::shared_ptr<ModelSlot> PrepareModel(LoadedCheckpoint checkpoint, const std::string& dtype,
+                                        const std::string& name, int64_t step) {
+  checkpoint.model->eval();
+  if (dtype == "bfloat16") checkpoint.model->to(torch::kBFloat16);
+  auto slot = std::make_shared<ModelSlot>();
+  slot->checkpoint = std::move(checkpoint);
+  slot->name = name;
+  slot->step = step;
+  return slot;
+}
+
 // One request in the engine.
 struct Sequence {
   std::shared_ptr<ModelSlot> model;
@@ -54,22 +66,17 @@ struct Sequence {
 
 class Engine::Impl {
  public:
+  // `options.dtype` is resolved (float32 or bfloat16).
   Impl(LoadedCheckpoint checkpoint, const EngineOptions& options, const std::string& name,
        int64_t step)
-      : options_(options) {
-    auto slot = std::make_shared<ModelSlot>();
-    slot->checkpoint = std::move(checkpoint);
-    slot->name = name;
-    slot->step = step;
-    current_ = slot;
-    const LoadedCheckpoint& checkpoint_ = slot->checkpoint;
-    config_ = checkpoint_.config;
-    const Gpt2Config& c = checkpoint_.config;
+      : options_(options), config_(checkpoint.config) {
+    current_ = PrepareModel(std::move(checkpoint), options_.dtype, name, step);
+    const Gpt2Config& c = config_;
     if (options_.max_prompt_tokens <= 0) options_.max_prompt_tokens = c.n_positions - 1;
     if (options_.max_batch_tokens <= 0) {
       options_.max_batch_tokens = static_cast<int64_t>(options_.max_batch) * c.n_positions;
     }
-    const auto params = checkpoint_.model->parameters();
+    const auto params = current_->checkpoint.model->parameters();
     pool_ = KvCache::Allocate(c, options_.max_batch, c.n_positions,
                               torch::TensorOptions().dtype(params[0].scalar_type()));
     for (int s = options_.max_batch - 1; s >= 0; --s) free_slots_.push_back(s);
@@ -155,12 +162,7 @@ class Engine::Impl {
     if (checkpoint.tokenizer == nullptr) {
       return absl::FailedPreconditionError(absl::StrCat(name, " has no tokenizer files"));
     }
-    checkpoint.model->eval();
-    if (options_.dtype == "bfloat16") checkpoint.model->to(torch::kBFloat16);
-    auto slot = std::make_shared<ModelSlot>();
-    slot->checkpoint = std::move(checkpoint);
-    slot->name = name;
-    slot->step = step;
+    auto slot = PrepareModel(std::move(checkpoint), options_.dtype, name, step);
     std::lock_guard<std::mutex> lock(mu_);
     current_ = std::move(slot);
     stats_.checkpoint = current_->name;
@@ -209,8 +211,6 @@ class Engine::Impl {
       stats_.free_slots = static_cast<int>(free_slots_.size());
       stats_.reserved_tokens = reserved_;
       stats_.steps = steps_;
-      stats_.checkpoint = current_->name;
-      stats_.checkpoint_step = current_->step;
       std::vector<const ModelSlot*> live = {current_.get()};
       for (const auto& s : running_) {
         if (std::find(live.begin(), live.end(), s->model.get()) == live.end()) {
@@ -491,8 +491,6 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(LoadedCheckpoint checkpoi
     return absl::InvalidArgumentError(
         absl::StrCat("dtype \"", o.dtype, "\" is not float32, bfloat16 or auto"));
   }
-  checkpoint.model->eval();
-  if (o.dtype == "bfloat16") checkpoint.model->to(torch::kBFloat16);
   return std::unique_ptr<Engine>(
       new Engine(std::make_unique<Impl>(std::move(checkpoint), o, name, step)));
 }

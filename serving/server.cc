@@ -214,7 +214,7 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
   }
 
   // Waits for the next chunk (polling for client cancellation).
-  static bool Next(Mailbox& box, grpc::ServerContext* context,
+  static void Next(Mailbox& box, grpc::ServerContext* context,
                    std::pair<uint32_t, EngineChunk>* out) {
     std::unique_lock<std::mutex> lock(box.mu);
     while (box.chunks.empty()) {
@@ -223,7 +223,6 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
     }
     *out = std::move(box.chunks.front());
     box.chunks.pop_front();
-    return true;
   }
 
   void Record(const EngineChunk& done) {

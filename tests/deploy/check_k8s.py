@@ -159,16 +159,16 @@ def main():
     args = parser.parse_args()
     k8s = os.path.join(args.root, "deploy", "k8s")
     overlays = [os.path.join(k8s, "overlays", o) for o in sorted(os.listdir(os.path.join(k8s, "overlays")))]
+    base = os.path.join(k8s, "base")
     job_files = set()
-    for top in [os.path.join(k8s, "base")] + overlays:
-        generated = {}
+    generated_by = {}
+    for top in [base] + overlays:
+        generated = generated_by[top] = {}
         check_kustomization(top, generated)
         for files in generated.values():
             job_files |= {f for f in files.values() if f and f.endswith("-job.yaml")}
-    base_generated = {}
-    check_kustomization(os.path.join(k8s, "base"), base_generated)
+    base_generated = generated_by[base]
     workloads, services = [], []
-    base = os.path.join(k8s, "base")
     for f in sorted(os.listdir(base)):
         if not f.endswith(".yaml") or f == "kustomization.yaml":
             continue

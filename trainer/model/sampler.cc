@@ -96,8 +96,6 @@ void KeepNucleus(float* logits, int64_t vocab, double top_p) {
   }
 }
 
-}  // namespace
-
 // Two rounds of an integer hash: a uniform number in (0, 1] that depends only on (key, i).
 float UniformAt(uint64_t key, uint32_t i) {
   uint32_t x = (i * 0x9E3779B9u) ^ static_cast<uint32_t>(key);
@@ -112,7 +110,6 @@ float UniformAt(uint64_t key, uint32_t i) {
   return (static_cast<float>(x) + 0.5f) * 0x1.0p-32f;
 }
 
-namespace {
 // Standard Gumbel noise from v in (0, 1]: -log(E) with E = -log(1 - v) ~ Exp(1) (log1p keeps
 // full precision for the smallest E, the likeliest winners).
 double Gumbel(float v) { return -std::log(-std::log1p(-static_cast<double>(v))); }
@@ -274,16 +271,12 @@ std::vector<int64_t> Sampler::SampleBatch(const torch::Tensor& logits_in,
                              : logits.index_select(0, torch::tensor(sampled, torch::kLong));
   scaled.mul_(torch::tensor(inverse_temperature).unsqueeze(1));
   for (size_t i = 0; i < sampled.size(); ++i) {
-    const SamplingParams& p = samplers[sampled[i]]->params_;
-    float* row = scaled.data_ptr<float>() + static_cast<int64_t>(i) * vocab;
-    if (p.top_k > 0 && p.top_k < vocab) KeepTopK(row, vocab, p.top_k);
-    if (p.top_p < 1.0) KeepNucleus(row, vocab, p.top_p);
-  }
-  for (size_t i = 0; i < sampled.size(); ++i) {
     Sampler& s = *samplers[sampled[i]];
+    float* row = scaled.data_ptr<float>() + static_cast<int64_t>(i) * vocab;
+    if (s.params_.top_k > 0 && s.params_.top_k < vocab) KeepTopK(row, vocab, s.params_.top_k);
+    if (s.params_.top_p < 1.0) KeepNucleus(row, vocab, s.params_.top_p);
     const uint64_t block_key = s.rng_(), token_key = s.rng_();
-    out[sampled[i]] = DrawGumbelMax(scaled.data_ptr<float>() + static_cast<int64_t>(i) * vocab,
-                                    vocab, block_key, token_key);
+    out[sampled[i]] = DrawGumbelMax(row, vocab, block_key, token_key);
   }
   return out;
 }
