@@ -2,6 +2,9 @@
 BUILD_DIR ?= build
 BUILD_TYPE ?= Release
 JOBS ?= 2
+# Another libtorch (2.x, CUDA or not): its CMake prefix, e.g. the one PyTorch reports with
+# python3 -c 'import torch; print(torch.utils.cmake_prefix_path)'. Empty: Debian's libtorch 1.13.
+TORCH_DIR ?=
 CACHE_DIR ?= $(or $(COPYFORGE_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/copyforge)
 export CCACHE_DIR ?= $(CACHE_DIR)/ccache
 export COPYFORGE_CACHE := $(CACHE_DIR)
@@ -15,7 +18,8 @@ setup:
 
 configure: setup
 	@mkdir -p $(BUILD_DIR) && cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
-	  -DCOPYFORGE_CACHE_DIR=$(CACHE_DIR) > $(BUILD_DIR)/configure.log 2>&1 || \
+	  -DCOPYFORGE_CACHE_DIR=$(CACHE_DIR) $(if $(TORCH_DIR),-DCMAKE_PREFIX_PATH=$(TORCH_DIR)) \
+	  > $(BUILD_DIR)/configure.log 2>&1 || \
 	  (cat $(BUILD_DIR)/configure.log; exit 1)
 
 build: configure

@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
     };
     const double plain = copyforge::bench::BestSeconds(iterations, [&] {
       reset();
-      copyforge::CpuBf16Autocast autocast(bf16);
+      copyforge::Bf16Autocast autocast(torch::kCPU, bf16);
       namespace F = torch::nn::functional;
       torch::Tensor logits = torch::mm(hidden, weight.t()).to(torch::kFloat);
       F::cross_entropy(logits, targets, F::CrossEntropyFuncOptions().reduction(torch::kSum))
@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
     for (int64_t chunk : chunks) {
       const double fused = copyforge::bench::BestSeconds(iterations, [&] {
         reset();
-        copyforge::CpuBf16Autocast autocast(bf16);
+        copyforge::Bf16Autocast autocast(torch::kCPU, bf16);
         copyforge::LinearCrossEntropySum(hidden, weight, targets, -100, compute, chunk).backward();
       });
       std::printf("  %s fused, chunks of %4lld rows     %7.1f ms   %.2fx\n", bf16 ? "bf16" : "fp32",

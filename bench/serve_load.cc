@@ -127,6 +127,9 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--max-new-tokens", max_new)->capture_default_str();
   app.add_option("--prompt", prompt)->capture_default_str();
+  std::string json_path;
+  app.add_option("--json", json_path,
+                 "Also write the results (per level: concurrency, tokens/s, ms per token) here");
   CLI11_PARSE(app, argc, argv);
 
   grpc::ChannelArguments args;
@@ -175,6 +178,19 @@ int main(int argc, char** argv) {
                 r.latency_p50, r.latency_p99, r.failures);
   }
   std::printf("  failed requests over all rounds: %d\n", failures);
+  if (!json_path.empty()) {
+    if (FILE* f = std::fopen(json_path.c_str(), "w")) {
+      std::fprintf(f, "{\"dtype\": \"%s\", \"failures\": %d, \"levels\": [", info.dtype().c_str(),
+                   failures);
+      for (size_t i = 0; i < concurrency.size(); ++i) {
+        std::fprintf(f, "%s{\"concurrency\": %d, \"tokens_per_s\": %.3f, \"ms_per_token\": %.4f}",
+                     i ? ", " : "", concurrency[i], best[i].tokens_per_s,
+                     best[i].per_token_s * 1e3);
+      }
+      std::fprintf(f, "]}\n");
+      std::fclose(f);
+    }
+  }
   const double bandwidth = CopyBandwidth();
   const double floor = weight_bytes / bandwidth;
   std::printf(

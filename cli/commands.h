@@ -13,6 +13,14 @@
 
 namespace copyforge {
 
+// Adds `--device auto|cpu|cuda|cuda:N` (trainer/device/device.h) to `cmd`.
+inline void AddDeviceOption(CLI::App* cmd, std::string* device) {
+  cmd->add_option("--device", *device,
+                  "Where the model runs: auto (a GPU when this build has CUDA and one is "
+                  "visible, else the CPU), cpu, cuda or cuda:N")
+      ->capture_default_str();
+}
+
 // A subcommand's body: returns the process exit code.
 using CommandFn = std::function<int()>;
 

@@ -9,6 +9,7 @@
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/common/file_util.h"
 #include "trainer/common/status_macros.h"
+#include "trainer/device/device.h"
 #include "trainer/eval/evaluate.h"
 #include "trainer/model/sampler.h"
 
@@ -46,9 +47,14 @@ absl::Status RunInitModel(const InitModelFlags& flags) {
 }
 
 // Loads a checkpoint and the tokenizer (from --tokenizer when given, else from the checkpoint).
+// The model goes onto `device` (a --device name, resolved here: a bad one is an error before
+// anything is read).
 absl::StatusOr<LoadedCheckpoint> LoadWithTokenizer(const std::string& dir,
-                                                   const std::string& tokenizer_dir) {
+                                                   const std::string& tokenizer_dir,
+                                                   const std::string& device) {
   LoadOptions options;
+  CF_ASSIGN_OR_RETURN(options.device, ResolveDevice(device, "--device"));
+  PrepareDevice(options.device);
   options.load_tokenizer = tokenizer_dir.empty();
   CF_ASSIGN_OR_RETURN(LoadedCheckpoint ckpt, LoadCheckpoint(dir, options));
   if (!tokenizer_dir.empty()) {
@@ -73,12 +79,13 @@ struct EvalFlags {
   int64_t batch_size = 4;
   int64_t max_tokens = 0;
   int threads = 0;
+  std::string device = "auto";
 };
 
 absl::Status RunEval(const EvalFlags& flags) {
   SetTorchThreads(flags.threads);
   CF_ASSIGN_OR_RETURN(LoadedCheckpoint ckpt,
-                      LoadWithTokenizer(flags.checkpoint, flags.tokenizer_dir));
+                      LoadWithTokenizer(flags.checkpoint, flags.tokenizer_dir, flags.device));
   CF_ASSIGN_OR_RETURN(std::string text, ReadFile(flags.text_file));
   std::vector<int32_t> ids = ckpt.tokenizer->Encode(text);
   if (flags.max_tokens > 0 && static_cast<int64_t>(ids.size()) > flags.max_tokens)
@@ -102,6 +109,7 @@ struct GenerateFlags {
   bool stream = false;
   bool no_stop = false;
   int threads = 0;
+  std::string device = "auto";
   std::string server;
   std::vector<std::string> stop;
   RemoteGenerateArgs task;  // the task-input flags
@@ -127,7 +135,7 @@ absl::Status RunGenerate(const GenerateFlags& flags) {
   SetTorchThreads(flags.threads);
   CF_RETURN_IF_ERROR(flags.sampling.Validate());
   CF_ASSIGN_OR_RETURN(LoadedCheckpoint ckpt,
-                      LoadWithTokenizer(flags.checkpoint, flags.tokenizer_dir));
+                      LoadWithTokenizer(flags.checkpoint, flags.tokenizer_dir, flags.device));
   std::vector<int32_t> prompt = ckpt.tokenizer->Encode(flags.prompt);
   if (prompt.empty() && ckpt.tokenizer->eot_id() >= 0) prompt.push_back(ckpt.tokenizer->eot_id());
   GenerateOptions options;
@@ -190,6 +198,7 @@ void RegisterEval(CLI::App& app, CommandFn* run) {
       ->capture_default_str();
   cmd->add_option("--threads", flags->threads, "Intra-op threads (0 = one per core)")
       ->capture_default_str();
+  AddDeviceOption(cmd, &flags->device);
   cmd->callback([run, flags] { *run = [flags] { return ReportStatus("eval", RunEval(*flags)); }; });
 }
 
@@ -235,6 +244,7 @@ void RegisterGenerate(CLI::App& app, CommandFn* run) {
   cmd->add_flag("--no-stop", flags->no_stop, "Do not stop at <|endoftext|>");
   cmd->add_option("--threads", flags->threads, "Intra-op threads (0 = one per core)")
       ->capture_default_str();
+  AddDeviceOption(cmd, &flags->device);
   cmd->callback(
       [run, flags] { *run = [flags] { return ReportStatus("generate", RunGenerate(*flags)); }; });
 }

@@ -14,6 +14,7 @@
 #include "serving/server.h"
 #include "trainer/common/file_util.h"
 #include "trainer/common/status_macros.h"
+#include "trainer/device/device.h"
 
 namespace copyforge {
 namespace {
@@ -30,6 +31,10 @@ absl::Status RunServe(const ServeFlags& f) {
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
   sigset_t signals = BlockStopSignals();
+  // A device this build or machine cannot offer fails before any checkpoint is awaited or read.
+  if (auto device = ResolveDevice(f.options.engine.device, "--device"); !device.ok()) {
+    return device.status();
+  }
   ServerOptions options = f.options;
   options.stop_waiting = [&signals] {
     sigset_t pending;
@@ -184,8 +189,10 @@ void RegisterServe(CLI::App& app, CommandFn* run) {
                   "Prompt tokens prefilled per step, interleaved with decoding")
       ->capture_default_str();
   cmd->add_option("--dtype", e.dtype,
-                  "Weights and KV cache: float32, bfloat16, or auto (bfloat16 with avx512_bf16)")
+                  "Weights and KV cache: float32, bfloat16, or auto (bfloat16 on a GPU or with "
+                  "avx512_bf16)")
       ->capture_default_str();
+  AddDeviceOption(cmd, &e.device);
   cmd->add_option("--metrics-port", f->options.metrics_port,
                   "HTTP port for /metrics and /healthz (-1: off, 0: an ephemeral one)")
       ->capture_default_str();

@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 #include "trainer/common/net_util.h"
 #include "trainer/common/threads.h"
+#include "trainer/device/device.h"
 #include "trainer/dist/communicator.h"
 #include "trainer/train/trainer.h"
 
@@ -75,15 +76,20 @@ absl::Status RunTrain(const TrainFlags& flags) {
     if (absl::Status st = config->Set(s); !st.ok()) return st;
   }
   if (!flags.resume.empty()) config->resume = flags.resume;
+  if (absl::Status st = config->Validate(); !st.ok()) return st;
+  // A device this machine or build cannot offer is one clear error before any rank starts; each
+  // rank then takes its own GPU (LOCAL_RANK).
+  auto device = ResolveDevice(config->device, "device");
+  if (!device.ok()) return device.status();
+  config->device = device->str();
+  config->backend = ResolveBackend(config->backend, *device);
   const char* rank_env = std::getenv("COPYFORGE_RANK");
-  if (rank_env == nullptr && flags.nproc > 1) {
-    if (absl::Status st = config->Validate(); !st.ok()) return st;
-    return LaunchRanks(flags.nproc, flags.argv);
-  }
+  if (rank_env == nullptr && flags.nproc > 1) return LaunchRanks(flags.nproc, flags.argv);
   std::unique_ptr<Communicator> comm;
   if (rank_env != nullptr) {
     CommunicatorOptions o;
     o.backend = config->backend;
+    if (device->is_cuda()) o.device_index = device->index();
     o.rank = std::atoi(rank_env);
     o.world = std::atoi(std::getenv("COPYFORGE_WORLD") ? std::getenv("COPYFORGE_WORLD") : "1");
     if (const char* host = std::getenv("COPYFORGE_STORE_HOST")) o.store_host = host;
@@ -116,7 +122,8 @@ void RegisterTrain(CLI::App& app, CommandFn* run, char** argv) {
   cmd->add_option("--resume", f->resume,
                   "Checkpoint directory to continue from, or 'latest' in the run directory");
   cmd->add_option("--nproc", f->nproc,
-                  "Local data-parallel ranks (Gloo all-reduce; each gets cores/N threads)")
+                  "Local data-parallel ranks (one GPU each with device cuda and NCCL all-reduce; "
+                  "on the CPU Gloo, each rank with cores/N threads)")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
   cmd->callback([run, f] { *run = [f] { return ReportStatus("train", RunTrain(*f)); }; });

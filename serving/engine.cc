@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "trainer/common/cpu_features.h"
 #include "trainer/common/threads.h"
+#include "trainer/device/device.h"
 #include "trainer/tokenizer/unicode.h"
 
 namespace copyforge {
@@ -29,11 +30,12 @@ struct ModelSlot {
   int64_t step = 0;
 };
 
-// A checkpoint made ready to serve: inference mode, weights in the served dtype.
+// A checkpoint made ready to serve: inference mode, weights on the device in the served dtype.
 std::shared_ptr<ModelSlot> PrepareModel(LoadedCheckpoint checkpoint, const std::string& dtype,
-                                        const std::string& name, int64_t step) {
+                                        const torch::Device& device, const std::string& name,
+                                        int64_t step) {
   checkpoint.model->eval();
-  if (dtype == "bfloat16") checkpoint.model->to(torch::kBFloat16);
+  checkpoint.model->to(device, dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat);
   auto slot = std::make_shared<ModelSlot>();
   slot->checkpoint = std::move(checkpoint);
   slot->name = name;
@@ -67,18 +69,19 @@ struct Sequence {
 class Engine::Impl {
  public:
   // `options.dtype` is resolved (float32 or bfloat16).
-  Impl(LoadedCheckpoint checkpoint, const EngineOptions& options, const std::string& name,
-       int64_t step)
-      : options_(options), config_(checkpoint.config) {
-    current_ = PrepareModel(std::move(checkpoint), options_.dtype, name, step);
+  Impl(LoadedCheckpoint checkpoint, const EngineOptions& options, const torch::Device& device,
+       const std::string& name, int64_t step)
+      : options_(options), device_(device), config_(checkpoint.config) {
+    current_ = PrepareModel(std::move(checkpoint), options_.dtype, device_, name, step);
     const Gpt2Config& c = config_;
     if (options_.max_prompt_tokens <= 0) options_.max_prompt_tokens = c.n_positions - 1;
     if (options_.max_batch_tokens <= 0) {
       options_.max_batch_tokens = static_cast<int64_t>(options_.max_batch) * c.n_positions;
     }
     const auto params = current_->checkpoint.model->parameters();
-    pool_ = KvCache::Allocate(c, options_.max_batch, c.n_positions,
-                              torch::TensorOptions().dtype(params[0].scalar_type()));
+    pool_ =
+        KvCache::Allocate(c, options_.max_batch, c.n_positions,
+                          torch::TensorOptions().dtype(params[0].scalar_type()).device(device_));
     for (int s = options_.max_batch - 1; s >= 0; --s) free_slots_.push_back(s);
     stats_.free_slots = options_.max_batch;
     stats_.checkpoint = name;
@@ -162,7 +165,7 @@ class Engine::Impl {
     if (checkpoint.tokenizer == nullptr) {
       return absl::FailedPreconditionError(absl::StrCat(name, " has no tokenizer files"));
     }
-    auto slot = PrepareModel(std::move(checkpoint), options_.dtype, name, step);
+    auto slot = PrepareModel(std::move(checkpoint), options_.dtype, device_, name, step);
     std::lock_guard<std::mutex> lock(mu_);
     current_ = std::move(slot);
     stats_.checkpoint = current_->name;
@@ -176,12 +179,14 @@ class Engine::Impl {
   }
 
   EngineOptions options_;
+  torch::Device device_;  // resolved; constant after construction
   Gpt2Config config_;
 
  private:
   void Loop() {
     torch::NoGradGuard no_grad;
     torch::set_num_threads(ResolveThreads(options_.threads));
+    PrepareDevice(device_);  // this thread's current GPU
     while (true) {
       std::unique_ptr<Sequence> admitted;
       {
@@ -275,17 +280,16 @@ class Engine::Impl {
             std::min(std::max<int64_t>(1, options_.prefill_chunk), total - prefill->prefilled);
         chunk.slot = prefill->slot;
         chunk.start = prefill->prefilled;
-        chunk.tokens = torch::tensor(std::vector<int64_t>(prompt.begin() + prefill->prefilled,
-                                                          prompt.begin() + prefill->prefilled + n),
-                                     torch::kLong);
+        chunk.tokens = ToDevice(std::vector<int64_t>(prompt.begin() + prefill->prefilled,
+                                                     prompt.begin() + prefill->prefilled + n));
         chunk.logits = prefill->prefilled + n == total;
         if (chunk.logits) prefilled = prefill;
       }
       torch::Tensor input;
       if (!rows.empty()) {
-        input = torch::tensor(tokens, torch::kLong);
-        batch.slots = torch::tensor(slots, torch::kLong);
-        batch.positions = torch::tensor(positions, torch::kLong);
+        input = ToDevice(tokens);
+        batch.slots = ToDevice(slots);
+        batch.positions = ToDevice(positions);
       }
       std::vector<Sequence*> sampling = rows;
       if (prefilled != nullptr) sampling.push_back(prefilled);
@@ -324,6 +328,12 @@ class Engine::Impl {
       }
     }
     if (!models.empty()) ++steps_;
+  }
+
+  // A step's ids, positions or slots on the model's device.
+  torch::Tensor ToDevice(const std::vector<int64_t>& values) const {
+    torch::Tensor t = torch::tensor(values, torch::kLong);
+    return device_.is_cpu() ? t : t.to(device_);
   }
 
   // Takes `token`, sampled from `logits`, as the next token of `s` and emits what became final.
@@ -486,13 +496,17 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(LoadedCheckpoint checkpoi
   if (options.max_batch < 1) return absl::InvalidArgumentError("max_batch must be >= 1");
   if (options.max_queue < 0) return absl::InvalidArgumentError("max_queue must be >= 0");
   EngineOptions o = options;
-  if (o.dtype == "auto") o.dtype = CpuHasBf16() ? "bfloat16" : "float32";
+  auto device = ResolveDevice(o.device, "device");
+  if (!device.ok()) return device.status();
+  PrepareDevice(*device);
+  o.device = device->str();
+  if (o.dtype == "auto") o.dtype = device->is_cuda() || CpuHasBf16() ? "bfloat16" : "float32";
   if (o.dtype != "float32" && o.dtype != "bfloat16") {
     return absl::InvalidArgumentError(
         absl::StrCat("dtype \"", o.dtype, "\" is not float32, bfloat16 or auto"));
   }
   return std::unique_ptr<Engine>(
-      new Engine(std::make_unique<Impl>(std::move(checkpoint), o, name, step)));
+      new Engine(std::make_unique<Impl>(std::move(checkpoint), o, *device, name, step)));
 }
 
 absl::Status Engine::Submit(EngineRequest request) { return impl_->Submit(std::move(request)); }

@@ -33,9 +33,12 @@ struct EngineOptions {
       0;  // KV budget: sum of prompt + max_new over running (0: slots x n_positions)
   int64_t prefill_chunk = 256;  // prompt tokens prefilled per step (long prompts take several)
   int threads = 0;              // intra-op threads (0: one per core)
-  // Weights and KV cache: "float32", "bfloat16", or "auto" (bfloat16 when the CPU has
-  // avx512_bf16, float32 otherwise).
+  // Weights and KV cache: "float32", "bfloat16", or "auto" (bfloat16 on a GPU or when the CPU
+  // has avx512_bf16, float32 otherwise).
   std::string dtype = "auto";
+  // Where the weights, the KV pool and sampling live: auto, cpu, cuda or cuda:N
+  // (trainer/device/device.h); "auto" on a GPU serves bfloat16 under dtype auto.
+  std::string device = "auto";
 };
 
 enum class FinishReason { kNone, kLength, kEos, kStopSequence };

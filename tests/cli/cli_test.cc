@@ -107,6 +107,24 @@ TEST(Cli, InitEvalGenerate) {
   auto greedy2 = RunCommand(gen + " --temperature 0 --seed 2 --stream");
   EXPECT_EQ(greedy1.out, greedy2.out);
 
+  // The device is explicit where asked for; one the build or machine lacks is an error naming it.
+  auto on_cpu = RunCommand(gen + " --temperature 0 --device cpu");
+  EXPECT_EQ(on_cpu.out, greedy1.out) << on_cpu.err;
+  if (std::getenv("COPYFORGE_EXPECT_GPU") == nullptr) {
+    for (const std::string& cmd : {gen + " --device cuda",
+                                   Bin() + " eval --device cuda --checkpoint " + ckpt +
+                                       " --text-file " + tmp.File("eval.txt"),
+                                   Bin() + " serve --device cuda --port 0 --checkpoint " + ckpt}) {
+      auto r = RunCommand(cmd);
+      EXPECT_EQ(r.exit_code, 1) << cmd;
+      EXPECT_NE(r.err.find("--device \"cuda\""), std::string::npos) << r.err;
+    }
+  }
+  auto bad_device = RunCommand(gen + " --device tpu");
+  EXPECT_EQ(bad_device.exit_code, 1);
+  EXPECT_NE(bad_device.err.find("--device \"tpu\" is not auto, cpu, cuda"), std::string::npos)
+      << bad_device.err;
+
   auto bad_top_p = RunCommand(gen + " --top-p 0");
   EXPECT_EQ(bad_top_p.exit_code, 1);
   EXPECT_NE(bad_top_p.err.find("top_p"), std::string::npos) << bad_top_p.err;

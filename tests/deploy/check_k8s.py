@@ -64,7 +64,35 @@ def check_kustomization(directory, generated):
         if "path" in p and not os.path.isfile(os.path.join(directory, p["path"])):
             fail(path, f"patch {p['path']} does not exist")
         if "patch" in p:
-            yaml.safe_load(p["patch"])  # must parse
+            ops = yaml.safe_load(p["patch"])  # must parse
+            if isinstance(ops, list):
+                patch_ops.append((path, p.get("target", {}), ops))
+
+
+# JSON patches of the overlays, checked against the base workloads once those are read.
+patch_ops = []
+# The images deploy/ builds: the CPU one (deploy/Dockerfile) and the GPU one (Dockerfile.gpu).
+IMAGES = {"copyforge": "Dockerfile", "copyforge-gpu": "Dockerfile.gpu"}
+
+
+def check_patches(binary, root, base_commands):
+    """An overlay may only switch a container to an image deploy/ builds and add flags that the
+    container's subcommand has."""
+    for path, target, ops in patch_ops:
+        command = base_commands.get(target.get("name"))
+        for op in ops:
+            where = f"{path}: patch of {target.get('kind')} {target.get('name')}"
+            if op.get("path", "").endswith("/image"):
+                image = op.get("value")
+                if image not in IMAGES:
+                    fail(where, f"image {image} is not one deploy/ builds")
+                elif not os.path.isfile(os.path.join(root, "deploy", IMAGES[image])):
+                    fail(where, f"image {image} needs deploy/{IMAGES[image]}")
+            if "/args/" in op.get("path", "") and str(op.get("value", "")).startswith("--"):
+                flag = op["value"].split("=", 1)[0]
+                flags = help_flags(binary, command) if command else None
+                if flags is None or flag not in flags:
+                    fail(where, f"copyforge {command} has no flag {flag}")
 
 
 def check_workload(path, doc, binary, generated):
@@ -180,6 +208,14 @@ def main():
             elif doc["kind"] == "Service":
                 services.append((f, doc))
     check_services(services, workloads)
+    base_commands = {}
+    for f in sorted(os.listdir(base)):
+        if f.endswith(".yaml") and f != "kustomization.yaml":
+            for doc in load_docs(os.path.join(base, f)):
+                if doc["kind"] in ("Deployment", "StatefulSet"):
+                    argv = doc["spec"]["template"]["spec"]["containers"][0].get("args", [])
+                    base_commands[doc["metadata"]["name"]] = argv[0] if argv else None
+    check_patches(args.bin, args.root, base_commands)
     check_jobs_with_coordinator(args.bin, sorted(job_files))
     if errors:
         print("check_k8s: " + str(len(errors)) + " problem(s)")

@@ -10,6 +10,7 @@
 #include "trainer/common/file_util.h"
 #include "trainer/data/prepare.h"
 #include "trainer/data/sample_corpus.h"
+#include "trainer/device/device.h"
 #include "trainer/dist/communicator.h"
 
 namespace copyforge {
@@ -144,7 +145,8 @@ TEST(Communicator, CollectiveWithADeadPeerTimesOut) {
 }
 
 // The NCCL backend: without a GPU (or in a build without NCCL) creating it is a clear error; with
-// one, a single-rank communicator reduces CPU and staged tensors of several dtypes.
+// one, a single-rank communicator reduces device tensors of several dtypes in place (async,
+// broadcast, barrier) and refuses CPU tensors.
 TEST(Communicator, NcclNeedsAGpuAndSaysSo) {
   const int port = 30000 + static_cast<int>(::getpid() % 1000);
   auto nccl = CreateCommunicator(
@@ -165,13 +167,21 @@ TEST(Communicator, NcclNeedsAGpuAndSaysSo) {
   }
   Communicator& c = **nccl;
   EXPECT_EQ(c.backend(), "nccl");
+  torch::Tensor on_cpu = torch::ones({8});
+  const absl::Status refused = c.AllReduceSum(on_cpu);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument) << refused;
+  EXPECT_NE(refused.message().find("needs a CUDA tensor"), std::string_view::npos) << refused;
+  if (!TorchHasCuda()) GTEST_SKIP() << "this libtorch has no CUDA: no device tensors to reduce";
+  const auto gpu = torch::TensorOptions().device(torch::kCUDA, 0);
   for (auto dtype : {torch::kFloat32, torch::kBFloat16, torch::kInt64}) {
-    torch::Tensor x = torch::arange(1000).to(dtype);
-    const torch::Tensor expected = x.clone();
+    // Produced by a kernel on libtorch's stream just before the collective: the collective must
+    // be ordered after it.
+    torch::Tensor x = torch::arange(1000, gpu).to(dtype) * 3;
+    const torch::Tensor expected = torch::arange(1000, gpu).to(dtype) * 3;
     ASSERT_TRUE(c.AllReduceSum(x).ok());
     EXPECT_TRUE(torch::equal(x, expected)) << dtype;
   }
-  torch::Tensor big = torch::randn({3'000'000});
+  torch::Tensor big = torch::randn({3'000'000}, gpu);
   const torch::Tensor before = big.clone();
   auto pending = c.AllReduceSumAsync(big);
   ASSERT_TRUE(pending.ok()) << pending.status();
@@ -179,8 +189,16 @@ TEST(Communicator, NcclNeedsAGpuAndSaysSo) {
   EXPECT_TRUE(torch::equal(big, before));
   EXPECT_TRUE(c.Broadcast(big, 0).ok());
   EXPECT_TRUE(c.Barrier().ok());
-  torch::Tensor strided = torch::ones({4, 4}).t().slice(0, 0, 2);
+  torch::Tensor strided = torch::ones({4, 4}, gpu).t().slice(0, 0, 2);
   EXPECT_FALSE(c.AllReduceSum(strided).ok());
+  // A peer that never comes: rendezvous fails after the timeout instead of hanging.
+  const auto start = std::chrono::steady_clock::now();
+  auto lonely = CreateCommunicator(
+      CommunicatorOptions{"nccl", 0, 2, "127.0.0.1", port + 1, std::chrono::milliseconds(2000)});
+  ASSERT_FALSE(lonely.ok());
+  EXPECT_NE(lonely.status().message().find("nccl rank 0"), std::string_view::npos)
+      << lonely.status();
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 20.0);
 #endif
 }
 

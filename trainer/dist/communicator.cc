@@ -7,8 +7,10 @@
 
 namespace copyforge {
 
+#ifdef COPYFORGE_WITH_GLOO
 absl::StatusOr<std::unique_ptr<Communicator>> CreateGlooCommunicator(
     const CommunicatorOptions& options);
+#endif
 #ifdef COPYFORGE_WITH_NCCL
 absl::StatusOr<std::unique_ptr<Communicator>> CreateNcclCommunicator(
     const CommunicatorOptions& options);
@@ -35,6 +37,11 @@ absl::Status CollectiveError(const std::string& backend, const std::string& what
   return timeout ? absl::DeadlineExceededError(text) : absl::UnavailableError(text);
 }
 
+std::string ResolveBackend(const std::string& backend, const torch::Device& device) {
+  if (backend != "auto") return backend;
+  return device.is_cuda() ? "nccl" : "gloo";
+}
+
 absl::Status Communicator::AllReduceSum(torch::Tensor& tensor) {
   auto pending = AllReduceSumAsync(tensor);
   if (!pending.ok()) return pending.status();
@@ -47,7 +54,15 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateCommunicator(
     return absl::InvalidArgumentError(
         absl::StrCat("rank ", options.rank, " is outside a world of ", options.world));
   }
-  if (options.backend == "gloo") return CreateGlooCommunicator(options);
+  if (options.backend == "gloo") {
+#ifdef COPYFORGE_WITH_GLOO
+    return CreateGlooCommunicator(options);
+#else
+    return absl::UnimplementedError(
+        "backend \"gloo\" is not available in this build (configured with "
+        "COPYFORGE_WITH_GLOO=OFF); use \"nccl\" on GPUs or the CPU build");
+#endif
+  }
   if (options.backend == "nccl") {
 #ifdef COPYFORGE_WITH_NCCL
     return CreateNcclCommunicator(options);

@@ -24,6 +24,8 @@ struct CommunicatorOptions {
   std::string store_host = "127.0.0.1";
   int store_port = 29500;
   std::chrono::milliseconds timeout{30000};
+  // nccl: the GPU this rank drives (-1: LocalDeviceOrdinal, from LOCAL_RANK or the rank).
+  int device_index = -1;
 };
 
 // A collective in flight; Wait blocks until it completes or the timeout passes.
@@ -50,6 +52,9 @@ class Communicator {
   virtual int world() const = 0;
   virtual std::string backend() const = 0;
 };
+
+// "auto" is nccl on a CUDA device and gloo on the CPU; any other name is returned as it is.
+std::string ResolveBackend(const std::string& backend, const torch::Device& device);
 
 // Connects to the others (rendezvous) and returns the communicator, or an error naming what
 // failed ("gloo rank 1: ..."). An unknown backend, or "nccl" in a build or on a machine without

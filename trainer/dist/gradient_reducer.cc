@@ -35,7 +35,8 @@ GradientReducer::GradientReducer(Communicator* comm, std::vector<torch::Tensor> 
   for (auto& b : buckets_) {
     int64_t numel = 0;
     for (size_t k : b->params) numel += params_[k].numel();
-    b->buffer = torch::zeros({numel}, torch::kFloat);
+    // On the parameters' device: NCCL reduces GPU buckets in place.
+    b->buffer = torch::zeros({numel}, params_[b->params[0]].options().dtype(torch::kFloat));
     stats_.bytes += numel * static_cast<int64_t>(sizeof(float));
   }
   stats_.buckets = static_cast<int>(buckets_.size());

@@ -4,18 +4,22 @@
 // collective that does not finish within the timeout aborts the communicator (ncclCommAbort, as
 // PyTorch's NCCL watchdog does) and fails with an error naming the rank.
 //
-// CUDA tensors are reduced in place on the device. CPU tensors (the CPU-only libtorch build) go
-// through a pinned host buffer and a device buffer of the same size, reused across steps, so the
-// same trainer code runs unchanged on either build.
+// Tensors are reduced in place on the device, with no staging copy. Each collective is ordered
+// after the work libtorch queued on its current CUDA stream (the kernels that produced the tensor,
+// such as backward's gradient copies into a bucket) by an event that the communicator's stream
+// waits on, so it never reads a tensor before it is written; Wait returns once the collective's
+// own event completed, after which libtorch's stream may use the result. CPU tensors are refused:
+// on the CPU the gloo backend reduces them.
 #include <cuda_runtime_api.h>
 #include <nccl.h>
 
 #include <cstdlib>
 #include <cstring>
-#include <map>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "trainer/device/device.h"
+#include "trainer/device/torch_compat.h"
 #include "trainer/dist/communicator.h"
 #include "trainer/dist/rendezvous.h"
 
@@ -48,24 +52,13 @@ absl::StatusOr<ncclDataType_t> NcclType(torch::ScalarType type) {
   }
 }
 
-// A device buffer and its pinned host twin, for staging CPU tensors.
-struct Staging {
-  void* device = nullptr;
-  void* host = nullptr;
-  size_t bytes = 0;
-};
-
 class NcclCommunicator;
 
 class NcclPending : public PendingCollective {
  public:
-  NcclPending(NcclCommunicator* owner, cudaEvent_t done, torch::Tensor tensor, Staging staging,
-              std::string what)
-      : owner_(owner),
-        done_(done),
-        tensor_(std::move(tensor)),
-        staging_(staging),
-        what_(std::move(what)) {}
+  // Holds `tensor` so that its memory stays allocated until the collective completed.
+  NcclPending(NcclCommunicator* owner, cudaEvent_t done, torch::Tensor tensor, std::string what)
+      : owner_(owner), done_(done), tensor_(std::move(tensor)), what_(std::move(what)) {}
   ~NcclPending() override;
   absl::Status Wait() override;
 
@@ -73,7 +66,6 @@ class NcclPending : public PendingCollective {
   NcclCommunicator* owner_;
   cudaEvent_t done_;
   torch::Tensor tensor_;
-  Staging staging_;
   std::string what_;
   bool waited_ = false;
 };
@@ -99,9 +91,7 @@ class NcclCommunicator : public Communicator {
         ncclCommDestroy(comm_);
       }
     }
-    for (auto& [bytes, buffers] : free_) {
-      for (Staging& s : buffers) Free(s);
-    }
+    if (ready_ != nullptr) cudaEventDestroy(ready_);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
   }
 
@@ -122,7 +112,13 @@ class NcclCommunicator : public Communicator {
   }
 
   absl::Status Barrier() override {
-    torch::Tensor one = torch::ones({1});
+    torch::Tensor one;
+    try {
+      one = torch::ones({1}, torch::TensorOptions().device(torch::kCUDA, device_));
+    } catch (const c10::Error& e) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "nccl rank ", rank_, ": barrier needs a CUDA tensor: ", e.what_without_backtrace()));
+    }
     return AllReduceSum(one);
   }
 
@@ -157,9 +153,9 @@ class NcclCommunicator : public Communicator {
     }
   }
 
-  void Release(Staging staging) {
-    if (staging.bytes > 0) free_[staging.bytes].push_back(staging);
-  }
+  // The event that orders a collective after libtorch's current stream; created with the
+  // communicator (see Create).
+  void set_ready_event(cudaEvent_t ready) { ready_ = ready; }
 
  private:
   template <typename Op>
@@ -173,26 +169,27 @@ class NcclCommunicator : public Communicator {
     }
     auto type = NcclType(tensor.scalar_type());
     if (!type.ok()) return type.status();
+    if (!tensor.is_cuda()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("nccl rank ", rank_, ": ", what, " needs a CUDA tensor, got one on ",
+                       tensor.device().str(), " (CPU tensors are reduced by the gloo backend)"));
+    }
+    if (tensor.device().index() != device_) {
+      return absl::InvalidArgumentError(absl::StrCat("nccl rank ", rank_, ": ", what,
+                                                     " got a tensor on ", tensor.device().str(),
+                                                     ", but this rank drives cuda:", device_));
+    }
     if (!tensor.is_contiguous()) {
       return absl::InvalidArgumentError(
           absl::StrCat("nccl rank ", rank_, ": ", what, " needs a contiguous tensor"));
     }
     cudaSetDevice(device_);
-    const size_t bytes = tensor.numel() * tensor.element_size();
-    const size_t count = static_cast<size_t>(tensor.numel());
-    Staging staging;
-    void* buffer = tensor.data_ptr();
-    if (!tensor.is_cuda()) {
-      auto acquired = Acquire(bytes);
-      if (!acquired.ok()) return acquired.status();
-      staging = *acquired;
-      std::memcpy(staging.host, tensor.data_ptr(), bytes);
-      const cudaError_t copy =
-          cudaMemcpyAsync(staging.device, staging.host, bytes, cudaMemcpyHostToDevice, stream_);
-      if (copy != cudaSuccess) return CudaFailure(what, copy, staging);
-      buffer = staging.device;
-    }
-    ncclResult_t result = op(buffer, count, *type);
+    // After whatever libtorch queued that writes the tensor.
+    auto producer = static_cast<cudaStream_t>(compat::CurrentCudaStream(device_));
+    cudaError_t ordered = cudaEventRecord(ready_, producer);
+    if (ordered == cudaSuccess) ordered = cudaStreamWaitEvent(stream_, ready_, 0);
+    if (ordered != cudaSuccess) return CudaFailure(what, ordered);
+    ncclResult_t result = op(tensor.data_ptr(), static_cast<size_t>(tensor.numel()), *type);
     // A non-blocking communicator may still be enqueueing; wait (bounded) until it has.
     const auto deadline = std::chrono::steady_clock::now() + timeout_;
     while (result == ncclInProgress && std::chrono::steady_clock::now() < deadline) {
@@ -200,49 +197,17 @@ class NcclCommunicator : public Communicator {
       ncclCommGetAsyncError(comm_, &result);
     }
     if (result != ncclSuccess) {
-      Release(staging);
       return Fail(absl::UnavailableError(absl::StrCat(
           "nccl rank ", rank_, ": ", what, " failed to launch: ", ncclGetErrorString(result))));
     }
-    if (!tensor.is_cuda()) {
-      const cudaError_t copy =
-          cudaMemcpyAsync(staging.host, staging.device, bytes, cudaMemcpyDeviceToHost, stream_);
-      if (copy != cudaSuccess) return CudaFailure(what, copy, staging);
-    }
     cudaEvent_t done;
     const cudaError_t created = cudaEventCreateWithFlags(&done, cudaEventDisableTiming);
-    if (created != cudaSuccess) return CudaFailure(what, created, staging);
+    if (created != cudaSuccess) return CudaFailure(what, created);
     cudaEventRecord(done, stream_);
-    return std::unique_ptr<PendingCollective>(new NcclPending(this, done, tensor, staging, what));
+    return std::unique_ptr<PendingCollective>(new NcclPending(this, done, tensor, what));
   }
 
-  absl::StatusOr<Staging> Acquire(size_t bytes) {
-    auto& list = free_[bytes];
-    if (!list.empty()) {
-      Staging s = list.back();
-      list.pop_back();
-      return s;
-    }
-    Staging s;
-    s.bytes = bytes;
-    cudaError_t e = cudaMalloc(&s.device, bytes);
-    if (e == cudaSuccess) e = cudaMallocHost(&s.host, bytes);
-    if (e != cudaSuccess) {
-      Free(s);
-      return absl::ResourceExhaustedError(absl::StrCat("nccl rank ", rank_, ": cannot allocate ",
-                                                       bytes, " staging bytes: ", CudaText(e)));
-    }
-    return s;
-  }
-
-  static void Free(Staging& s) {
-    if (s.device != nullptr) cudaFree(s.device);
-    if (s.host != nullptr) cudaFreeHost(s.host);
-    s = Staging{};
-  }
-
-  absl::Status CudaFailure(const std::string& what, cudaError_t e, Staging staging) {
-    Release(staging);
+  absl::Status CudaFailure(const std::string& what, cudaError_t e) {
     return Fail(absl::InternalError(
         absl::StrCat("nccl rank ", rank_, ": ", what, " failed: ", CudaText(e))));
   }
@@ -257,7 +222,7 @@ class NcclCommunicator : public Communicator {
   int device_, rank_, world_;
   std::chrono::milliseconds timeout_;
   bool broken_ = false;
-  std::map<size_t, std::vector<Staging>> free_;
+  cudaEvent_t ready_ = nullptr;
 };
 
 NcclPending::~NcclPending() {
@@ -268,20 +233,7 @@ NcclPending::~NcclPending() {
 absl::Status NcclPending::Wait() {
   if (waited_) return absl::OkStatus();
   waited_ = true;
-  absl::Status status = owner_->WaitFor(done_, what_);
-  if (status.ok() && staging_.bytes > 0) {
-    std::memcpy(tensor_.data_ptr(), staging_.host, staging_.bytes);
-  }
-  // After a failure the staging buffers may still be in use by aborted work; they are freed with
-  // the communicator.
-  owner_->Release(staging_);
-  return status;
-}
-
-// The GPU this rank drives: LOCAL_RANK when the launcher sets it, else rank modulo the count.
-int PickDevice(int rank, int count) {
-  if (const char* local = std::getenv("LOCAL_RANK")) return std::atoi(local) % count;
-  return rank % count;
+  return owner_->WaitFor(done_, what_);
 }
 
 }  // namespace
@@ -295,7 +247,11 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateNcclCommunicator(const Commu
                      probe == cudaSuccess ? "0 devices" : CudaText(probe),
                      "); the nccl backend needs one GPU per rank; use backend \"gloo\" on CPU"));
   }
-  const int device = PickDevice(o.rank, count);
+  if (o.device_index >= count) {
+    return absl::InvalidArgumentError(absl::StrCat("nccl rank ", o.rank, ": cuda:", o.device_index,
+                                                   " is not among the ", count, " visible GPUs"));
+  }
+  const int device = o.device_index >= 0 ? o.device_index : LocalDeviceOrdinal(o.rank, count);
   cudaSetDevice(device);
 
   ncclUniqueId id;
@@ -340,14 +296,17 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateNcclCommunicator(const Commu
                                                device, " failed: ", why));
   }
   cudaStream_t stream = nullptr;
-  const cudaError_t made = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  cudaEvent_t ready = nullptr;
+  cudaError_t made = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  if (made == cudaSuccess) made = cudaEventCreateWithFlags(&ready, cudaEventDisableTiming);
+  auto communicator =
+      std::make_unique<NcclCommunicator>(comm, stream, device, o.rank, o.world, o.timeout);
+  communicator->set_ready_event(ready);
   if (made != cudaSuccess) {
-    ncclCommDestroy(comm);
-    return absl::InternalError(
-        absl::StrCat("nccl rank ", o.rank, ": cannot create a CUDA stream: ", CudaText(made)));
+    return absl::InternalError(absl::StrCat(
+        "nccl rank ", o.rank, ": cannot create a CUDA stream or event: ", CudaText(made)));
   }
-  return std::unique_ptr<Communicator>(
-      new NcclCommunicator(comm, stream, device, o.rank, o.world, o.timeout));
+  return std::unique_ptr<Communicator>(std::move(communicator));
 }
 
 }  // namespace copyforge

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "trainer/device/torch_compat.h"
 #include "trainer/model/slot_attention.h"
 
 namespace copyforge {
@@ -61,6 +62,11 @@ torch::Tensor AttentionImpl::Attend(const torch::Tensor& qkv_in, KvCache* cache,
     cache->values[layer].narrow(2, past, T).copy_(v);
     k = cache->keys[layer].narrow(2, 0, past + T);
     v = cache->values[layer].narrow(2, 0, past + T);
+  }
+  if (compat::kHasSdpa && q.is_cuda() && past == 0 && T > 1) {
+    // Fused causal attention on the GPU (flash / memory-efficient kernels of libtorch 2.x).
+    const double p = is_training() ? attn_pdrop_ : 0.0;
+    return compat::CausalSdpa(q, k, v, p).transpose(1, 2).reshape({B, T, C});
   }
   torch::Tensor att =
       torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(head_dim_)));

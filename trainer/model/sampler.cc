@@ -244,6 +244,7 @@ std::vector<int64_t> Sampler::SampleBatch(const torch::Tensor& logits_in,
   TORCH_CHECK(logits_in.dim() == 2 && logits_in.size(0) == static_cast<int64_t>(samplers.size()) &&
                   histories.size() == samplers.size(),
               "SampleBatch: one sampler and one history per row of logits");
+  if (!logits_in.device().is_cpu()) return SampleBatchWithTensorOps(logits_in, samplers, histories);
   const int64_t rows = logits_in.size(0), vocab = logits_in.size(1);
   // A private float32 copy: the penalties, temperature and top-k write into it.
   torch::Tensor logits = logits_in.detach()

@@ -40,6 +40,12 @@ class Sampler {
   static std::vector<int64_t> SampleBatch(const torch::Tensor& logits,
                                           absl::Span<Sampler* const> samplers,
                                           absl::Span<const absl::Span<const int32_t>> histories);
+  // The same in libtorch operations on the logits' device (the path SampleBatch takes for logits
+  // off the CPU; tests run it on the CPU too): the same shaping, then a Gumbel-max over the whole
+  // vocabulary with the same per-request noise; only the ids leave the device.
+  static std::vector<int64_t> SampleBatchWithTensorOps(
+      const torch::Tensor& logits, absl::Span<Sampler* const> samplers,
+      absl::Span<const absl::Span<const int32_t>> histories);
 
  private:
   SamplingParams params_;

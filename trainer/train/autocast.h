@@ -1,30 +1,32 @@
-// bfloat16 autocast on the CPU. The libtorch API for this changed between 1.13 and 2.x; this is
-// the one place that names it.
+// bfloat16 autocast on the CPU or a CUDA device (the libtorch calls live in
+// trainer/device/torch_compat.h, since they changed between 1.13 and 2.x).
 #ifndef COPYFORGE_TRAINER_TRAIN_AUTOCAST_H_
 #define COPYFORGE_TRAINER_TRAIN_AUTOCAST_H_
 
-#include <ATen/autocast_mode.h>
+#include "trainer/device/torch_compat.h"
 
 namespace copyforge {
 
-// While alive, eligible CPU ops (matmuls, linear) run in bfloat16; restores the previous state.
-class CpuBf16Autocast {
+// While alive, eligible ops (matmuls, linear) on `device` run in bfloat16; restores the previous
+// state. A no-op when not enabled.
+class Bf16Autocast {
  public:
-  explicit CpuBf16Autocast(bool enabled) : enabled_(enabled) {
+  Bf16Autocast(const torch::Device& device, bool enabled)
+      : type_(device.type()), enabled_(enabled) {
     if (!enabled_) return;
-    previous_ = at::autocast::is_cpu_enabled();
-    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-    at::autocast::set_cpu_enabled(true);
+    previous_ = compat::AutocastEnabled(type_);
+    compat::SetAutocast(type_, true, at::kBFloat16);
   }
-  ~CpuBf16Autocast() {
+  ~Bf16Autocast() {
     if (!enabled_) return;
-    at::autocast::set_cpu_enabled(previous_);
-    at::autocast::clear_cache();
+    compat::SetAutocast(type_, previous_, at::kBFloat16);
+    compat::ClearAutocastCache();
   }
-  CpuBf16Autocast(const CpuBf16Autocast&) = delete;
-  CpuBf16Autocast& operator=(const CpuBf16Autocast&) = delete;
+  Bf16Autocast(const Bf16Autocast&) = delete;
+  Bf16Autocast& operator=(const Bf16Autocast&) = delete;
 
  private:
+  c10::DeviceType type_;
   bool enabled_;
   bool previous_ = false;
 };

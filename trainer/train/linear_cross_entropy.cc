@@ -12,14 +12,15 @@ class LinearCrossEntropyFn : public torch::autograd::Function<LinearCrossEntropy
                                int64_t ignore_index, torch::ScalarType compute,
                                int64_t chunk_rows) {
     // The casts below are explicit; autocast must not add its own.
-    c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKey::AutocastCPU);
+    c10::impl::ExcludeDispatchKeyGuard no_autocast(
+        c10::DispatchKeySet({c10::DispatchKey::AutocastCPU, c10::DispatchKey::AutocastCUDA}));
     const int64_t n = hidden.size(0), vocab = weight.size(0);
     const torch::Tensor h = hidden.to(compute).contiguous();
     const torch::Tensor w = weight.to(compute);
     const torch::Tensor wt = w.t();
     // d(loss)/d(logits) for every row, in the compute dtype: the input of both gradient matmuls.
     torch::Tensor dlogits = torch::empty({n, vocab}, h.options());
-    torch::Tensor total = torch::zeros({}, torch::kFloat);
+    torch::Tensor total = torch::zeros({}, h.options().dtype(torch::kFloat));
     for (int64_t start = 0; start < n; start += chunk_rows) {
       const int64_t rows = std::min(chunk_rows, n - start);
       torch::Tensor logits = torch::mm(h.narrow(0, start, rows), wt).to(torch::kFloat);

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "trainer/common/yaml_util.h"
+#include "trainer/device/device.h"
 
 namespace copyforge {
 namespace {
@@ -51,6 +52,7 @@ const std::map<std::string, Setter>& Keys() {
       {"precision",
        [](TrainConfig* c, const YAML::Node& n) { c->precision = n.as<std::string>(); }},
       {"threads", [](TrainConfig* c, const YAML::Node& n) { c->threads = n.as<int>(); }},
+      {"device", [](TrainConfig* c, const YAML::Node& n) { c->device = n.as<std::string>(); }},
       {"dist.backend",
        [](TrainConfig* c, const YAML::Node& n) { c->backend = n.as<std::string>(); }},
       {"dist.bucket_mb",
@@ -151,7 +153,10 @@ absl::Status TrainConfig::Validate() const {
     return bad("checkpoint", "interval must be >= 0 and keep >= 1");
   if (precision != "fp32" && precision != "bf16") return bad("precision", "must be fp32 or bf16");
   if (threads < 0) return bad("threads", "must be >= 0");
-  if (backend != "gloo" && backend != "nccl") return bad("dist.backend", "must be gloo or nccl");
+  if (!ValidateDeviceName(device, "device").ok())
+    return bad("device", absl::StrCat("\"", device, "\" is not auto, cpu, cuda or cuda:N"));
+  if (backend != "auto" && backend != "gloo" && backend != "nccl")
+    return bad("dist.backend", "must be auto, gloo or nccl");
   if (!(bucket_mb > 0)) return bad("dist.bucket_mb", "must be > 0");
   if (!(comm_timeout_s > 0)) return bad("dist.timeout_s", "must be > 0");
   if (log_interval < 1) return bad("log_interval", "must be >= 1");
@@ -181,6 +186,7 @@ nlohmann::ordered_json TrainConfig::ToJson() const {
           {"checkpoint", {{"interval", checkpoint_interval}, {"keep", keep_checkpoints}}},
           {"out", out},
           {"precision", precision},
+          {"device", device},
           {"threads", threads},
           {"seed", seed}};
 }

@@ -47,8 +47,10 @@ struct TrainConfig {
                        // newest in out)
 
   std::string precision = "fp32";  // fp32 | bf16 (autocast)
-  // Data parallelism (used when the process runs as one rank of several).
-  std::string backend = "gloo";
+  std::string device = "auto";     // auto | cpu | cuda | cuda:N (trainer/device/device.h)
+  // Data parallelism (used when the process runs as one rank of several): auto is nccl on a
+  // CUDA device and gloo on the CPU.
+  std::string backend = "auto";
   double bucket_mb = 25;       // gradient all-reduce bucket size
   double comm_timeout_s = 30;  // every collective fails after this long
   int threads = 0;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -15,6 +16,7 @@
 #include "trainer/common/progress.h"
 #include "trainer/common/status_macros.h"
 #include "trainer/common/threads.h"
+#include "trainer/device/device.h"
 #include "trainer/dist/communicator.h"
 #include "trainer/dist/gradient_reducer.h"
 #include "trainer/model/gpt2.h"
@@ -24,39 +26,37 @@
 #include "trainer/train/schedule.h"
 #include "trainer/train/shard_dataset.h"
 #include "trainer/train/tensorboard.h"
+#include "trainer/train/train_state.h"
 
 namespace copyforge {
 namespace fs = std::filesystem;
 namespace {
 
-constexpr char kStateFile[] = "training_state.pt";
-constexpr char kStateJson[] = "training_state.json";
-
 double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// Peak matmul throughput of this process (threads, dtype), for MFU. Uses its own generator so
-// that the global random state (dropout) is untouched.
-double MeasurePeakFlops(torch::Dtype dtype) {
-  torch::NoGradGuard no_grad;
-  const int64_t n = 1024;
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
-  auto a = torch::randn({n, n}, gen).to(dtype), b = torch::randn({n, n}, gen).to(dtype);
-  torch::matmul(a, b);  // warm-up
-  int iters = 0;
-  const double start = Now();
-  while (Now() - start < 0.3 || iters < 3) {
-    torch::matmul(a, b);
-    ++iters;
+// NCCL reduces tensors on the GPU and Gloo (as used here) on the CPU.
+absl::Status CheckBackendFitsDevice(const Communicator* comm, const torch::Device& device) {
+  if (comm == nullptr) return absl::OkStatus();
+  if (comm->backend() == "nccl" && !device.is_cuda()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dist.backend nccl all-reduces CUDA tensors but device is ", device.str(),
+                     "; use device cuda, or dist.backend gloo (or auto) on the CPU"));
   }
-  return 2.0 * n * n * n * iters / (Now() - start);
+  if (comm->backend() == "gloo" && device.is_cuda()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dist.backend gloo runs on the CPU but device is ", device.str(),
+                     "; use dist.backend nccl (or auto) on a GPU"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
 
 struct Trainer::Impl {
   TrainConfig config;
+  torch::Device device{torch::kCPU};  // where the model, optimizer and batches live
   Gpt2 model{nullptr};
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<ShardDataset> train, val;
@@ -72,7 +72,7 @@ struct Trainer::Impl {
   // Sums a scalar over ranks (for loss and target counts).
   absl::StatusOr<double> SumOverRanks(double value) {
     if (comm == nullptr) return value;
-    torch::Tensor t = torch::full({1}, value, torch::kDouble);
+    torch::Tensor t = torch::full({1}, value, torch::dtype(torch::kDouble).device(device));
     CF_RETURN_IF_ERROR(comm->AllReduceSum(t));
     return t.item<double>();
   }
@@ -87,71 +87,40 @@ struct Trainer::Impl {
     s.Next(&inputs, &targets);
     const int64_t b = config.batch_size, t = config.seq_len;
     Batch batch;
-    batch.x = torch::from_blob(inputs.data(), {b, t}, torch::kLong).clone();
-    batch.y = torch::from_blob(targets.data(), {b, t}, torch::kLong).clone();
-    batch.counted = (batch.y != kIgnoreTarget).sum().item<int64_t>();
+    batch.counted = static_cast<int64_t>(std::count_if(
+        targets.begin(), targets.end(), [](int64_t y) { return y != kIgnoreTarget; }));
+    // On a GPU the batch goes through pinned host memory and is copied without blocking (the
+    // caching host allocator keeps the buffer until the copy is done).
+    const bool cuda = device.is_cuda();
+    const auto host = torch::TensorOptions().dtype(torch::kLong).pinned_memory(cuda);
+    batch.x = torch::empty({b, t}, host);
+    batch.y = torch::empty({b, t}, host);
+    std::memcpy(batch.x.data_ptr<int64_t>(), inputs.data(), sizeof(int64_t) * b * t);
+    std::memcpy(batch.y.data_ptr<int64_t>(), targets.data(), sizeof(int64_t) * b * t);
+    if (cuda) {
+      batch.x = batch.x.to(device, /*non_blocking=*/true);
+      batch.y = batch.y.to(device, /*non_blocking=*/true);
+    }
     return batch;
   }
 
   // Summed cross-entropy over the batch's counted targets; the LM head and the loss are one fused
-  // node (linear_cross_entropy.h). Row chunks from bench/lce_bench on this machine: in bfloat16,
+  // node (linear_cross_entropy.h). Row chunks from bench/lce_bench on the CPU: in bfloat16,
   // 64 rows run the head 1.3x faster than matmul + cross_entropy; in float32 the head is bound by
   // the matmuls themselves and 128 rows only match it, but keep ~0.8 GB of logits out of memory.
+  // On a GPU a chunk is large enough to fill the device (4096 rows: 0.8 GB of float32 logits).
   torch::Tensor SummedLoss(const Batch& batch) {
     const bool bf16 = config.precision == "bf16";
-    CpuBf16Autocast autocast(bf16);
+    Bf16Autocast autocast(device, bf16);
     torch::Tensor hidden = model->Hidden(batch.x);
+    const int64_t chunk = device.is_cuda() ? 4096 : (bf16 ? 64 : 128);
     return LinearCrossEntropySum(hidden.reshape({-1, hidden.size(-1)}), model->wte->weight,
                                  batch.y.reshape({-1}), kIgnoreTarget,
-                                 bf16 ? torch::kBFloat16 : torch::kFloat, bf16 ? 64 : 128);
+                                 bf16 ? torch::kBFloat16 : torch::kFloat, chunk);
   }
 
-  absl::Status WriteTrainingState(const std::string& dir) {
-    torch::serialize::OutputArchive archive;
-    optimizer->save(archive);
-    archive.write("cpu_rng_state", at::detail::getDefaultCPUGenerator().get_state());
-    std::ostringstream bytes;
-    archive.save_to(bytes);
-    CF_RETURN_IF_ERROR(WriteFileSynced(dir + "/" + kStateFile, bytes.str()));
-    const BatchSampler::Cursor c = sampler->cursor();
-    nlohmann::ordered_json j = {{"format", "copyforge-train-state/1"},
-                                {"step", step},
-                                {"epoch", c.epoch},
-                                {"position", c.position},
-                                {"world", comm == nullptr ? 1 : comm->world()},
-                                {"config", config.ToJson()}};
-    return WriteFileSynced(dir + "/" + kStateJson, j.dump(2) + "\n");
-  }
-
-  absl::Status ReadTrainingState(const std::string& dir) {
-    const std::string json_path = dir + "/" + kStateJson;
-    CF_ASSIGN_OR_RETURN(std::string text, ReadFile(json_path));
-    nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-    if (j.is_discarded() || j.value("format", "") != "copyforge-train-state/1") {
-      return absl::InvalidArgumentError(
-          absl::StrCat(json_path, ": not a copyforge training state"));
-    }
-    try {
-      torch::serialize::InputArchive archive;
-      archive.load_from(dir + "/" + kStateFile);
-      optimizer->load(archive);
-      torch::Tensor rng;
-      archive.read("cpu_rng_state", rng);
-      at::Generator gen = at::detail::getDefaultCPUGenerator();
-      gen.set_state(rng);
-    } catch (const c10::Error& e) {
-      return absl::DataLossError(
-          absl::StrCat(dir, "/", kStateFile, ": ", e.what_without_backtrace()));
-    }
-    step = j.value("step", int64_t{0});
-    // The cursor counts this rank's samples; a resume with another number of ranks (an elastic
-    // restart after a worker died) converts it through the samples all ranks consumed, rounding
-    // up: at most world - 1 samples of the epoch are skipped, none is seen twice.
-    const int64_t saved_world = std::max<int64_t>(1, j.value("world", int64_t{1}));
-    const int64_t world = comm == nullptr ? 1 : comm->world();
-    const int64_t consumed = j.value("position", int64_t{0}) * saved_world;
-    sampler->set_cursor({j.value("epoch", int64_t{0}), (consumed + world - 1) / world});
-    return absl::OkStatus();
+  TrainProgress Progress() const {
+    return {step, sampler->cursor(), comm == nullptr ? 1 : comm->world()};
   }
 };
 
@@ -188,7 +157,10 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& conf
   impl->comm = comm;
   const int threads = ResolveThreads(config.threads);
   torch::set_num_threads(threads);
-  torch::manual_seed(config.seed);
+  CF_ASSIGN_OR_RETURN(impl->device, ResolveDevice(config.device, "device"));
+  CF_RETURN_IF_ERROR(CheckBackendFitsDevice(comm, impl->device));
+  PrepareDevice(impl->device);
+  torch::manual_seed(config.seed);  // the CPU generator and every GPU's
 
   CF_ASSIGN_OR_RETURN(
       impl->train, ShardDataset::Open(config.data, config.objective, "train", config.verify_data));
@@ -220,6 +192,8 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& conf
     return absl::InvalidArgumentError(absl::StrCat(
         "seq_len ", config.seq_len, " exceeds the model's n_positions ", mc.n_positions));
   }
+  // Parameters (and so the optimizer's moments, created from them) live on the device.
+  impl->model->to(impl->device);
   // Decoupled weight decay on matrices (embeddings and Conv1D weights) only.
   std::vector<torch::Tensor> decay, no_decay;
   for (auto& [name, p] : impl->model->NamedTensors())
@@ -260,7 +234,15 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& conf
       }
       to[i].second.copy_(from[i].second);
     }
-    CF_RETURN_IF_ERROR(impl->ReadTrainingState(dir));
+    CF_ASSIGN_OR_RETURN(const TrainProgress saved,
+                        ReadTrainingState(dir, *impl->optimizer, impl->device));
+    impl->step = saved.step;
+    // The cursor counts this rank's samples; a resume with another number of ranks (an elastic
+    // restart after a worker died) converts it through the samples all ranks consumed, rounding
+    // up: at most world - 1 samples of the epoch are skipped, none is seen twice.
+    const int64_t world = comm == nullptr ? 1 : comm->world();
+    const int64_t consumed = saved.cursor.position * saved.world;
+    impl->sampler->set_cursor({saved.cursor.epoch, (consumed + world - 1) / world});
   }
   if (comm != nullptr) {
     // Every rank starts from rank 0's parameters, as DDP does.
@@ -269,8 +251,8 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& conf
     impl->reducer = std::make_unique<GradientReducer>(
         comm, impl->params, static_cast<int64_t>(config.bucket_mb * (1 << 20)));
   }
-  impl->peak_flops =
-      MeasurePeakFlops(config.precision == "bf16" ? torch::kBFloat16 : torch::kFloat);
+  impl->peak_flops = MeasureMatmulFlops(
+      impl->device, config.precision == "bf16" ? torch::kBFloat16 : torch::kFloat);
   return std::unique_ptr<Trainer>(new Trainer(std::move(impl)));
 }
 
@@ -293,16 +275,16 @@ absl::StatusOr<StepStats> Trainer::Step() {
     CF_ASSIGN_OR_RETURN(const double global, m.SumOverRanks(static_cast<double>(local)));
     const int64_t counted = static_cast<int64_t>(global);
     const double divisor = std::max<double>(1.0, global);
-    double local_sum = 0;
+    torch::Tensor local_sum = torch::zeros({}, torch::dtype(torch::kDouble).device(m.device));
     for (size_t k = 0; k < batches.size(); ++k) {
       // Only the last micro-step of an accumulation communicates.
       if (m.reducer != nullptr && k + 1 == batches.size()) m.reducer->Arm();
       torch::Tensor sum = m.SummedLoss(batches[k]);
       (sum / divisor).backward();
-      local_sum += sum.item<double>();
+      local_sum += sum.detach().to(torch::kDouble);
     }
     if (m.reducer != nullptr) CF_RETURN_IF_ERROR(m.reducer->Finish());
-    CF_ASSIGN_OR_RETURN(const double loss_sum, m.SumOverRanks(local_sum));
+    CF_ASSIGN_OR_RETURN(const double loss_sum, m.SumOverRanks(local_sum.item<double>()));
     stats.loss = counted > 0 ? loss_sum / static_cast<double>(counted) : 0.0;
     stats.grad_norm = m.config.grad_clip > 0
                           ? torch::nn::utils::clip_grad_norm_(m.params, m.config.grad_clip)
@@ -355,7 +337,9 @@ absl::StatusOr<std::string> Trainer::SaveCheckpoint() {
   const std::string dir = absl::StrFormat("%s/checkpoints/step_%07d", m.config.out, m.step);
   SaveOptions options;
   options.overwrite = true;
-  options.extra_files = [&](const std::string& staging) { return m.WriteTrainingState(staging); };
+  options.extra_files = [&](const std::string& staging) {
+    return WriteTrainingState(staging, *m.optimizer, m.device, m.Progress(), m.config.ToJson());
+  };
   CF_RETURN_IF_ERROR(copyforge::SaveCheckpoint(dir, m.model, m.tokenizer.get(), options));
   // Keep the newest `keep_checkpoints`.
   const std::vector<std::string> all = ListCheckpoints(m.config.out);
@@ -392,12 +376,12 @@ absl::Status Trainer::Run() {
   if (lead)
     std::fprintf(
         stderr,
-        "train: %.1fM parameters, %lld tokens in %s/%s, %lld steps of %lld tokens, %s, peak "
-        "%.0f GFLOP/s\n",
+        "train: %.1fM parameters, %lld tokens in %s/%s, %lld steps of %lld tokens, %s on %s, "
+        "peak %.0f GFLOP/s\n",
         mc.NumParameters() / 1e6, static_cast<long long>(m.train->num_tokens()),
         m.config.data.c_str(), m.config.objective.c_str(), static_cast<long long>(m.config.steps),
         static_cast<long long>(m.config.grad_accum * m.config.batch_size * m.config.seq_len),
-        m.config.precision.c_str(), m.peak_flops / 1e9);
+        m.config.precision.c_str(), m.device.str().c_str(), m.peak_flops / 1e9);
   const double start = Now();
   const int64_t first_step = m.step;
   int64_t tokens = 0;
