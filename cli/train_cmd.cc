@@ -84,6 +84,9 @@ absl::Status RunTrain(const TrainFlags& flags) {
   config->device = device->str();
   config->backend = ResolveBackend(config->backend, *device);
   const char* rank_env = std::getenv("COPYFORGE_RANK");
+  if (rank_env != nullptr || flags.nproc > 1) {
+    if (absl::Status st = CheckBackendFitsDevice(config->backend, *device); !st.ok()) return st;
+  }
   if (rank_env == nullptr && flags.nproc > 1) return LaunchRanks(flags.nproc, flags.argv);
   std::unique_ptr<Communicator> comm;
   if (rank_env != nullptr) {

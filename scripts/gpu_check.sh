@@ -5,20 +5,23 @@
 # PyTorch 2.x (CUDA), transformers, safetensors, tensorboard and tiktoken; no network and no apt:
 # the other C++ dependencies come from the kit that scripts/gpu_kit.sh made (Debian 12 packages,
 # unpacked into a prefix here, and the GPT-2 tokenizer files).
-#   usage: scripts/gpu_check.sh OUT_DIR [--kit DIR] [--budget SECONDS] [--stand-in]
+#   usage: scripts/gpu_check.sh OUT_DIR [--kit DIR] [--budget SECONDS] [--stand-in | --rehearse]
 # OUT_DIR receives gpu_check.log and summary.json; the exit status is non-zero when a check
 # failed. --stand-in builds against Debian's libtorch 1.13 (CPU) instead, on a machine without a
-# GPU, and stops where the GPU is needed.
+# GPU, and stops where the GPU is needed; --rehearse then also runs every check with the CPU in
+# the GPU's place (device cpu, gloo, a small speed run), to try the script itself: checks that
+# need CUDA or Python packages absent there fail, and it exits 0.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-out="" kit=.gpu-kit budget=480 stand_in=0
+out="" kit=.gpu-kit budget=480 stand_in=0 rehearse=0
 while (($#)); do
   case $1 in
     --kit) kit=$2; shift ;;
     --budget) budget=$2; shift ;;
     --stand-in) stand_in=1 ;;
-    -h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --rehearse) stand_in=1 rehearse=1 ;;
+    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) out=$1 ;;
   esac
   shift
@@ -29,10 +32,18 @@ kit=$(cd "$kit" 2>/dev/null && pwd) || { echo "gpu_check: no kit at $kit (script
 work=${GPU_CHECK_WORK:-/tmp/copyforge-gpu-check}
 mkdir -p "$work"
 exec > >(tee "$out/gpu_check.log") 2>&1
+tee_pid=$!
 start=$SECONDS
 left() { echo $((budget - (SECONDS - start))); }
-# Never leaves a process behind: every child of this script is stopped on exit.
-cleanup() { pkill -TERM -P $$ 2>/dev/null; sleep 0.5; pkill -KILL -P $$ 2>/dev/null; }
+# Never leaves a process behind: every child of this script (but the log's tee) is stopped on
+# exit, with what it started.
+children() { pgrep -P $$ | grep -vx "$tee_pid"; }
+cleanup() {
+  local p
+  for p in $(children); do pkill -TERM -P "$p" 2>/dev/null; kill -TERM "$p" 2>/dev/null; done
+  sleep 0.5
+  for p in $(children); do pkill -KILL -P "$p" 2>/dev/null; kill -KILL "$p" 2>/dev/null; done
+}
 trap cleanup EXIT
 results=()
 failed=0
@@ -71,11 +82,14 @@ fi
 libdir=$prefix/usr/lib/x86_64-linux-gnu
 export LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export PATH=$prefix/usr/bin:$PATH
+# The kit's .pc files name /usr; pkg-config must not send CMake there.
+export PKG_CONFIG_LIBDIR=$prefix/no-pkgconfig PKG_CONFIG_PATH=
 echo "== kit: $(ls "$kit"/debs | wc -l) packages unpacked into $prefix ($(($(left))) s left)"
 
 # 2. Configure and build against the machine's libtorch.
-cmake_args=(-G Ninja -DCMAKE_BUILD_TYPE=Release -DCOPYFORGE_CACHE_DIR="$work/cache"
-  -DCMAKE_DISABLE_FIND_PACKAGE_PkgConfig=ON -DCMAKE_INCLUDE_PATH="$prefix/usr/include"
+# The tests find the GPT-2 tokenizer files under COPYFORGE_CACHE_DIR/gpt2-tokenizer: the kit's.
+cmake_args=(-G Ninja -DCMAKE_BUILD_TYPE=Release -DCOPYFORGE_CACHE_DIR="$kit"
+  -DCMAKE_INCLUDE_PATH="$prefix/usr/include"
   -DCMAKE_LIBRARY_PATH="$libdir" -DCOPYFORGE_WERROR=OFF)
 if ((stand_in)); then
   cmake_args+=(-DCMAKE_PREFIX_PATH="$prefix/usr")
@@ -107,9 +121,19 @@ warnings=$(grep -c 'warning:' "$out/build.log")
 deprecated=$(grep -c 'Wdeprecated' "$out/build.log")
 record build $([[ $deprecated == 0 ]] && echo 1 || echo 0) \
   "{\"seconds\": $((SECONDS - bstart)), \"warnings\": $warnings, \"deprecation_warnings\": $deprecated}"
-bin=$build/copyforge
+bin=$build/cli/copyforge
 
-# 3. Nothing below runs without a GPU.
+# 3. Nothing below runs without a GPU (but for a rehearsal, with the CPU in its place).
+dev=cuda backend=nccl speed_batch=8 speed_seq=1024 speed_steps=30
+if ((rehearse)); then
+  dev=cpu backend=gloo speed_batch=1 speed_seq=128 speed_steps=12 gpus=1
+  echo "== rehearsal: the checks run with device cpu; those needing CUDA or absent Python packages fail"
+  source "$root/scripts/gpu_check_steps.sh"
+  run_checks
+  write_summary
+  echo "== gpu_check rehearsal: $((SECONDS - start)) s; summary $out/summary.json"
+  exit 0
+fi
 if ((stand_in)) || ! $py -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
   echo "== no CUDA GPU here: stopping before the GPU checks ($((SECONDS - start)) s)"
   results+=('{"check": "gpu", "ok": false, "figures": {"stopped": "no CUDA GPU visible"}}')

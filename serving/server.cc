@@ -346,6 +346,7 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
     info->set_n_positions(c.n_positions);
     info->set_vocab_size(c.vocab_size);
     info->set_dtype(o.dtype);
+    info->set_device(o.device);
     info->set_max_prompt_tokens(static_cast<uint32_t>(o.max_prompt_tokens));
     info->set_max_new_tokens(static_cast<uint32_t>(o.max_new_tokens));
     info->set_max_batch(static_cast<uint32_t>(o.max_batch));

@@ -251,7 +251,9 @@ class Agent {
       ::setenv("COPYFORGE_WORLD", std::to_string(a.world()).c_str(), 1);
       ::setenv("COPYFORGE_STORE_HOST", a.store_host().c_str(), 1);
       ::setenv("COPYFORGE_STORE_PORT", std::to_string(a.store_port()).c_str(), 1);
-      ::setenv("LOCAL_RANK", "0", 1);
+      // The worker's GPU: the first visible one, unless the worker was started with LOCAL_RANK
+      // (several workers on one machine).
+      ::setenv("LOCAL_RANK", "0", /*overwrite=*/0);
       std::vector<char*> argv;
       for (std::string& s : args) argv.push_back(s.data());
       argv.push_back(nullptr);

@@ -6,11 +6,12 @@ generated together.
   python3 bench/gpu/hf_generate_ref.py --checkpoint DIR [--new-tokens 128] [--json OUT]
 """
 import argparse
-import json
 import time
 
 import torch
 from transformers import GPT2LMHeadModel
+
+from common import emit
 
 
 def timed(model, ids, new):
@@ -29,7 +30,7 @@ def main():
     ap.add_argument("--streams", type=int, default=16)
     ap.add_argument("--json")
     a = ap.parse_args()
-    model = GPT2LMHeadModel.from_pretrained(a.checkpoint, torch_dtype=torch.bfloat16).cuda().eval()
+    model = GPT2LMHeadModel.from_pretrained(a.checkpoint).to(torch.bfloat16).cuda().eval()
     prompt = torch.randint(0, 50257, (1, 16), device="cuda", generator=None)
     with torch.inference_mode():
         timed(model, prompt, 8)  # warm-up
@@ -41,10 +42,7 @@ def main():
     out = {"ms_per_token_batch1": (full - one) / (a.new_tokens - 1) * 1e3,
            "tokens_per_s_batch1": a.new_tokens / full,
            "tokens_per_s_streams": a.streams * a.new_tokens / many, "streams": a.streams}
-    print(json.dumps(out))
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(out, f)
+    emit(out, a.json)
 
 
 if __name__ == "__main__":

@@ -7,13 +7,13 @@ tanh GELU, fused causal attention (scaled_dot_product_attention), fused AdamW, b
   python3 bench/gpu/train_ref.py --batch 8 --seq 1024 --steps 30 [--compile] [--json OUT]
 """
 import argparse
-import json
-import math
 import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from common import emit
 
 
 class Block(nn.Module):
@@ -111,10 +111,7 @@ def main():
     out = {"mode": "compile" if a.compile else "eager", "tokens_per_s": tok_s,
            "mfu": tok_s * flops_per_token / peak, "peak_bf16_flops": peak,
            "warmup_s": compile_s, "params": params}
-    print(json.dumps(out))
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(out, f)
+    emit(out, a.json)
 
 
 if __name__ == "__main__":

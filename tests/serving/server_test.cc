@@ -186,6 +186,7 @@ TEST_F(ServerTest, GenerateStreamTokenizeInfoHealthAndDrain) {
     EXPECT_EQ(info.n_layer(), 2);
     EXPECT_EQ(info.max_batch(), 4u);
     EXPECT_EQ(info.max_new_tokens(), 200u);
+    EXPECT_EQ(info.device(), "cpu");  // --device auto on a machine without a GPU
   }
   // Prometheus metrics and /healthz.
   const std::string metrics = HttpGet("/metrics");

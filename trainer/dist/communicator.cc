@@ -42,6 +42,20 @@ std::string ResolveBackend(const std::string& backend, const torch::Device& devi
   return device.is_cuda() ? "nccl" : "gloo";
 }
 
+absl::Status CheckBackendFitsDevice(const std::string& backend, const torch::Device& device) {
+  if (backend == "nccl" && !device.is_cuda()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dist.backend nccl all-reduces CUDA tensors but device is ", device.str(),
+                     "; use device cuda, or dist.backend gloo (or auto) on the CPU"));
+  }
+  if (backend == "gloo" && device.is_cuda()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dist.backend gloo runs on the CPU but device is ", device.str(),
+                     "; use dist.backend nccl (or auto) on a GPU"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Communicator::AllReduceSum(torch::Tensor& tensor) {
   auto pending = AllReduceSumAsync(tensor);
   if (!pending.ok()) return pending.status();

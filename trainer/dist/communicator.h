@@ -56,6 +56,10 @@ class Communicator {
 // "auto" is nccl on a CUDA device and gloo on the CPU; any other name is returned as it is.
 std::string ResolveBackend(const std::string& backend, const torch::Device& device);
 
+// NCCL reduces tensors on a GPU and Gloo (as used here) on the CPU: another pairing is an
+// INVALID_ARGUMENT naming both.
+absl::Status CheckBackendFitsDevice(const std::string& backend, const torch::Device& device);
+
 // Connects to the others (rendezvous) and returns the communicator, or an error naming what
 // failed ("gloo rank 1: ..."). An unknown backend, or "nccl" in a build or on a machine without
 // it, is an error saying so.

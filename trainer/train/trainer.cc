@@ -36,22 +36,6 @@ double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// NCCL reduces tensors on the GPU and Gloo (as used here) on the CPU.
-absl::Status CheckBackendFitsDevice(const Communicator* comm, const torch::Device& device) {
-  if (comm == nullptr) return absl::OkStatus();
-  if (comm->backend() == "nccl" && !device.is_cuda()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("dist.backend nccl all-reduces CUDA tensors but device is ", device.str(),
-                     "; use device cuda, or dist.backend gloo (or auto) on the CPU"));
-  }
-  if (comm->backend() == "gloo" && device.is_cuda()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("dist.backend gloo runs on the CPU but device is ", device.str(),
-                     "; use dist.backend nccl (or auto) on a GPU"));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 struct Trainer::Impl {
@@ -158,7 +142,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& conf
   const int threads = ResolveThreads(config.threads);
   torch::set_num_threads(threads);
   CF_ASSIGN_OR_RETURN(impl->device, ResolveDevice(config.device, "device"));
-  CF_RETURN_IF_ERROR(CheckBackendFitsDevice(comm, impl->device));
+  if (comm != nullptr) CF_RETURN_IF_ERROR(CheckBackendFitsDevice(comm->backend(), impl->device));
   PrepareDevice(impl->device);
   torch::manual_seed(config.seed);  // the CPU generator and every GPU's
 
