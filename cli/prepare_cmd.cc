@@ -16,7 +16,7 @@ struct PrepareFlags {
   std::string tokenizer, templates, out;
   std::string objectives;
   double validation_ratio = -1;
-  int64_t shard_tokens = 0, min_chars = -1, max_chars = -1, min_words = -1;
+  int64_t shard_tokens = 0, min_chars = -1, max_chars = -1, min_words = -1, pii_match_limit = 0;
   std::string language;
   double near_threshold = -1;
   bool no_exact = false, no_near = false;
@@ -55,6 +55,7 @@ absl::StatusOr<PrepareOptions> BuildOptions(const PrepareFlags& f) {
   if (f.shard_tokens > 0) o.shard_tokens = f.shard_tokens;
   if (f.min_chars >= 0) o.min_chars = f.min_chars;
   if (f.max_chars >= 0) o.max_chars = f.max_chars;
+  if (f.pii_match_limit > 0) o.pii_match_limit = f.pii_match_limit;
   if (f.min_words >= 0) o.min_words = f.min_words;
   if (!f.language.empty()) o.language = f.language;
   if (f.near_threshold >= 0) o.minhash.threshold = f.near_threshold;
@@ -82,6 +83,7 @@ void PrintSummary(const PrepareOptions& o, const PrepareStats& s) {
   row("dropped: empty", s.empty);
   row("dropped: too short", s.too_short);
   row("dropped: filtered", s.filtered, "max_chars / language");
+  row("dropped: pii_error", s.pii_error, "scrubbing failed (pii.match_limit)");
   row("dropped: duplicate", s.duplicate);
   row("dropped: near-duplicate", s.near_duplicate);
   row("PII replacements", s.pii_replacements);
@@ -127,6 +129,9 @@ void RegisterPrepare(CLI::App& app, CommandFn* run) {
   cmd->add_option("--shard-tokens", f->shard_tokens, "Tokens per shard (at least)");
   cmd->add_option("--min-chars", f->min_chars, "Drop texts shorter than this");
   cmd->add_option("--max-chars", f->max_chars, "Drop texts longer than this");
+  cmd->add_option("--pii-match-limit", f->pii_match_limit,
+                  "Most work one PII pattern match may take; a text needing more is dropped "
+                  "(dropped: pii_error), never written unscrubbed (default 10000000)");
   cmd->add_option("--min-words", f->min_words, "Drop texts with fewer words");
   cmd->add_option("--language", f->language, "any, or en to keep English text only")
       ->check(CLI::IsMember({"any", "en"}));

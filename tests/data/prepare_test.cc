@@ -81,8 +81,9 @@ TEST_F(PrepareTest, AccountsForEveryRecordAndIsIdenticalAcrossRunsAndThreads) {
             planted_.reviews + planted_.products + planted_.businesses + planted_.csv_rows);
   // Every record is kept, metadata-only, or dropped for a counted reason.
   const int64_t products_with_text = planted_.products;  // every sample product has a description
-  EXPECT_EQ(s.records, s.kept + s.malformed + s.empty + s.too_short + s.filtered + s.duplicate +
-                           s.near_duplicate + (s.metadata - products_with_text));
+  EXPECT_EQ(s.records, s.kept + s.malformed + s.empty + s.too_short + s.filtered + s.pii_error +
+                           s.duplicate + s.near_duplicate + (s.metadata - products_with_text));
+  EXPECT_EQ(s.pii_error, 0);
   EXPECT_EQ(s.malformed, planted_.malformed);
   EXPECT_GE(s.duplicate + s.near_duplicate, planted_.exact_duplicates + planted_.near_duplicates);
   EXPECT_GE(s.duplicate, planted_.exact_duplicates / 2);
@@ -147,6 +148,21 @@ TEST_F(PrepareTest, NoPersonalDataReachesTheShards) {
 }
 
 // Pairs carry "Product: <title>" in their prompt: no product may appear in both splits.
+// When scrubbing fails (here: a match budget no text fits in) the records are dropped and
+// counted; nothing unscrubbed is written.
+TEST_F(PrepareTest, PiiErrorsDropRecordsAndAreCounted) {
+  PrepareOptions o = Options("pii", 2);
+  o.pii_match_limit = 1;
+  auto r = RunPrepare(o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->kept, 0);
+  EXPECT_EQ(r->tokens, 0);
+  EXPECT_GT(r->pii_error, 0);
+  // Only businesses (names and places, no free text to scrub) remain, as metadata.
+  EXPECT_EQ(r->metadata, planted_.businesses);
+  EXPECT_EQ(r->records, r->pii_error + r->malformed + r->empty + r->metadata);
+}
+
 TEST_F(PrepareTest, SplitIsByProductWithoutLeakage) {
   PrepareOptions o = Options("out", 2);
   o.validation_ratio = 0.25;

@@ -33,13 +33,13 @@ TEST(Pii, PlantedExamplesAreScrubbed) {
       "555.867.5309. "
       "Photos at https://blog.example.net/r/42?x=1, or www.shop.example.com. Thanks, Maria G. "
       "(Maria)";
-  int n = s.Scrub(&t, {"Maria G.", "A2SUAM1J3GNN3B"});
+  int n = *s.Scrub(&t, {"Maria G.", "A2SUAM1J3GNN3B"});
   EXPECT_EQ(t,
             "Mail [email] or call [phone] / [phone] / [phone]. Photos at [url], or [url]. Thanks, "
             "[name] ([name])");
   EXPECT_EQ(n, 8);
   std::string id = "Reviewer A2SUAM1J3GNN3B says hi";
-  s.Scrub(&id, {"A2SUAM1J3GNN3B"});
+  ASSERT_TRUE(s.Scrub(&id, {"A2SUAM1J3GNN3B"}).ok());
   EXPECT_EQ(id, "Reviewer [name] says hi");
 }
 
@@ -47,8 +47,17 @@ TEST(Pii, LeavesOrdinaryNumbersAndWordsAlone) {
   PiiScrubber s;
   std::string t = "Model 2000, 1200 watts, $129.99, 3.5mm jack, 10/10. Tomato sauce.";
   const std::string before = t;
-  EXPECT_EQ(s.Scrub(&t, {"Tom B."}), 0);
+  EXPECT_EQ(*s.Scrub(&t, {"Tom B."}), 0);
   EXPECT_EQ(t, before);
+}
+
+// A match that runs out of its budget is an error, never a text passed through as scrubbed.
+TEST(Pii, AMatchOverItsLimitIsAnErrorNotAPass) {
+  PiiScrubber tight(1);
+  std::string t = "Call (555) 014-2368 or mail jane@example.com about the blender.";
+  const absl::StatusOr<int> n = tight.Scrub(&t, {});
+  ASSERT_FALSE(n.ok());
+  EXPECT_NE(n.status().message().find("PII scrubbing failed"), std::string::npos) << n.status();
 }
 
 TEST(Dedup, ExactAndNearDuplicates) {

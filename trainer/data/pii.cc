@@ -1,5 +1,7 @@
 #include "trainer/data/pii.h"
 
+#include "absl/strings/str_cat.h"
+
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
@@ -28,28 +30,34 @@ pcre2_code* Compile(const char* pattern, uint32_t options = 0) {
   return code;
 }
 
-// Replaces every match of `code` in *text; returns how many.
-int Substitute(const pcre2_code* code, const std::string& replacement, std::string* text) {
+// Replaces every match of `code` in *text; returns how many, or the PCRE2 error (then *text is
+// unchanged and must not be used).
+absl::StatusOr<int> Substitute(const pcre2_code* code, pcre2_match_context* context,
+                               const std::string& replacement, std::string* text) {
   if (text->empty()) return 0;
   std::string out(text->size() + 64, '\0');
+  int rc = 0;
   for (int attempt = 0; attempt < 2; ++attempt) {
     PCRE2_SIZE out_len = out.size();
-    int rc =
-        pcre2_substitute(code, reinterpret_cast<PCRE2_SPTR>(text->data()), text->size(), 0,
-                         PCRE2_SUBSTITUTE_GLOBAL | PCRE2_SUBSTITUTE_LITERAL |
-                             PCRE2_SUBSTITUTE_OVERFLOW_LENGTH | PCRE2_NO_UTF_CHECK,
-                         nullptr, nullptr, reinterpret_cast<PCRE2_SPTR>(replacement.data()),
-                         replacement.size(), reinterpret_cast<PCRE2_UCHAR*>(out.data()), &out_len);
+    rc = pcre2_substitute(code, reinterpret_cast<PCRE2_SPTR>(text->data()), text->size(), 0,
+                          PCRE2_SUBSTITUTE_GLOBAL | PCRE2_SUBSTITUTE_LITERAL |
+                              PCRE2_SUBSTITUTE_OVERFLOW_LENGTH | PCRE2_NO_UTF_CHECK,
+                          nullptr, context, reinterpret_cast<PCRE2_SPTR>(replacement.data()),
+                          replacement.size(), reinterpret_cast<PCRE2_UCHAR*>(out.data()), &out_len);
     if (rc == PCRE2_ERROR_NOMEMORY) {
       out.resize(out_len);
       continue;
     }
-    if (rc <= 0) return 0;
+    if (rc < 0) break;
+    if (rc == 0) return 0;
     out.resize(out_len);
     text->swap(out);
     return rc;
   }
-  return 0;
+  PCRE2_UCHAR message[120];
+  pcre2_get_error_message(rc, message, sizeof(message));
+  return absl::InternalError(
+      absl::StrCat("PII scrubbing failed: ", reinterpret_cast<const char*>(message)));
 }
 
 bool IsWordByte(char c) { return std::isalnum(static_cast<unsigned char>(c)) || (c & 0x80); }
@@ -95,9 +103,13 @@ int ReplaceLiteral(const std::string& needle, const std::string& lower, std::str
 
 struct PiiScrubber::Impl {
   std::vector<Pattern> patterns;
+  pcre2_match_context* context = nullptr;  // the match limit; read-only while matching
 };
 
-PiiScrubber::PiiScrubber() : impl_(std::make_unique<Impl>()) {
+PiiScrubber::PiiScrubber(uint32_t match_limit) : impl_(std::make_unique<Impl>()) {
+  impl_->context = pcre2_match_context_create(nullptr);
+  if (impl_->context == nullptr) std::abort();  // out of memory at start-up
+  pcre2_set_match_limit(impl_->context, match_limit);
   impl_->patterns = {
       {Compile(R"([A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})"),
        kEmailPlaceholder},
@@ -111,11 +123,17 @@ PiiScrubber::PiiScrubber() : impl_(std::make_unique<Impl>()) {
 
 PiiScrubber::~PiiScrubber() {
   for (Pattern& p : impl_->patterns) pcre2_code_free(p.code);
+  pcre2_match_context_free(impl_->context);
 }
 
-int PiiScrubber::Scrub(std::string* text, const std::vector<std::string>& personal) const {
+absl::StatusOr<int> PiiScrubber::Scrub(std::string* text,
+                                       const std::vector<std::string>& personal) const {
   int count = 0;
-  for (const Pattern& p : impl_->patterns) count += Substitute(p.code, p.replacement, text);
+  for (const Pattern& p : impl_->patterns) {
+    absl::StatusOr<int> n = Substitute(p.code, impl_->context, p.replacement, text);
+    if (!n.ok()) return n.status();
+    count += *n;
+  }
   if (personal.empty()) return count;
   const std::string lower = AsciiLower(*text);
   for (const std::string& s : personal) {

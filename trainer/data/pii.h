@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/statusor.h"
+
 namespace copyforge {
 
 // Placeholders that replace what was removed. Plain bracketed words: they tokenize like text
@@ -19,15 +21,19 @@ inline constexpr char kPersonPlaceholder[] = "[name]";
 // Thread-safe after construction (the compiled patterns are shared; match state is per call).
 class PiiScrubber {
  public:
-  PiiScrubber();
+  // `match_limit` bounds the work of one pattern match (PCRE2's match limit), so no text can make
+  // scrubbing run away; a text that reaches it is an error, never passed through.
+  explicit PiiScrubber(uint32_t match_limit = 10'000'000);
   ~PiiScrubber();
   PiiScrubber(const PiiScrubber&) = delete;
   PiiScrubber& operator=(const PiiScrubber&) = delete;
 
   // Replaces e-mail addresses, URLs (http(s):// and www.), phone numbers (North American and
   // +country forms) and every occurrence of the given personal strings (reviewer names and ids;
-  // for a multi-word name also its first word) with placeholders. Returns the replacements made.
-  int Scrub(std::string* text, const std::vector<std::string>& personal) const;
+  // for a multi-word name also its first word) with placeholders. Returns the replacements made,
+  // or an error (a PCRE2 failure, such as the match limit) after which *text must be dropped:
+  // it may still hold personal data.
+  absl::StatusOr<int> Scrub(std::string* text, const std::vector<std::string>& personal) const;
 
  private:
   struct Impl;

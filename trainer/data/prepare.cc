@@ -195,6 +195,7 @@ class Pipeline {
       : options_(options),
         tokenizer_(tokenizer),
         templates_(templates),
+        pii_(static_cast<uint32_t>(options.pii_match_limit)),
         minhash_(options.minhash),
         dedup_(options.minhash),
         threads_(threads) {
@@ -378,6 +379,9 @@ class Pipeline {
         case DropReason::kFiltered:
           ++stats_.filtered;
           continue;
+        case DropReason::kPiiError:
+          ++stats_.pii_error;
+          continue;
       }
       if (!r.has_text) continue;
       if (options_.exact_dedup || options_.near_dedup) {
@@ -493,6 +497,7 @@ absl::StatusOr<PrepareStats> RunPrepare(const PrepareOptions& options) {
                 {"empty", stats.empty},
                 {"too_short", stats.too_short},
                 {"filtered", stats.filtered},
+                {"pii_error", stats.pii_error},
                 {"duplicate", stats.duplicate},
                 {"near_duplicate", stats.near_duplicate}}},
               {"pii_replacements", stats.pii_replacements},

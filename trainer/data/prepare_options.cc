@@ -102,6 +102,15 @@ absl::StatusOr<PrepareOptions> PrepareOptions::FromYamlFile(const std::string& p
         }
       } else if (key == "shard_tokens") {
         o.shard_tokens = node.as<int64_t>();
+      } else if (key == "pii") {
+        for (const auto& f : node) {
+          const std::string k = f.first.as<std::string>();
+          if (k != "match_limit") {
+            return absl::InvalidArgumentError(
+                absl::StrCat(where(f.first, "pii"), ": unknown key \"", k, "\""));
+          }
+          o.pii_match_limit = f.second.as<int64_t>();
+        }
       } else if (key == "filters") {
         for (const auto& f : node) {
           const std::string k = f.first.as<std::string>();
@@ -190,6 +199,10 @@ absl::Status PrepareOptions::Validate() const {
         absl::StrCat("filters.language must be \"any\" or \"en\", got \"", language, "\""));
   }
   if (threads < 0) return absl::InvalidArgumentError("threads must be >= 0");
+  if (pii_match_limit < 1 || pii_match_limit > 0xFFFFFFFFLL) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pii.match_limit must be in [1, 4294967295], got ", pii_match_limit));
+  }
   return minhash.Validate();
 }
 
@@ -200,6 +213,7 @@ nlohmann::ordered_json PrepareOptions::ToJson() const {
           {"validation_ratio", validation_ratio},
           {"split_seed", split_seed},
           {"shard_tokens", shard_tokens},
+          {"pii", {{"match_limit", pii_match_limit}}},
           {"filters",
            {{"min_chars", min_chars},
             {"max_chars", max_chars},

@@ -34,6 +34,9 @@ struct PrepareOptions {
   int64_t min_words = 3;
   std::string language = "any";  // "any" or "en" (share of English function words)
   double min_english_ratio = 0.08;
+  // PII scrubbing: the most work one pattern match may take (PCRE2 match limit); a text that
+  // needs more is dropped (counted as pii_error), never written unscrubbed.
+  int64_t pii_match_limit = 10'000'000;
   bool exact_dedup = true;
   bool near_dedup = true;
   MinHashOptions minhash;

@@ -110,10 +110,24 @@ void RecordProcessor::RenderPair(const std::string& name, const TemplateFields& 
   out->pair_mask.resize(out->pair.size(), 1);
 }
 
+bool RecordProcessor::ScrubAll(const std::vector<std::string*>& fields,
+                               const std::vector<std::string>& personal, ProcessedRecord* out) {
+  for (std::string* field : fields) {
+    absl::StatusOr<int> n = pii_.Scrub(field, personal);
+    if (!n.ok()) {
+      out->drop = DropReason::kPiiError;
+      out->problem = std::string(n.status().message());
+      return false;
+    }
+    out->pii_replacements += *n;
+  }
+  return true;
+}
+
 void RecordProcessor::ProcessReview(Review review, ProcessedRecord* out) {
   std::string text = CleanText(review.text);
   std::string title = CleanText(review.title);
-  out->pii_replacements = pii_.Scrub(&text, review.personal) + pii_.Scrub(&title, review.personal);
+  if (!ScrubAll({&text, &title}, review.personal, out)) return;
   if (!PassesFilters(text, out)) return;
   Fingerprint(text, review.group_id, out);
   TemplateFields fields = {
@@ -140,7 +154,9 @@ void RecordProcessor::ProcessProduct(Product p, ProcessedRecord* out) {
   p.brand = CleanText(p.brand);
   p.description = CleanText(p.description);
   for (std::string& f : p.features) f = CleanText(f);
-  out->pii_replacements = pii_.Scrub(&p.description, {});
+  std::vector<std::string*> texts = {&p.title, &p.description};
+  for (std::string& f : p.features) texts.push_back(&f);
+  if (!ScrubAll(texts, {}, out)) return;  // neither text nor metadata of this product is kept
   out->product = p;
   // A product without a description is still metadata for its reviews, but writes no text.
   if (p.description.empty()) return;

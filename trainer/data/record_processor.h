@@ -25,7 +25,8 @@ struct JoinTables {
   absl::flat_hash_map<std::string, Business> businesses;
 };
 
-enum class DropReason : uint8_t { kNone, kMalformed, kEmpty, kTooShort, kFiltered };
+// kPiiError: scrubbing failed, so the record may still hold personal data; it is dropped whole.
+enum class DropReason : uint8_t { kNone, kMalformed, kEmpty, kTooShort, kFiltered, kPiiError };
 
 struct ProcessedRecord {
   DropReason drop = DropReason::kNone;
@@ -58,6 +59,9 @@ class RecordProcessor {
   void ProcessProduct(Product product, ProcessedRecord* out);
   // Applies the filters to cleaned text; sets out->drop when one fails.
   bool PassesFilters(const std::string& text, ProcessedRecord* out) const;
+  // Scrubs every field; on a scrubbing error marks the record kPiiError and returns false.
+  bool ScrubAll(const std::vector<std::string*>& fields, const std::vector<std::string>& personal,
+                ProcessedRecord* out);
   void Fingerprint(const std::string& text, const std::string& group, ProcessedRecord* out) const;
   void Tokenize(const std::string& text, std::vector<int32_t>* out);
   void RenderDocument(const std::string& name, const TemplateFields& fields, ProcessedRecord* out);
