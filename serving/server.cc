@@ -18,6 +18,7 @@
 #include "serving.grpc.pb.h"
 #include "serving/metrics.h"
 #include "trainer/common/file_util.h"
+#include "trainer/common/json_util.h"
 #include "trainer/data/templates.h"
 #include "trainer/tokenizer/unicode.h"
 #include "trainer/train/trainer.h"
@@ -54,7 +55,7 @@ int64_t StepOf(const std::string& checkpoint) {
   auto state = ReadFile(checkpoint + "/training_state.json");
   if (!state.ok()) return 0;
   auto j = nlohmann::json::parse(*state, nullptr, false);
-  return j.is_discarded() ? 0 : j.value("step", int64_t{0});
+  return j.is_discarded() ? 0 : JsonInt(j, "step", 0);
 }
 
 std::string Outcome(const absl::Status& s) {

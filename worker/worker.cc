@@ -22,6 +22,7 @@
 #include "control.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "trainer/common/file_util.h"
+#include "trainer/common/json_util.h"
 #include "trainer/common/net_util.h"
 #include "trainer/train/trainer.h"
 
@@ -339,11 +340,12 @@ class Agent {
   void ReadProgress() {
     for (const std::string& line : TailLines(run_->assignment.out_dir() + "/metrics.jsonl")) {
       nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-      if (j.is_discarded() || !j.contains("tokens_per_s")) continue;
-      step_ = j.value("step", int64_t{0});
-      loss_ = j.value("loss", 0.0);
-      tokens_per_s_ = j.value("tokens_per_s", 0.0);
-      eta_s_ = j.value("eta_s", 0.0);
+      // Whatever a line holds (a NaN loss is written as null), it never throws here.
+      if (j.is_discarded() || !j.is_object() || !j.contains("tokens_per_s")) continue;
+      step_ = JsonInt(j, "step", step_);
+      loss_ = JsonDouble(j, "loss", 0.0);
+      tokens_per_s_ = JsonDouble(j, "tokens_per_s", 0.0);
+      eta_s_ = JsonDouble(j, "eta_s", 0.0);
     }
   }
 
@@ -355,12 +357,12 @@ class Agent {
       if (!state.ok()) continue;
       nlohmann::json s = nlohmann::json::parse(*state, nullptr, false);
       if (s.is_discarded()) continue;
-      const int64_t step = s.value("step", int64_t{0});
+      const int64_t step = JsonInt(s, "step", 0);
       double val_loss = std::nan("");
       for (const std::string& line : TailLines(out + "/metrics.jsonl", 1 << 20)) {
         nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-        if (!j.is_discarded() && j.contains("val_loss") && j.value("step", int64_t{-1}) == step) {
-          val_loss = j.value("val_loss", val_loss);
+        if (!j.is_discarded() && j.contains("val_loss") && JsonInt(j, "step", -1) == step) {
+          val_loss = JsonDouble(j, "val_loss", val_loss);
         }
       }
       grpc::ClientContext c;

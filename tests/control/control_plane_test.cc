@@ -366,6 +366,23 @@ TEST_F(ControlPlaneTest, SigtermedWorkerLeavesCleanly) {
   ASSERT_EQ(job.state(), v1::SUCCEEDED) << job.reason() << Log("w1.log");
 }
 
+// A diverging job fails with the trainer's reason (the step whose loss was not finite); its
+// worker survives and is idle again.
+TEST_F(ControlPlaneTest, DivergedTrainingFailsTheJobAndTheWorkerSurvives) {
+  auto w1 = StartWorker("w1");
+  std::string train = TrainYaml(20, tmp_.File("run"));
+  const std::string lr = "lr: 1.0e-2\n    warmup_steps: 2";
+  train.replace(train.find(lr), lr.size(), "lr: 1.0e+30\n    min_lr: 0\n    warmup_steps: 0");
+  const std::string id =
+      Submit("name: nan\nmax_restarts: 1\nrecovery_timeout_s: 30\ntrain:\n" + train);
+  const v1::Job job = WaitFor(id, Ended, 180);
+  ASSERT_EQ(job.state(), v1::FAILED) << job.reason() << Log("w1.log");
+  EXPECT_NE(job.reason().find("not finite"), std::string::npos) << job.reason();
+  int status = 0;
+  EXPECT_EQ(::waitpid(w1->pid(), &status, WNOHANG), 0) << "the worker died" << Log("w1.log");
+  EXPECT_EQ(Log("w1.log").find("terminate called"), std::string::npos) << Log("w1.log");
+}
+
 // The API without trainers: argument errors, idempotency, and the rendezvous races (a duplicate
 // registration, a worker restarting under the same id, a heartbeat from an old generation).
 TEST_F(ControlPlaneTest, ApiErrorsAndRendezvousRaces) {

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <set>
 
+#include "absl/strings/str_cat.h"
 #include "tests/test_util.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/common/file_util.h"
@@ -73,6 +74,53 @@ std::vector<double> Losses(Trainer& t, int n) {
     out.push_back(s.ok() ? s->loss : -1);
   }
   return out;
+}
+
+// A run that diverges fails at the first non-finite loss (or gradient norm), naming the step,
+// instead of training on NaN weights; the weights stay finite.
+TEST_F(TrainerTest, ANonFiniteLossFailsTheStepThatProducedIt) {
+  TrainConfig c = Config("diverge");
+  c.lr = 1e30;
+  c.min_lr = 0;
+  c.warmup_steps = 0;
+  c.grad_clip = 0;
+  auto t = Trainer::Create(c);
+  ASSERT_TRUE(t.ok()) << t.status();
+  absl::Status failed;
+  for (int i = 0; i < 10 && failed.ok(); ++i) {
+    auto s = (*t)->Step();
+    if (!s.ok()) failed = s.status();
+  }
+  ASSERT_FALSE(failed.ok()) << "ten steps at lr 1e30 stayed finite";
+  EXPECT_NE(failed.message().find(absl::StrCat("training step ", (*t)->step() + 1, ": the ")),
+            std::string::npos)
+      << failed;
+  EXPECT_NE(failed.message().find("not finite"), std::string::npos) << failed;
+}
+
+// A validation split shorter than one window is an error naming it at Create, not a division by
+// zero at the first evaluation.
+TEST_F(TrainerTest, ASplitTooSmallForOneSampleIsNamed) {
+  auto val = ShardDataset::Open(dir_->File("shards"), "pretrain", "val", false);
+  ASSERT_TRUE(val.ok()) << val.status();
+  const int64_t tokens = (*val)->num_tokens();
+  ASSERT_GE(tokens, 2);
+  testing::WriteTestFile(dir_->File("long.yaml"),
+                         "n_layer: 1\nn_head: 2\nn_embd: 16\nn_positions: " +
+                             std::to_string(tokens + 8) + "\nvocab_size: 50257\n");
+  TrainConfig c = Config("small_val");
+  c.model = dir_->File("long.yaml");
+  c.seq_len = tokens;  // the val split holds tokens - 1 targets: no full window
+  c.steps = 1;
+  c.grad_accum = 1;
+  c.batch_size = 1;
+  auto t = Trainer::Create(c);
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(t.status().message().find("pretrain val split holds " + std::to_string(tokens) +
+                                      " tokens, not one sample of seq_len"),
+            std::string::npos)
+      << t.status();
 }
 
 TEST_F(TrainerTest, ResumeContinuesBitIdentically) {

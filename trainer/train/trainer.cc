@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -178,6 +179,17 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& conf
   }
   // Parameters (and so the optimizer's moments, created from them) live on the device.
   impl->model->to(impl->device);
+  // A split too small for one window of seq_len + 1 tokens (or without a single pair) would
+  // leave the sampler nothing to draw; it is named here instead.
+  for (const auto& [split, data] :
+       {std::pair<const char*, const ShardDataset*>{"train", impl->train.get()},
+        {"val", impl->val.get()}}) {
+    if (data == nullptr || data->NumSamples(config.seq_len) >= 1) continue;
+    return absl::InvalidArgumentError(
+        absl::StrCat(config.data, ": the ", config.objective, " ", split, " split holds ",
+                     data->num_tokens(), " tokens, not one sample of seq_len ", config.seq_len,
+                     "; lower seq_len, or prepare more data (or a larger split.validation_ratio)"));
+  }
   // Decoupled weight decay on matrices (embeddings and Conv1D weights) only.
   std::vector<torch::Tensor> decay, no_decay;
   for (auto& [name, p] : impl->model->NamedTensors())
@@ -270,9 +282,23 @@ absl::StatusOr<StepStats> Trainer::Step() {
     if (m.reducer != nullptr) CF_RETURN_IF_ERROR(m.reducer->Finish());
     CF_ASSIGN_OR_RETURN(const double loss_sum, m.SumOverRanks(local_sum.item<double>()));
     stats.loss = counted > 0 ? loss_sum / static_cast<double>(counted) : 0.0;
+    // A diverged step fails here, before the optimizer writes NaN into the weights (so the last
+    // checkpoint stays the one to resume from).
+    if (!std::isfinite(stats.loss)) {
+      return absl::DataLossError(
+          absl::StrFormat("training step %d: the loss is %f (not finite): training diverged; lower "
+                          "optimizer.lr or raise warmup_steps, and resume from the last checkpoint",
+                          m.step + 1, stats.loss));
+    }
     stats.grad_norm = m.config.grad_clip > 0
                           ? torch::nn::utils::clip_grad_norm_(m.params, m.config.grad_clip)
                           : 0.0;
+    if (!std::isfinite(stats.grad_norm)) {
+      return absl::DataLossError(absl::StrFormat(
+          "training step %d: the gradient norm is %f (not finite): training diverged; lower "
+          "optimizer.lr, and resume from the last checkpoint",
+          m.step + 1, stats.grad_norm));
+    }
     stats.lr =
         ScheduledLr(m.step, m.config.steps, m.config.warmup_steps, m.config.lr, m.config.min_lr);
     for (auto& group : m.optimizer->param_groups()) {
