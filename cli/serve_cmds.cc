@@ -193,6 +193,11 @@ void RegisterServe(CLI::App& app, CommandFn* run) {
                   "avx512_bf16)")
       ->capture_default_str();
   AddDeviceOption(cmd, &e.device);
+  cmd->add_option("--max-memory-gb", e.max_memory_gb,
+                  "Weights + KV pool budget in GB; a larger --max-batch x n_positions is refused "
+                  "at start-up (0: 90% of memory on the CPU)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--metrics-port", f->options.metrics_port,
                   "HTTP port for /metrics and /healthz (-1: off, 0: an ephemeral one)")
       ->capture_default_str();

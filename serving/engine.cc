@@ -1,5 +1,7 @@
 #include "serving/engine.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
@@ -8,7 +10,9 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "trainer/common/cpu_features.h"
+#include "trainer/common/status_macros.h"
 #include "trainer/common/threads.h"
 #include "trainer/device/device.h"
 #include "trainer/tokenizer/unicode.h"
@@ -63,6 +67,30 @@ struct Sequence {
   Clock::time_point queued_at = Clock::now(), started_at, first_token_at;
   bool has_first = false;
 };
+
+}  // namespace
+
+namespace {
+
+// Weights plus the KV pool (max_batch slots of n_positions keys and values per layer) against
+// the budget, before anything is allocated.
+absl::Status CheckMemoryBudget(const Gpt2Config& c, const EngineOptions& o,
+                               const torch::Device& device) {
+  const double element = o.dtype == "bfloat16" ? 2 : 4;
+  const double kv = 2.0 * static_cast<double>(c.n_layer) * o.max_batch *
+                    static_cast<double>(c.n_positions) * static_cast<double>(c.n_embd) * element;
+  const double weights = static_cast<double>(c.NumParameters()) * element;
+  double budget = o.max_memory_gb * 1e9;
+  if (budget <= 0 && device.is_cpu()) {
+    budget = 0.9 * static_cast<double>(::sysconf(_SC_PHYS_PAGES)) *
+             static_cast<double>(::sysconf(_SC_PAGE_SIZE));
+  }
+  if (budget <= 0 || kv + weights <= budget) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrFormat(
+      "the KV pool (%d slots x %d positions x %d layers) needs %.2f GB and the weights %.2f GB, "
+      "more than the %.2f GB memory budget (--max-memory-gb); lower --max-batch",
+      o.max_batch, c.n_positions, c.n_layer, kv / 1e9, weights / 1e9, budget / 1e9));
+}
 
 }  // namespace
 
@@ -505,8 +533,14 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(LoadedCheckpoint checkpoi
     return absl::InvalidArgumentError(
         absl::StrCat("dtype \"", o.dtype, "\" is not float32, bfloat16 or auto"));
   }
-  return std::unique_ptr<Engine>(
-      new Engine(std::make_unique<Impl>(std::move(checkpoint), o, *device, name, step)));
+  CF_RETURN_IF_ERROR(CheckMemoryBudget(checkpoint.config, o, *device));
+  try {
+    return std::unique_ptr<Engine>(
+        new Engine(std::make_unique<Impl>(std::move(checkpoint), o, *device, name, step)));
+  } catch (const c10::Error& e) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot set up the engine on ", o.device, ": ", e.what_without_backtrace()));
+  }
 }
 
 absl::Status Engine::Submit(EngineRequest request) { return impl_->Submit(std::move(request)); }

@@ -39,6 +39,10 @@ struct EngineOptions {
   // Where the weights, the KV pool and sampling live: auto, cpu, cuda or cuda:N
   // (trainer/device/device.h); "auto" on a GPU serves bfloat16 under dtype auto.
   std::string device = "auto";
+  // What the weights and the preallocated KV pool may take together, in GB; 0: 90% of the
+  // machine's memory on the CPU (on a GPU, libtorch's allocation error is reported instead).
+  // More is refused at start-up with the figures.
+  double max_memory_gb = 0;
 };
 
 enum class FinishReason { kNone, kLength, kEos, kStopSequence };

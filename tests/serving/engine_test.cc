@@ -143,6 +143,25 @@ TEST_F(EngineTest, Float32AndBfloat16BothServeAndBatchTheSame) {
   EXPECT_EQ(engine.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// A KV pool larger than the memory budget is refused with its figures before it is allocated.
+TEST_F(EngineTest, APoolBeyondTheMemoryBudgetIsRefused) {
+  EngineOptions big;
+  big.max_batch = 1 << 20;  // 2 layers x 128 positions x 64 wide x 2: 137 GB of float32 KV
+  big.dtype = "float32";
+  auto ckpt = LoadCheckpoint(dir_->File("ckpt"));
+  ASSERT_TRUE(ckpt.ok());
+  auto engine = Engine::Create(*std::move(ckpt), big);
+  ASSERT_EQ(engine.status().code(), absl::StatusCode::kResourceExhausted) << engine.status();
+  EXPECT_NE(engine.status().message().find("--max-memory-gb"), std::string_view::npos)
+      << engine.status();
+  EngineOptions small;
+  small.max_memory_gb = 0.001;  // 1 MB: less than the weights
+  ckpt = LoadCheckpoint(dir_->File("ckpt"));
+  ASSERT_TRUE(ckpt.ok());
+  engine = Engine::Create(*std::move(ckpt), small);
+  EXPECT_EQ(engine.status().code(), absl::StatusCode::kResourceExhausted) << engine.status();
+}
+
 // A long prompt prefilled in chunks of 7 tokens, interleaved with another request's decoding,
 // continues exactly as when it is prefilled at once.
 TEST_F(EngineTest, ChunkedPrefillMatchesWholePrefill) {

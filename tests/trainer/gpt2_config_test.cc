@@ -50,5 +50,33 @@ TEST(Gpt2Config, HfJsonRoundTrip) {
   EXPECT_NE(bad.status().message().find("x/config.json: model_type"), std::string_view::npos);
 }
 
+// Whatever a config.json holds is an error naming the field, never an exception (a serving
+// process loading it must not abort).
+TEST(Gpt2Config, UnexpectedHfJsonValuesAreNamedNotThrown) {
+  const std::string base = R"("n_layer": 2, "n_head": 2, "n_embd": 64)";
+  for (const auto& [extra, field] : std::vector<std::pair<std::string, std::string>>{
+           {R"("scale_attn_by_inverse_layer_idx": "yes")", "scale_attn_by_inverse_layer_idx"},
+           {R"("reorder_and_upcast_attn": true)", "reorder_and_upcast_attn"},
+           {R"("reorder_and_upcast_attn": [1])", "reorder_and_upcast_attn"},
+           {R"("scale_attn_weights": false)", "scale_attn_weights"},
+           {R"("n_inner": 100)", "n_inner"},
+           {R"("n_inner": "x")", "n_inner"},
+           {R"("n_positions": 100000000000)", "n_positions"},
+           {R"("vocab_size": 1e40)", "vocab_size"},
+           {R"("n_layer": null)", "n_layer"},
+           {R"("activation_function": 3)", "activation_function"},
+           {R"("layer_norm_epsilon": "small")", "layer_norm_epsilon"}}) {
+    const std::string json = "{" + base + ", " + extra + "}";
+    absl::StatusOr<Gpt2Config> c;
+    ASSERT_NO_THROW(c = Gpt2Config::FromHfJson(json, "m/config.json")) << json;
+    ASSERT_FALSE(c.ok()) << json;
+    EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument) << json;
+    EXPECT_NE(c.status().message().find("m/config.json"), std::string_view::npos) << c.status();
+    EXPECT_NE(c.status().message().find(field), std::string_view::npos) << c.status();
+  }
+  auto fine = Gpt2Config::FromHfJson("{" + base + R"(, "n_inner": null, "n_ctx": 1024})", "c");
+  EXPECT_TRUE(fine.ok()) << fine.status();
+}
+
 }  // namespace
 }  // namespace copyforge

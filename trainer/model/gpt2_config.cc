@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <set>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
@@ -29,6 +30,14 @@ absl::Status Gpt2Config::Validate(const std::string& source) const {
                          {"n_positions", n_positions},
                          {"vocab_size", vocab_size}}) {
     if (absl::Status st = positive(name, v); !st.ok()) return st;
+  }
+  // Far beyond any GPT-2, and small enough that shapes and byte counts cannot overflow.
+  for (auto [name, v, most] : {std::tuple<const char*, int64_t, int64_t>{"n_layer", n_layer, 1024},
+                               {"n_head", n_head, 1024},
+                               {"n_embd", n_embd, 1 << 16},
+                               {"n_positions", n_positions, 1 << 20},
+                               {"vocab_size", vocab_size, 1 << 24}}) {
+    if (v > most) return FieldError(source, name, absl::StrCat("is ", v, ", more than ", most));
   }
   if (n_embd % n_head != 0) {
     return FieldError(source, "n_embd",
@@ -133,10 +142,21 @@ absl::StatusOr<Gpt2Config> Gpt2Config::FromHfJson(const std::string& json_text,
       return FieldError(source, "activation_function", "must be a string");
     c.activation_function = j["activation_function"].get<std::string>();
   }
-  if (j.value("scale_attn_by_inverse_layer_idx", false) ||
-      j.value("reorder_and_upcast_attn", false)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        source, ": scale_attn_by_inverse_layer_idx / reorder_and_upcast_attn are not supported"));
+  // Options of Hugging Face's GPT-2 that change the computation: read without trusting their
+  // type, and refused when they ask for something this model does not compute.
+  for (const char* key : {"scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn"}) {
+    if (!j.contains(key) || j[key].is_null()) continue;
+    if (!j[key].is_boolean()) return FieldError(source, key, "must be true or false");
+    if (j[key].get<bool>()) return FieldError(source, key, "true is not supported");
+  }
+  if (j.contains("scale_attn_weights") && !j["scale_attn_weights"].is_null() &&
+      j["scale_attn_weights"] != true) {
+    return FieldError(source, "scale_attn_weights", "only true is supported");
+  }
+  if (j.contains("n_inner") && !j["n_inner"].is_null() &&
+      (!j["n_inner"].is_number_integer() || j["n_inner"].get<int64_t>() != 4 * c.n_embd)) {
+    return FieldError(source, "n_inner",
+                      absl::StrCat("must be null or 4 * n_embd (", 4 * c.n_embd, ")"));
   }
   if (absl::Status st = c.Validate(source); !st.ok()) return st;
   return c;
