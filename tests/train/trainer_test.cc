@@ -2,6 +2,7 @@
 #include "trainer/train/trainer.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -121,6 +122,28 @@ TEST_F(TrainerTest, ASplitTooSmallForOneSampleIsNamed) {
                                       " tokens, not one sample of seq_len"),
             std::string::npos)
       << t.status();
+}
+
+// Checkpoints sort by step number, not by name; staging directories are never checkpoints, and
+// those of a process that is gone are removed.
+TEST(RunDirectory, CheckpointsInStepOrderAndStaleStagingRemoved) {
+  testing::TempDir tmp;
+  const std::string ck = tmp.File("checkpoints");
+  for (const char* d : {"step_9999999", "step_10000000", "step_0000100", "step_0000100.tmp-1-2",
+                        "step_0000200.tmp-999999999-7", "step_12x", "other"}) {
+    std::filesystem::create_directories(ck + "/" + d);
+  }
+  const std::string live = "step_0000300.tmp-" + std::to_string(::getpid()) + "-1";
+  std::filesystem::create_directories(ck + "/" + live);
+  EXPECT_EQ(ListCheckpoints(tmp.path()),
+            (std::vector<std::string>{ck + "/step_0000100", ck + "/step_9999999",
+                                      ck + "/step_10000000"}));
+  EXPECT_EQ(*LatestCheckpoint(tmp.path()), ck + "/step_10000000");
+  // pid 999999999 does not exist; pid 1 (init) and this process are alive.
+  EXPECT_EQ(RemoveStaleStaging(tmp.path()), 1);
+  EXPECT_FALSE(std::filesystem::exists(ck + "/step_0000200.tmp-999999999-7"));
+  EXPECT_TRUE(std::filesystem::exists(ck + "/step_0000100.tmp-1-2"));
+  EXPECT_TRUE(std::filesystem::exists(ck + "/" + live));
 }
 
 TEST_F(TrainerTest, ResumeContinuesBitIdentically) {

@@ -143,9 +143,10 @@ TEST(Checkpoint, OversizedConfigFailsBeforeAllocating) {
   no_verify.verify_checksums = false;
   auto r = LoadCheckpoint(dir, no_verify);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("h.999999.ln_1.weight is missing"), std::string_view::npos)
+  // Refused from config.json alone, before any tensor is looked at.
+  EXPECT_NE(r.status().message().find("config.json: n_layer is 1000000, more than 1024"),
+            std::string_view::npos)
       << r.status();
-  EXPECT_NE(r.status().message().find("n_layer=1000000"), std::string_view::npos) << r.status();
   huge.n_layer = 2;
   ASSERT_TRUE(WriteFileAtomic(dir + "/config.json", huge.ToHfJson()).ok());
   r = LoadCheckpoint(dir, no_verify);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -138,6 +139,12 @@ absl::Status WriteDirectoryAtomic(const std::string& final_dir, bool overwrite,
   if (st.ok()) st = SyncDirectory(staging);
   std::string old;
   if (st.ok() && fs::exists(target, ec)) {
+    // Swap the two atomically where the file system can, so readers always find a complete
+    // directory at `target`; the old one is then at `staging`.
+    if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, target.c_str(), RENAME_EXCHANGE) == 0) {
+      fs::remove_all(staging, ec);
+      return SyncDirectory(target.parent_path().string());
+    }
     old = target.string() + ".old" + UniqueSuffix();
     if (std::rename(target.c_str(), old.c_str()) != 0) st = ErrnoError("cannot move aside", target);
   }

@@ -1,6 +1,9 @@
 #include "trainer/train/trainer.h"
 
+#include <signal.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -10,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "trainer/checkpoint/checkpoint.h"
@@ -114,17 +118,40 @@ Trainer::~Trainer() = default;
 int64_t Trainer::step() const { return impl_->step; }
 
 std::vector<std::string> ListCheckpoints(const std::string& run_dir) {
-  std::vector<std::string> steps;
+  std::vector<std::pair<int64_t, std::string>> steps;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(fs::path(run_dir) / "checkpoints", ec)) {
     const std::string name = e.path().filename().string();
-    // Staging directories of a save in progress end in .tmp-*; they are not checkpoints.
-    if (e.is_directory() && name.rfind("step_", 0) == 0 && name.find(".tmp") == std::string::npos) {
-      steps.push_back(e.path().string());
+    // step_<digits> only: staging directories of a save in progress end in .tmp-*.
+    int64_t step = 0;
+    if (e.is_directory() && name.rfind("step_", 0) == 0 &&
+        name.find_first_not_of("0123456789", 5) == std::string::npos &&
+        absl::SimpleAtoi(name.substr(5), &step)) {
+      steps.emplace_back(step, e.path().string());
     }
   }
-  std::sort(steps.begin(), steps.end());
-  return steps;
+  std::sort(steps.begin(), steps.end());  // by step number: step_10000000 after step_9999999
+  std::vector<std::string> out;
+  for (auto& [step, path] : steps) out.push_back(std::move(path));
+  return out;
+}
+
+int RemoveStaleStaging(const std::string& run_dir) {
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(fs::path(run_dir) / "checkpoints", ec)) {
+    const std::string name = e.path().filename().string();
+    const size_t at = name.find(".tmp-");
+    if (at == std::string::npos) continue;
+    // <name>.tmp-<pid>-<random>: left by a process that is gone (a live one is still saving).
+    int pid = 0;
+    const std::string rest = name.substr(at + 5);
+    if (!absl::SimpleAtoi(rest.substr(0, rest.find('-')), &pid) || pid <= 0) continue;
+    if (::kill(pid, 0) == 0 || errno == EPERM) continue;
+    fs::remove_all(e.path(), ec);
+    if (!ec) ++removed;
+  }
+  return removed;
 }
 
 absl::StatusOr<std::string> LatestCheckpoint(const std::string& run_dir) {
@@ -371,6 +398,10 @@ absl::Status Trainer::Run() {
   }
   std::unique_ptr<EventWriter> events;
   if (lead) {
+    if (const int stale = RemoveStaleStaging(m.config.out); stale > 0) {
+      std::fprintf(stderr, "train: removed %d staging directories left by an interrupted save\n",
+                   stale);
+    }
     CF_ASSIGN_OR_RETURN(events, EventWriter::Create(m.config.out));
     // Marks each (re)start in the metrics, so restarts of an elastic job can be told apart.
     metrics << nlohmann::ordered_json({{"event", "start"},

@@ -58,6 +58,9 @@ class Trainer {
 
 // The checkpoint directories under `run_dir`/checkpoints, oldest first.
 std::vector<std::string> ListCheckpoints(const std::string& run_dir);
+// Removes the staging directories of checkpoint saves under `run_dir`/checkpoints whose process
+// is gone (a trainer killed while saving); returns how many. A live process's are kept.
+int RemoveStaleStaging(const std::string& run_dir);
 // The newest checkpoint directory under `run_dir`/checkpoints, or NOT_FOUND.
 absl::StatusOr<std::string> LatestCheckpoint(const std::string& run_dir);
 
