@@ -25,6 +25,7 @@ namespace {
 struct TrainFlags {
   std::string config;
   std::vector<std::string> sets;
+  std::vector<std::string> set_strings;
   std::string resume;
   int nproc = 1;
   char** argv = nullptr;
@@ -75,6 +76,9 @@ absl::Status RunTrain(const TrainFlags& flags) {
   for (const std::string& s : flags.sets) {
     if (absl::Status st = config->Set(s); !st.ok()) return st;
   }
+  for (const std::string& s : flags.set_strings) {
+    if (absl::Status st = config->SetString(s); !st.ok()) return st;
+  }
   if (!flags.resume.empty()) config->resume = flags.resume;
   if (absl::Status st = config->Validate(); !st.ok()) return st;
   // A device this machine or build cannot offer is one clear error before any rank starts; each
@@ -122,6 +126,9 @@ void RegisterTrain(CLI::App& app, CommandFn* run, char** argv) {
   cmd->add_option("--config", f->config, "Train config YAML (configs/train/*.yaml)")->required();
   cmd->add_option("--set", f->sets,
                   "Override a config key, e.g. --set optimizer.lr=3e-4 (repeatable)");
+  cmd->add_option("--set-string", f->set_strings,
+                  "Override a config key with the value taken verbatim, not as YAML, e.g. "
+                  "--set-string 'out=runs/run #2' (repeatable; applied after --set)");
   cmd->add_option("--resume", f->resume,
                   "Checkpoint directory to continue from, or 'latest' in the run directory");
   cmd->add_option("--nproc", f->nproc,

@@ -226,12 +226,12 @@ class Agent {
       Fail(absl::StrCat("cannot write ", config, ": ", st.message()));
       return;
     }
-    std::vector<std::string> args = {"copyforge", "train",
-                                     "--config",  config,
-                                     "--set",     "out=" + a.out_dir(),
-                                     "--set",     "dist.backend=" + a.backend()};
+    std::vector<std::string> args = {"copyforge", "train", "--config", config,
+                                     // Verbatim: never re-read as YAML.
+                                     "--set-string", "out=" + a.out_dir(), "--set-string",
+                                     "dist.backend=" + a.backend()};
     if (o_.threads > 0) {
-      args.insert(args.end(), {"--set", absl::StrCat("threads=", o_.threads)});
+      args.insert(args.end(), {"--set-string", absl::StrCat("threads=", o_.threads)});
     }
     if (!a.resume_from().empty()) args.insert(args.end(), {"--resume", a.resume_from()});
     run_ = Run();

@@ -19,6 +19,7 @@
 #include "trainer/common/file_util.h"
 #include "trainer/data/prepare.h"
 #include "trainer/data/sample_corpus.h"
+#include "trainer/train/trainer.h"
 
 namespace copyforge {
 namespace {
@@ -71,7 +72,7 @@ class ControlPlaneTest : public ::testing::Test {
   // The train section every test uses; `extra` adds keys.
   std::string TrainYaml(int steps, const std::string& out) const {
     return "  model: " + tmp_.File("model.yaml") + "\n  data: " + tmp_.File("shards") +
-           "\n  out: " + out +
+           "\n  out: \"" + out + "\"" +
            "\n  seq_len: 32\n  batch_size: 2\n  steps: " + std::to_string(steps) +
            "\n  optimizer:\n    lr: 1.0e-2\n    warmup_steps: 2\n  eval:\n    interval: 0\n"
            "  checkpoint:\n    interval: 5\n    keep: 20\n  dist:\n    timeout_s: 5\n"
@@ -350,8 +351,11 @@ TEST_F(ControlPlaneTest, PausedWorkerIsDetectedAndReplaced) {
 TEST_F(ControlPlaneTest, SigtermedWorkerLeavesCleanly) {
   auto w1 = StartWorker("w1");
   auto w2 = StartWorker("w2");
-  const std::string id = Submit("name: leave\nmin_workers: 1\nmax_workers: 2\ntrain:\n" +
-                                TrainYaml(25, tmp_.File("run")));
+  // A run directory whose name YAML would cut short ("#" starts a comment) reaches the trainers
+  // as it is.
+  const std::string run = tmp_.File("run #2");
+  const std::string id =
+      Submit("name: leave\nmin_workers: 1\nmax_workers: 2\ntrain:\n" + TrainYaml(25, run));
   v1::Job job = WaitFor(
       id, [](const v1::Job& j) { return !j.latest_checkpoint().empty() || Ended(j); }, 180);
   ASSERT_EQ(job.workers_size(), 2) << job.reason();
@@ -364,6 +368,8 @@ TEST_F(ControlPlaneTest, SigtermedWorkerLeavesCleanly) {
       << Log("coordinator.log");
   job = WaitFor(id, Ended, 240);
   ASSERT_EQ(job.state(), v1::SUCCEEDED) << job.reason() << Log("w1.log");
+  EXPECT_EQ(ListCheckpoints(run).size(), 5u) << run;
+  EXPECT_FALSE(std::filesystem::exists(tmp_.File("run"))) << "the path was cut at the '#'";
 }
 
 // A diverging job fails with the trainer's reason (the step whose loss was not finite); its

@@ -146,6 +146,22 @@ TEST(RunDirectory, CheckpointsInStepOrderAndStaleStagingRemoved) {
   EXPECT_TRUE(std::filesystem::exists(ck + "/" + live));
 }
 
+// --set reads YAML; --set-string takes the text as it is (what the worker passes on).
+TEST(TrainConfigSet, SetStringKeepsTheTextVerbatim) {
+  TrainConfig c;
+  ASSERT_TRUE(c.Set("out=runs/run #2").ok());
+  EXPECT_EQ(c.out, "runs/run");  // YAML: the rest is a comment
+  ASSERT_TRUE(c.SetString("out=runs/run #2").ok());
+  EXPECT_EQ(c.out, "runs/run #2");
+  ASSERT_TRUE(c.SetString("out=~").ok());
+  EXPECT_EQ(c.out, "~");
+  ASSERT_TRUE(c.SetString("threads=3").ok());
+  EXPECT_EQ(c.threads, 3);
+  const absl::Status bad = c.SetString("threads=three");
+  EXPECT_NE(bad.message().find("--set-string: key \"threads\""), std::string::npos) << bad;
+  EXPECT_FALSE(c.SetString("nokey").ok());
+}
+
 TEST_F(TrainerTest, ResumeContinuesBitIdentically) {
   auto straight = Trainer::Create(Config("a"));
   ASSERT_TRUE(straight.ok()) << straight.status();

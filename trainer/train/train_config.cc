@@ -126,6 +126,17 @@ absl::Status TrainConfig::Set(const std::string& assignment) {
   return Apply(this, assignment.substr(0, eq), *value, "--set: ");
 }
 
+absl::Status TrainConfig::SetString(const std::string& assignment) {
+  const size_t eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--set-string ", assignment, ": expected key=value"));
+  }
+  // A scalar holding the text as it is: no YAML comment, null, quoting or flow syntax applies.
+  return Apply(this, assignment.substr(0, eq), YAML::Node(assignment.substr(eq + 1)),
+               "--set-string: ");
+}
+
 absl::Status TrainConfig::Validate() const {
   auto bad = [](const std::string& key, const std::string& why) {
     return absl::InvalidArgumentError(absl::StrCat(key, " ", why));

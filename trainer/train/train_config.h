@@ -64,6 +64,10 @@ struct TrainConfig {
                                                   const std::string& source);
   // Applies "section.key=value" (the YAML key path) to this config; errors name the key.
   absl::Status Set(const std::string& assignment);
+  // The same with the value taken verbatim as a string (for paths and names from another
+  // process: "run #2" stays "run #2", "~" stays "~"); numbers and booleans are still read from
+  // the text for keys of those types.
+  absl::Status SetString(const std::string& assignment);
   absl::Status Validate() const;
   nlohmann::ordered_json ToJson() const;
 };
