@@ -193,6 +193,17 @@ void RegisterServe(CLI::App& app, CommandFn* run) {
                   "avx512_bf16)")
       ->capture_default_str();
   AddDeviceOption(cmd, &e.device);
+  RequestLimits& l = f->options.limits;
+  cmd->add_option("--max-prompt-bytes", l.max_prompt_bytes,
+                  "Prompt text (or task-input fields, or Tokenize text) a request may carry")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-stop-sequences", l.max_stop_sequences, "Stop sequences per request")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--max-stop-bytes", l.max_stop_bytes, "Bytes of each stop sequence")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--max-memory-gb", e.max_memory_gb,
                   "Weights + KV pool budget in GB; a larger --max-batch x n_positions is refused "
                   "at start-up (0: 90% of memory on the CPU)")

@@ -88,16 +88,16 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
   absl::StatusOr<std::vector<EngineRequest>> Convert(const v1::GenerateRequest& req,
                                                      grpc::ServerContext* context,
                                                      std::shared_ptr<Mailbox> box) {
+    if (absl::Status st = CheckGenerateRequest(req, options_.limits, engine_->options().max_batch);
+        !st.ok()) {
+      return st;
+    }
     auto rendered = RenderPrompt(req);
     if (!rendered.ok()) return rendered.status();
     const std::string& text = *rendered;
     if (text.empty()) return absl::InvalidArgumentError("prompt is empty");
     if (!IsValidUtf8(text)) return absl::InvalidArgumentError("prompt is not valid UTF-8");
-    const uint32_t n = std::max<uint32_t>(1, req.num_return_sequences());
-    if (n > 16) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("num_return_sequences ", n, " is over the limit 16"));
-    }
+    const uint32_t n = std::max<uint32_t>(1, req.num_return_sequences());  // bounded above
     SamplingParams sampling;
     const v1::SamplingParams& s = req.sampling();
     sampling.temperature = s.temperature();
@@ -327,6 +327,9 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
 
   grpc::Status Tokenize(grpc::ServerContext*, const v1::TokenizeRequest* req,
                         v1::TokenizeResponse* resp) override {
+    if (absl::Status st = CheckTokenizeRequest(*req, options_.limits); !st.ok()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(st.message()));
+    }
     if (!IsValidUtf8(req->text())) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "text is not valid UTF-8");
     }

@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "serving/engine.h"
+#include "serving/request_limits.h"
 
 namespace copyforge {
 
@@ -30,6 +31,7 @@ struct ServerOptions {
   std::function<bool()> stop_waiting;
   std::string templates;  // task-input templates (default: the built-in ecommerce.yaml)
   EngineOptions engine;
+  RequestLimits limits;       // per-request bounds (serving/request_limits.h)
   double drain_grace_s = 30;  // on SIGTERM, how long in-flight requests may take to finish
   // Prometheus /metrics and /healthz over HTTP: -1 off, 0 an ephemeral port.
   int metrics_port = -1;

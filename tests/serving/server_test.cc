@@ -3,11 +3,13 @@
 #include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <limits>
 
 #include <filesystem>
 #include <fstream>
@@ -242,6 +244,16 @@ TEST_F(ServerTest, InvalidArgumentsNameTheField) {
   v1::GenerateRequest blog = Greedy("", 5);
   blog.mutable_blog_post()->add_products("Kettle");
   expect_invalid(blog, "blog_post.topic is empty");
+  // Bounds on the work one request may ask for (serving/request_limits.h).
+  v1::GenerateRequest stops = Greedy("Hello", 5);
+  for (int i = 0; i < 40; ++i) stops.mutable_stopping()->add_stop(std::string(200, 'a' + i % 26));
+  expect_invalid(stops, "stopping.stop has 40 sequences, over the limit 16");
+  r = Greedy("Hello", 5);
+  r.mutable_sampling()->set_temperature(std::numeric_limits<float>::infinity());
+  expect_invalid(r, "sampling.temperature must be a finite number");
+  r = Greedy("Hello", 5);
+  r.set_num_return_sequences(5);  // the test server has 4 KV slots
+  expect_invalid(r, "num_return_sequences has 5 sequences");
   v1::GenerateRequest bad_utf8 = Greedy("", 5);
   bad_utf8.mutable_product_description()->set_title("ok");
   bad_utf8.mutable_product_description()->add_features("\xff\xfe");

@@ -17,12 +17,13 @@
 namespace copyforge {
 
 absl::Status SamplingParams::Validate() const {
-  if (!(temperature >= 0))
-    return absl::InvalidArgumentError(absl::StrCat("temperature must be >= 0, got ", temperature));
+  if (!(temperature >= 0) || !std::isfinite(temperature))
+    return absl::InvalidArgumentError(
+        absl::StrCat("temperature must be finite and >= 0, got ", temperature));
   if (top_k < 0) return absl::InvalidArgumentError(absl::StrCat("top_k must be >= 0, got ", top_k));
   if (!(top_p > 0 && top_p <= 1))
     return absl::InvalidArgumentError(absl::StrCat("top_p must be in (0, 1], got ", top_p));
-  if (!(repetition_penalty > 0)) {
+  if (!(repetition_penalty > 0) || !std::isfinite(repetition_penalty)) {
     return absl::InvalidArgumentError(
         absl::StrCat("repetition_penalty must be > 0, got ", repetition_penalty));
   }
