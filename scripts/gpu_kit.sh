@@ -13,7 +13,7 @@ PACKAGES=(
   libabsl-dev libprotobuf-dev libprotoc-dev protobuf-compiler libgrpc++-dev libgrpc-dev
   protobuf-compiler-grpc libyaml-cpp-dev libsimdjson-dev nlohmann-json3-dev libcli11-dev
   libpcre2-dev libxxhash-dev libcsv-dev libsqlite3-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libgloo-dev zlib1g-dev libssl-dev libc-ares-dev libre2-dev
+  libgloo-dev zlib1g-dev libssl-dev libc-ares-dev libre2-dev libcpp-httplib-dev libbrotli-dev
 )
 # The base system every Linux with a C++ toolchain has (never unpacked over it), Debian's own
 # tooling, and what only gloo's transport (not built there) links.

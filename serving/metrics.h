@@ -15,6 +15,10 @@
 
 #include "absl/status/statusor.h"
 
+namespace httplib {
+class Server;
+}
+
 namespace copyforge {
 
 class Histogram {
@@ -60,7 +64,8 @@ class ServingMetrics {
   Histogram ttft_, tpot_, latency_, generated_;
 };
 
-// GET /metrics and /healthz on a port of its own, one thread.
+// GET /metrics and /healthz on a port of its own, served by cpp-httplib with a pool of worker
+// threads and read/write timeouts, so slow or idle clients cannot starve the liveness probe.
 class MetricsHttpServer {
  public:
   // port 0: an ephemeral one (see port()).
@@ -72,12 +77,9 @@ class MetricsHttpServer {
 
  private:
   MetricsHttpServer() = default;
-  void Loop();
-  int fd_ = -1, port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::function<std::string()> metrics_;
-  std::function<bool()> healthy_;
-  std::thread thread_;
+  int port_ = 0;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;  // runs server_'s accept loop
 };
 
 }  // namespace copyforge

@@ -59,8 +59,8 @@ absl::Status CheckGenerateRequest(const v1::GenerateRequest& r, const RequestLim
     return Over("request_id", static_cast<int64_t>(r.request_id().size()),
                 limits.max_request_id_bytes, "bytes");
   }
-  const uint32_t most = std::min<uint32_t>(limits.max_return_sequences,
-                                           static_cast<uint32_t>(std::max(1, slots)));
+  const uint32_t most =
+      std::min<uint32_t>(limits.max_return_sequences, static_cast<uint32_t>(std::max(1, slots)));
   if (r.num_return_sequences() > most) {
     return Over("num_return_sequences", r.num_return_sequences(), most,
                 "sequences (at most the server's KV slots)");

@@ -24,8 +24,7 @@ absl::Status CheckGenerateRequest(const v1::GenerateRequest& request, const Requ
                                   int slots);
 
 // The text of a Tokenize request against max_prompt_bytes.
-absl::Status CheckTokenizeRequest(const v1::TokenizeRequest& request,
-                                  const RequestLimits& limits);
+absl::Status CheckTokenizeRequest(const v1::TokenizeRequest& request, const RequestLimits& limits);
 
 }  // namespace copyforge
 

@@ -53,8 +53,10 @@ TEST(RequestLimits, EachBoundIsNamed) {
   v1::GenerateRequest many;
   many.set_prompt("x");
   many.set_num_return_sequences(5);
-  ExpectRefused(many, "num_return_sequences has 5 sequences (at most the server's KV slots), over the limit 4",
-                /*slots=*/4);
+  ExpectRefused(
+      many,
+      "num_return_sequences has 5 sequences (at most the server's KV slots), over the limit 4",
+      /*slots=*/4);
   for (float bad : {INFINITY, NAN, -1.0f, 1000.0f}) {
     v1::GenerateRequest t;
     t.set_prompt("x");

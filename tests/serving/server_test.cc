@@ -93,7 +93,7 @@ class ServerTest : public ::testing::Test {
     ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
     std::string out;
     if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-      const std::string req = "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n";
+      const std::string req = "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
       ::send(fd, req.data(), req.size(), 0);
       char buf[4096];
       ssize_t n;
@@ -200,6 +200,26 @@ TEST_F(ServerTest, GenerateStreamTokenizeInfoHealthAndDrain) {
             std::string::npos);
   EXPECT_NE(metrics.find("copyforge_batch_max_size 4"), std::string::npos);
   EXPECT_NE(HttpGet("/healthz").find("200 OK"), std::string::npos);
+  {
+    // Clients that connect and send nothing do not hold up the liveness probe (one at a time,
+    // each would keep the old single-threaded server for its 2 s read timeout).
+    const int port = std::stoi(*ReadFile(tmp_.File("mport")));
+    std::vector<int> idle;
+    for (int i = 0; i < 6; ++i) {
+      const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_port = htons(static_cast<uint16_t>(port));
+      ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+      ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+      idle.push_back(fd);
+    }
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_NE(HttpGet("/healthz").find("200 OK"), std::string::npos);
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 6.0)
+        << "the probe waited behind idle connections";
+    for (int fd : idle) ::close(fd);
+  }
   // The CLI client.
   auto cli = testing::RunCommand(bin_ + " generate --server " + address_ +
                                  " --prompt 'Review:' --max-new-tokens 5 --temperature 0");
