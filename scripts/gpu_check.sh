@@ -67,7 +67,8 @@ py=${PYTHON:-python3}
 echo "== gpu_check: $(date -u +%FT%TZ), budget ${budget}s, kit $kit, work $work"
 # 1. The C++ dependencies: the kit's Debian packages, unpacked into a prefix.
 prefix=$work/prefix
-if [[ ! -f $prefix/.unpacked ]]; then
+# Unpacked again whenever the kit's package list changed.
+if [[ "$(cat "$prefix/.unpacked" 2>/dev/null)" != "$(ls "$kit"/debs)" ]]; then
   rm -rf "$prefix" && mkdir -p "$prefix"
   for deb in "$kit"/debs/*.deb; do
     if command -v dpkg-deb >/dev/null; then
@@ -77,7 +78,7 @@ if [[ ! -f $prefix/.unpacked ]]; then
       (cd "$work/deb" && ar x "$deb" && tar -xf data.tar.* -C "$prefix")
     fi
   done
-  touch "$prefix/.unpacked"
+  ls "$kit"/debs > "$prefix/.unpacked"
 fi
 libdir=$prefix/usr/lib/x86_64-linux-gnu
 export LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
