@@ -83,14 +83,15 @@ fi
 libdir=$prefix/usr/lib/x86_64-linux-gnu
 export LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export PATH=$prefix/usr/bin:$PATH
-# The kit's .pc files name /usr; pkg-config must not send CMake there.
+# The kit's .pc files name /usr; pkg-config must not send CMake there (nor may CMake point
+# pkg-config at them through CMAKE_PREFIX_PATH, below).
 export PKG_CONFIG_LIBDIR=$prefix/no-pkgconfig PKG_CONFIG_PATH=
 echo "== kit: $(ls "$kit"/debs | wc -l) packages unpacked into $prefix ($(($(left))) s left)"
 
 # 2. Configure and build against the machine's libtorch.
 # The tests find the GPT-2 tokenizer files under COPYFORGE_CACHE_DIR/gpt2-tokenizer: the kit's.
 cmake_args=(-G Ninja -DCMAKE_BUILD_TYPE=Release -DCOPYFORGE_CACHE_DIR="$kit"
-  -DCMAKE_INCLUDE_PATH="$prefix/usr/include"
+  -DCMAKE_INCLUDE_PATH="$prefix/usr/include" -DPKG_CONFIG_USE_CMAKE_PREFIX_PATH=OFF
   -DCMAKE_LIBRARY_PATH="$libdir" -DCOPYFORGE_WERROR=OFF)
 if ((stand_in)); then
   cmake_args+=(-DCMAKE_PREFIX_PATH="$prefix/usr")

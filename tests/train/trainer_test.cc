@@ -78,7 +78,7 @@ std::vector<double> Losses(Trainer& t, int n) {
 }
 
 // A run that diverges fails at the first non-finite loss (or gradient norm), naming the step,
-// instead of training on NaN weights; the weights stay finite.
+// instead of going on to train NaN weights.
 TEST_F(TrainerTest, ANonFiniteLossFailsTheStepThatProducedIt) {
   TrainConfig c = Config("diverge");
   c.lr = 1e30;
