@@ -1,6 +1,7 @@
 // copyforge prepare: raw corpora -> token shards.
 #include <cstdio>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
@@ -130,8 +131,9 @@ void RegisterPrepare(CLI::App& app, CommandFn* run) {
   cmd->add_option("--min-chars", f->min_chars, "Drop texts shorter than this");
   cmd->add_option("--max-chars", f->max_chars, "Drop texts longer than this");
   cmd->add_option("--pii-match-limit", f->pii_match_limit,
-                  "Most work one PII pattern match may take; a text needing more is dropped "
-                  "(dropped: pii_error), never written unscrubbed (default 10000000)");
+                  absl::StrCat("Most work one PII pattern match may take; a text needing more is "
+                               "dropped (dropped: pii_error), never written unscrubbed (default ",
+                               kDefaultPiiMatchLimit, ")"));
   cmd->add_option("--min-words", f->min_words, "Drop texts with fewer words");
   cmd->add_option("--language", f->language, "any, or en to keep English text only")
       ->check(CLI::IsMember({"any", "en"}));

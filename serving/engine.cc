@@ -68,10 +68,6 @@ struct Sequence {
   bool has_first = false;
 };
 
-}  // namespace
-
-namespace {
-
 // Weights plus the KV pool (max_batch slots of n_positions keys and values per layer) against
 // the budget, before anything is allocated.
 absl::Status CheckMemoryBudget(const Gpt2Config& c, const EngineOptions& o,

@@ -13,14 +13,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "control.grpc.pb.h"
-#include "nlohmann/json.hpp"
 #include "protos/grpc_status.h"
 #include "serving.grpc.pb.h"
 #include "serving/metrics.h"
-#include "trainer/common/file_util.h"
-#include "trainer/common/json_util.h"
 #include "trainer/data/templates.h"
 #include "trainer/tokenizer/unicode.h"
+#include "trainer/train/train_state.h"
 #include "trainer/train/trainer.h"
 
 namespace copyforge {
@@ -51,12 +49,7 @@ struct Mailbox {
 };
 
 // The training step of a checkpoint written by `copyforge train` (0 when unknown).
-int64_t StepOf(const std::string& checkpoint) {
-  auto state = ReadFile(checkpoint + "/training_state.json");
-  if (!state.ok()) return 0;
-  auto j = nlohmann::json::parse(*state, nullptr, false);
-  return j.is_discarded() ? 0 : JsonInt(j, "step", 0);
-}
+int64_t StepOf(const std::string& checkpoint) { return ReadCheckpointStep(checkpoint).value_or(0); }
 
 std::string Outcome(const absl::Status& s) {
   switch (s.code()) {

@@ -24,6 +24,7 @@
 #include "trainer/common/file_util.h"
 #include "trainer/common/json_util.h"
 #include "trainer/common/net_util.h"
+#include "trainer/train/train_state.h"
 #include "trainer/train/trainer.h"
 
 namespace copyforge {
@@ -353,11 +354,9 @@ class Agent {
     const std::string out = run_->assignment.out_dir();
     for (const std::string& dir : ListCheckpoints(out)) {
       if (registered_.count(dir)) continue;
-      auto state = ReadFile(dir + "/training_state.json");
-      if (!state.ok()) continue;
-      nlohmann::json s = nlohmann::json::parse(*state, nullptr, false);
-      if (s.is_discarded()) continue;
-      const int64_t step = JsonInt(s, "step", 0);
+      const absl::StatusOr<int64_t> state_step = ReadCheckpointStep(dir);
+      if (!state_step.ok()) continue;
+      const int64_t step = *state_step;
       double val_loss = std::nan("");
       for (const std::string& line : TailLines(out + "/metrics.jsonl", 1 << 20)) {
         nlohmann::json j = nlohmann::json::parse(line, nullptr, false);

@@ -12,6 +12,7 @@
 #include <memory>
 #include <random>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "trainer/common/status_macros.h"
 
@@ -33,9 +34,12 @@ absl::Status FsyncPath(const std::string& path, int flags) {
   return absl::OkStatus();
 }
 
+constexpr char kStagingMark[] = ".tmp-";
+
+// ".tmp-<pid>-<random>": StagingOwnerPid reads the pid back.
 std::string UniqueSuffix() {
   std::random_device rd;
-  return absl::StrCat(".tmp-", ::getpid(), "-", rd());
+  return absl::StrCat(kStagingMark, ::getpid(), "-", rd());
 }
 
 std::string Hex(const unsigned char* data, unsigned len) {
@@ -159,6 +163,15 @@ absl::Status WriteDirectoryAtomic(const std::string& final_dir, bool overwrite,
   }
   if (!old.empty()) fs::remove_all(old, ec);
   return SyncDirectory(target.parent_path().string());
+}
+
+int StagingOwnerPid(const std::string& name) {
+  const size_t at = name.find(kStagingMark);
+  if (at == std::string::npos) return -1;
+  const std::string rest = name.substr(at + sizeof(kStagingMark) - 1);
+  int pid = 0;
+  if (!absl::SimpleAtoi(rest.substr(0, rest.find('-')), &pid) || pid <= 0) return -1;
+  return pid;
 }
 
 absl::StatusOr<std::string> Sha256File(const std::string& path) {

@@ -31,6 +31,10 @@ absl::Status SyncDirectory(const std::string& dir);
 absl::Status WriteDirectoryAtomic(const std::string& final_dir, bool overwrite,
                                   const std::function<absl::Status(const std::string&)>& fill);
 
+// The process that made a staging name of WriteFileAtomic / WriteDirectoryAtomic
+// ("<name>.tmp-<pid>-<random>"), or -1 when `name` is not one.
+int StagingOwnerPid(const std::string& name);
+
 // SHA-256 of a file, as lowercase hex.
 absl::StatusOr<std::string> Sha256File(const std::string& path);
 // SHA-256 of bytes, as lowercase hex.

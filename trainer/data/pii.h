@@ -2,6 +2,7 @@
 #ifndef COPYFORGE_TRAINER_DATA_PII_H_
 #define COPYFORGE_TRAINER_DATA_PII_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -18,12 +19,15 @@ inline constexpr char kPhonePlaceholder[] = "[phone]";
 inline constexpr char kUrlPlaceholder[] = "[url]";
 inline constexpr char kPersonPlaceholder[] = "[name]";
 
+// The default bound on the work of one pattern match (PCRE2's match limit).
+inline constexpr uint32_t kDefaultPiiMatchLimit = 10'000'000;
+
 // Thread-safe after construction (the compiled patterns are shared; match state is per call).
 class PiiScrubber {
  public:
   // `match_limit` bounds the work of one pattern match (PCRE2's match limit), so no text can make
   // scrubbing run away; a text that reaches it is an error, never passed through.
-  explicit PiiScrubber(uint32_t match_limit = 10'000'000);
+  explicit PiiScrubber(uint32_t match_limit = kDefaultPiiMatchLimit);
   ~PiiScrubber();
   PiiScrubber(const PiiScrubber&) = delete;
   PiiScrubber& operator=(const PiiScrubber&) = delete;

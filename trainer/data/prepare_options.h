@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
 #include "trainer/data/dedup.h"
+#include "trainer/data/pii.h"
 #include "trainer/data/records.h"
 
 namespace copyforge {
@@ -36,7 +37,7 @@ struct PrepareOptions {
   double min_english_ratio = 0.08;
   // PII scrubbing: the most work one pattern match may take (PCRE2 match limit); a text that
   // needs more is dropped (counted as pii_error), never written unscrubbed.
-  int64_t pii_match_limit = 10'000'000;
+  int64_t pii_match_limit = kDefaultPiiMatchLimit;
   bool exact_dedup = true;
   bool near_dedup = true;
   MinHashOptions minhash;

@@ -56,6 +56,18 @@ absl::Status CheckBackendFitsDevice(const std::string& backend, const torch::Dev
   return absl::OkStatus();
 }
 
+namespace {
+
+// A backend this build left out: says which, why, and what to use instead (unused when every
+// backend is built).
+[[maybe_unused]] absl::Status NotInThisBuild(const std::string& backend, const std::string& because,
+                                             const std::string& instead) {
+  return absl::UnimplementedError(absl::StrCat(
+      "backend \"", backend, "\" is not available in this build (", because, "); use ", instead));
+}
+
+}  // namespace
+
 absl::Status Communicator::AllReduceSum(torch::Tensor& tensor) {
   auto pending = AllReduceSumAsync(tensor);
   if (!pending.ok()) return pending.status();
@@ -72,18 +84,16 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateCommunicator(
 #ifdef COPYFORGE_WITH_GLOO
     return CreateGlooCommunicator(options);
 #else
-    return absl::UnimplementedError(
-        "backend \"gloo\" is not available in this build (configured with "
-        "COPYFORGE_WITH_GLOO=OFF); use \"nccl\" on GPUs or the CPU build");
+    return NotInThisBuild("gloo", "configured with COPYFORGE_WITH_GLOO=OFF",
+                          "\"nccl\" on GPUs or the CPU build");
 #endif
   }
   if (options.backend == "nccl") {
 #ifdef COPYFORGE_WITH_NCCL
     return CreateNcclCommunicator(options);
 #else
-    return absl::UnimplementedError(
-        "backend \"nccl\" is not available in this build (CUDA and NCCL were not found when it "
-        "was configured); use \"gloo\"");
+    return NotInThisBuild("nccl", "CUDA and NCCL were not found when it was configured",
+                          "\"gloo\"");
 #endif
   }
   return absl::InvalidArgumentError(

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "trainer/common/file_util.h"
+#include "trainer/common/json_util.h"
 #include "trainer/common/status_macros.h"
 #include "trainer/device/device.h"
 
@@ -75,6 +76,16 @@ absl::StatusOr<TrainProgress> ReadTrainingState(const std::string& dir,
   progress.cursor = {j.value("epoch", int64_t{0}), j.value("position", int64_t{0})};
   progress.world = std::max<int64_t>(1, j.value("world", int64_t{1}));
   return progress;
+}
+
+absl::StatusOr<int64_t> ReadCheckpointStep(const std::string& dir) {
+  const std::string path = dir + "/" + kStateJson;
+  CF_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a copyforge training state"));
+  }
+  return JsonInt(j, "step", 0);
 }
 
 }  // namespace copyforge

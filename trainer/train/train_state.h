@@ -33,6 +33,10 @@ absl::StatusOr<TrainProgress> ReadTrainingState(const std::string& dir,
                                                 torch::optim::Optimizer& optimizer,
                                                 const torch::Device& device);
 
+// The step a checkpoint directory's training_state.json records; an error when it is missing or
+// not a training state (a directory still being written, or not one of ours). Never throws.
+absl::StatusOr<int64_t> ReadCheckpointStep(const std::string& dir);
+
 }  // namespace copyforge
 
 #endif  // COPYFORGE_TRAINER_TRAIN_TRAIN_STATE_H_

@@ -10,7 +10,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -140,14 +139,9 @@ int RemoveStaleStaging(const std::string& run_dir) {
   int removed = 0;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(fs::path(run_dir) / "checkpoints", ec)) {
-    const std::string name = e.path().filename().string();
-    const size_t at = name.find(".tmp-");
-    if (at == std::string::npos) continue;
-    // <name>.tmp-<pid>-<random>: left by a process that is gone (a live one is still saving).
-    int pid = 0;
-    const std::string rest = name.substr(at + 5);
-    if (!absl::SimpleAtoi(rest.substr(0, rest.find('-')), &pid) || pid <= 0) continue;
-    if (::kill(pid, 0) == 0 || errno == EPERM) continue;
+    // Left by a process that is gone (a live one is still saving).
+    const int pid = StagingOwnerPid(e.path().filename().string());
+    if (pid <= 0 || ::kill(pid, 0) == 0 || errno == EPERM) continue;
     fs::remove_all(e.path(), ec);
     if (!ec) ++removed;
   }
@@ -204,8 +198,6 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& conf
     return absl::InvalidArgumentError(absl::StrCat(
         "seq_len ", config.seq_len, " exceeds the model's n_positions ", mc.n_positions));
   }
-  // Parameters (and so the optimizer's moments, created from them) live on the device.
-  impl->model->to(impl->device);
   // A split too small for one window of seq_len + 1 tokens (or without a single pair) would
   // leave the sampler nothing to draw; it is named here instead.
   for (const auto& [split, data] :
@@ -217,6 +209,8 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& conf
                      data->num_tokens(), " tokens, not one sample of seq_len ", config.seq_len,
                      "; lower seq_len, or prepare more data (or a larger split.validation_ratio)"));
   }
+  // Parameters (and so the optimizer's moments, created from them) live on the device.
+  impl->model->to(impl->device);
   // Decoupled weight decay on matrices (embeddings and Conv1D weights) only.
   std::vector<torch::Tensor> decay, no_decay;
   for (auto& [name, p] : impl->model->NamedTensors())
@@ -311,21 +305,18 @@ absl::StatusOr<StepStats> Trainer::Step() {
     stats.loss = counted > 0 ? loss_sum / static_cast<double>(counted) : 0.0;
     // A diverged step fails here, before the optimizer writes NaN into the weights (so the last
     // checkpoint stays the one to resume from).
-    if (!std::isfinite(stats.loss)) {
-      return absl::DataLossError(
-          absl::StrFormat("training step %d: the loss is %f (not finite): training diverged; lower "
-                          "optimizer.lr or raise warmup_steps, and resume from the last checkpoint",
-                          m.step + 1, stats.loss));
-    }
+    const auto finite = [&](const char* what, double value) {
+      if (std::isfinite(value)) return absl::OkStatus();
+      return absl::DataLossError(absl::StrFormat(
+          "training step %d: the %s is %f (not finite): training diverged; lower optimizer.lr "
+          "or raise warmup_steps, and resume from the last checkpoint",
+          m.step + 1, what, value));
+    };
+    CF_RETURN_IF_ERROR(finite("loss", stats.loss));
     stats.grad_norm = m.config.grad_clip > 0
                           ? torch::nn::utils::clip_grad_norm_(m.params, m.config.grad_clip)
                           : 0.0;
-    if (!std::isfinite(stats.grad_norm)) {
-      return absl::DataLossError(absl::StrFormat(
-          "training step %d: the gradient norm is %f (not finite): training diverged; lower "
-          "optimizer.lr, and resume from the last checkpoint",
-          m.step + 1, stats.grad_norm));
-    }
+    CF_RETURN_IF_ERROR(finite("gradient norm", stats.grad_norm));
     stats.lr =
         ScheduledLr(m.step, m.config.steps, m.config.warmup_steps, m.config.lr, m.config.min_lr);
     for (auto& group : m.optimizer->param_groups()) {
