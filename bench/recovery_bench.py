@@ -72,7 +72,10 @@ def trial(how):
     port_file = os.path.join(root, "port")
     procs = [subprocess.Popen([BIN, "coordinator", "--state-dir", os.path.join(root, "state"),
                                "--port-file", port_file, "--heartbeat-timeout",
-                               str(HEARTBEAT_TIMEOUT)], stdout=logs, stderr=logs)]
+                               str(HEARTBEAT_TIMEOUT),
+                               # Jobs may read the shards and model config, write under root.
+                               "--data-root", WORK, "--data-root", os.path.abspath("configs"),
+                               "--runs-root", root], stdout=logs, stderr=logs)]
     wait(lambda: os.path.exists(port_file), 30, "the coordinator")
     addr = "127.0.0.1:" + open(port_file).read().strip()
     for wid in ("w1", "w2"):

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "protos/rpc_security.h"
 #include "trainer/model/sampler.h"
 
 namespace copyforge {
@@ -40,6 +41,8 @@ void RegisterServe(CLI::App& app, CommandFn* run);
 // `generate --server`: the request goes to a running `copyforge serve`.
 struct RemoteGenerateArgs {
   std::string server, prompt;
+  TlsFiles tls;            // TLS to the server
+  std::string token_file;  // the server's bearer token
   int64_t max_new_tokens = 64;
   SamplingParams sampling;
   std::vector<std::string> stop;

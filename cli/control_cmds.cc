@@ -14,8 +14,10 @@
 #include "absl/strings/strip.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "cli/security_flags.h"
 #include "control.grpc.pb.h"
 #include "coordinator/coordinator.h"
+#include "protos/bearer_token.h"
 #include "protos/grpc_status.h"
 #include "trainer/common/file_util.h"
 #include "trainer/common/progress.h"
@@ -28,12 +30,18 @@ namespace {
 // ---- coordinator ----
 struct CoordinatorFlags {
   CoordinatorOptions options;
+  std::vector<std::string> storage_roots;
   std::string port_file;
 };
 
 absl::Status RunCoordinator(const CoordinatorFlags& f) {
   sigset_t signals = BlockStopSignals();
-  auto coordinator = Coordinator::Start(f.options);
+  CoordinatorOptions options = f.options;
+  for (const std::string& root : f.storage_roots) {
+    options.roots.data.push_back(root);
+    options.roots.runs.push_back(root);
+  }
+  auto coordinator = Coordinator::Start(options);
   if (!coordinator.ok()) return coordinator.status();
   std::fprintf(stderr, "coordinator: listening on %s:%d, state in %s\n", f.options.host.c_str(),
                (*coordinator)->port(), f.options.state_dir.c_str());
@@ -50,6 +58,7 @@ absl::Status RunCoordinator(const CoordinatorFlags& f) {
 struct ClientFlags {
   std::string coordinator = "127.0.0.1:50051";
   std::string token_file;
+  TlsFiles tls;
   std::string job;
   std::string spec_file;
   std::string idempotency_key;
@@ -58,25 +67,25 @@ struct ClientFlags {
 
 class Client {
  public:
-  explicit Client(const ClientFlags& f)
-      : stub_(v1::JobService::NewStub(
-            grpc::CreateChannel(f.coordinator, grpc::InsecureChannelCredentials()))) {
-    if (!f.token_file.empty()) {
-      auto t = ReadFile(f.token_file);
-      if (t.ok()) token_ = std::string(absl::StripAsciiWhitespace(*t));
-    }
+  static absl::StatusOr<Client> Create(const ClientFlags& f) {
+    Client client;
+    CF_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, OpenChannel(f.coordinator, f.tls));
+    client.stub_ = v1::JobService::NewStub(channel);
+    CF_ASSIGN_OR_RETURN(client.token_, OpenOptionalTokenFile(f.token_file));
+    return client;
   }
   std::unique_ptr<grpc::ClientContext> Context(bool stream = false) {
     auto c = std::make_unique<grpc::ClientContext>();
     if (!stream) c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    if (!token_.empty()) c->AddMetadata("authorization", "Bearer " + token_);
+    AttachBearer(token_.get(), c.get());
     return c;
   }
   v1::JobService::Stub& stub() { return *stub_; }
 
  private:
+  Client() = default;
   std::unique_ptr<v1::JobService::Stub> stub_;
-  std::string token_;
+  std::unique_ptr<TokenFile> token_;
 };
 
 std::string Describe(const v1::Job& j) {
@@ -94,7 +103,7 @@ std::string Describe(const v1::Job& j) {
 absl::Status RunSubmit(const ClientFlags& f) {
   auto spec = ReadFile(f.spec_file);
   if (!spec.ok()) return spec.status();
-  Client client(f);
+  CF_ASSIGN_OR_RETURN(Client client, Client::Create(f));
   v1::SubmitJobRequest req;
   req.set_spec_yaml(*spec);
   // A default key makes a retried submit of the same file idempotent only within this call.
@@ -109,7 +118,7 @@ absl::Status RunSubmit(const ClientFlags& f) {
 }
 
 absl::Status RunStatus(const ClientFlags& f) {
-  Client client(f);
+  CF_ASSIGN_OR_RETURN(Client client, Client::Create(f));
   std::vector<v1::Job> jobs;
   if (!f.job.empty()) {
     v1::GetJobRequest req;
@@ -155,7 +164,7 @@ absl::Status RunStatus(const ClientFlags& f) {
 }
 
 absl::Status RunWatch(const ClientFlags& f) {
-  Client client(f);
+  CF_ASSIGN_OR_RETURN(Client client, Client::Create(f));
   v1::WatchJobRequest req;
   req.set_job_id(f.job);
   auto ctx = client.Context(true);
@@ -171,7 +180,7 @@ absl::Status RunWatch(const ClientFlags& f) {
 }
 
 absl::Status RunCancel(const ClientFlags& f) {
-  Client client(f);
+  CF_ASSIGN_OR_RETURN(Client client, Client::Create(f));
   v1::CancelJobRequest req;
   req.set_job_id(f.job);
   v1::Job job;
@@ -184,7 +193,9 @@ absl::Status RunCancel(const ClientFlags& f) {
 void AddClientFlags(CLI::App* cmd, ClientFlags* f) {
   cmd->add_option("--coordinator", f->coordinator, "Coordinator address HOST:PORT")
       ->capture_default_str();
-  cmd->add_option("--token-file", f->token_file, "File with the JobService bearer token");
+  cmd->add_option("--token-file", f->token_file,
+                  "File with the coordinator's job token (or, for status/watch, its reader token)");
+  AddTlsFlags(cmd, &f->tls, /*server=*/false);
 }
 
 }  // namespace
@@ -196,7 +207,9 @@ void RegisterControl(CLI::App& app, CommandFn* run) {
         "coordinator", "Run the coordinator: job queue, worker rendezvous, checkpoint registry");
     cmd->add_option("--port", f->options.port, "gRPC port (0: an ephemeral one)")
         ->capture_default_str();
-    cmd->add_option("--host", f->options.host, "Address to listen on")->capture_default_str();
+    cmd->add_option("--host", f->options.host,
+                    "Address to listen on (not loopback: needs TLS and tokens, or --insecure)")
+        ->capture_default_str();
     cmd->add_option("--state-dir", f->options.state_dir, "Directory of the SQLite job store")
         ->required();
     cmd->add_option("--heartbeat-timeout", f->options.heartbeat_timeout_s,
@@ -205,10 +218,30 @@ void RegisterControl(CLI::App& app, CommandFn* run) {
     cmd->add_option("--heartbeat-interval-ms", f->options.heartbeat_interval_ms,
                     "Heartbeat period workers are told to use")
         ->capture_default_str();
-    cmd->add_option("--job-token-file", f->options.job_token_file,
-                    "Require this bearer token from JobService callers");
-    cmd->add_option("--worker-token-file", f->options.worker_token_file,
-                    "Require this bearer token from workers");
+    cmd->add_option("--job-token-file", f->options.auth.job_token_file,
+                    "Bearer tokens (one per line, re-read on change) for submitting, cancelling "
+                    "and reading jobs");
+    cmd->add_option("--worker-token-file", f->options.auth.worker_token_file,
+                    "Bearer tokens for workers (WorkerService)");
+    cmd->add_option("--reader-token-file", f->options.auth.reader_token_file,
+                    "Bearer tokens for read-only callers: CheckpointService (serving) and job "
+                    "reads; the job token is accepted there too");
+    AddTlsFlags(cmd, &f->options.tls, /*server=*/true);
+    cmd->add_flag("--insecure", f->options.insecure,
+                  "Allow a non-loopback --host without TLS and authentication");
+    cmd->add_option("--storage-root", f->storage_roots,
+                    "A directory jobs may read data from and write runs to (both roots)");
+    cmd->add_option("--data-root", f->options.roots.data,
+                    "A directory jobs may read data, model configs and starting checkpoints from");
+    cmd->add_option("--runs-root", f->options.roots.runs,
+                    "A directory jobs may write run directories into");
+    cmd->add_option("--max-jobs", f->options.max_jobs, "Jobs the coordinator holds")
+        ->capture_default_str();
+    cmd->add_option("--max-spec-bytes", f->options.max_spec_bytes, "Largest job spec accepted")
+        ->capture_default_str();
+    cmd->add_option("--max-watch-streams", f->options.max_watch_streams,
+                    "WatchJob + WatchCheckpoints streams open at once")
+        ->capture_default_str();
     cmd->add_option("--port-file", f->port_file, "Write the bound port to this file");
     cmd->callback(
         [f, run] { *run = [f] { return ReportStatus("coordinator", RunCoordinator(*f)); }; });
@@ -224,7 +257,9 @@ void RegisterControl(CLI::App& app, CommandFn* run) {
         ->capture_default_str();
     cmd->add_option("--threads", f->threads, "Trainer threads (0: all cores)")
         ->capture_default_str();
-    cmd->add_option("--token-file", f->token_file, "File with the WorkerService bearer token");
+    cmd->add_option("--token-file", f->token_file,
+                    "File with the coordinator's worker token (re-read on change)");
+    AddTlsFlags(cmd, &f->tls, /*server=*/false);
     cmd->callback([f, run] { *run = [f] { return ReportStatus("worker", RunWorker(*f)); }; });
   }
   {

@@ -5,6 +5,7 @@
 #include "absl/strings/str_format.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "cli/security_flags.h"
 #include "nlohmann/json.hpp"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/common/file_util.h"
@@ -208,6 +209,8 @@ void RegisterGenerate(CLI::App& app, CommandFn* run) {
       "generate", "Generate text from a checkpoint in this process, or from a running server");
   cmd->add_option("--checkpoint", flags->checkpoint, "Checkpoint directory (local mode)");
   cmd->add_option("--server", flags->server, "HOST:PORT of a `copyforge serve` (remote mode)");
+  cmd->add_option("--token-file", flags->task.token_file, "File with the server's bearer token");
+  AddTlsFlags(cmd, &flags->task.tls, /*server=*/false);
   cmd->add_option("--stop", flags->stop, "Stop sequence (remote mode; repeatable)");
   RemoteGenerateArgs& t = flags->task;
   cmd->add_option("--task", t.task, "Remote task input instead of --prompt")

@@ -9,6 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "cli/security_flags.h"
+#include "protos/bearer_token.h"
 #include "protos/grpc_status.h"
 #include "serving.grpc.pb.h"
 #include "serving/server.h"
@@ -82,8 +84,11 @@ const char* Reason(v1::FinishReason r) {
 }  // namespace
 
 absl::Status RunRemoteGenerate(const RemoteGenerateArgs& a) {
-  auto stub = v1::TextGeneration::NewStub(
-      grpc::CreateChannel(a.server, grpc::InsecureChannelCredentials()));
+  auto channel = OpenChannel(a.server, a.tls);
+  if (!channel.ok()) return channel.status();
+  auto token = OpenOptionalTokenFile(a.token_file);
+  if (!token.ok()) return token.status();
+  auto stub = v1::TextGeneration::NewStub(*channel);
   v1::GenerateRequest req;
   if (a.task == "product_description") {
     auto* p = req.mutable_product_description();
@@ -116,6 +121,7 @@ absl::Status RunRemoteGenerate(const RemoteGenerateArgs& a) {
   req.mutable_stopping()->set_ignore_eos(a.no_stop);
   for (const std::string& s : a.stop) req.mutable_stopping()->add_stop(s);
   grpc::ClientContext context;
+  AttachBearer(token->get(), &context);
   std::fwrite(a.prompt.data(), 1, a.prompt.size(), stdout);
   auto fail = [&](const grpc::Status& s) { return FromGrpc(s, "Generate at " + a.server); };
   if (a.stream) {
@@ -167,8 +173,20 @@ void RegisterServe(CLI::App& app, CommandFn* run) {
       "Templates for task inputs (default: the built-in configs/templates/ecommerce.yaml)");
   cmd->add_option("--port", f->options.port, "gRPC port (0: an ephemeral one)")
       ->capture_default_str();
-  cmd->add_option("--host", f->options.host, "Address to listen on")->capture_default_str();
+  cmd->add_option("--host", f->options.host,
+                  "Address to listen on (not loopback: needs TLS and tokens, or --insecure)")
+      ->capture_default_str();
+  cmd->add_option("--metrics-host", f->options.metrics_host, "Address of the metrics endpoint")
+      ->capture_default_str();
   cmd->add_option("--port-file", f->port_file, "Write the bound port to this file");
+  AddTlsFlags(cmd, &f->options.tls, /*server=*/true);
+  cmd->add_option("--token-file", f->options.token_file,
+                  "Bearer tokens (one per line, re-read on change) TextGeneration callers must "
+                  "send; health and reflection stay open");
+  cmd->add_option("--coordinator-token-file", f->options.coordinator_token_file,
+                  "The coordinator's reader (or job) token, for --coordinator");
+  cmd->add_flag("--insecure", f->options.insecure,
+                "Allow a non-loopback --host without TLS and authentication");
   cmd->add_option("--max-batch", e.max_batch, "KV cache slots (sequences decoded together)")
       ->capture_default_str();
   cmd->add_option("--max-queue", e.max_queue, "Waiting requests before RESOURCE_EXHAUSTED")

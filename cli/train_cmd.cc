@@ -7,22 +7,30 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "trainer/common/file_util.h"
 #include "trainer/common/net_util.h"
 #include "trainer/common/threads.h"
 #include "trainer/device/device.h"
 #include "trainer/dist/communicator.h"
+#include "trainer/dist/rank_env.h"
+#include "trainer/train/run_status.h"
 #include "trainer/train/trainer.h"
 
 namespace copyforge {
 namespace {
 
+std::atomic<bool> g_stop{false};
+void OnStopSignal(int) { g_stop = true; }
+
 struct TrainFlags {
+  std::string status_file;
   std::string config;
   std::vector<std::string> sets;
   std::vector<std::string> set_strings;
@@ -41,10 +49,12 @@ absl::Status LaunchRanks(int n, char** argv) {
     if (pid == 0) {
       // A rank must not outlive its launcher (killed shell, Ctrl-C, failed CI job).
       ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-      ::setenv("COPYFORGE_RANK", std::to_string(rank).c_str(), 1);
-      ::setenv("COPYFORGE_WORLD", std::to_string(n).c_str(), 1);
-      ::setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);  // which GPU, for nccl
-      ::setenv("COPYFORGE_STORE_PORT", std::to_string(port).c_str(), 1);
+      RankEnv env;
+      env.rank = rank;
+      env.world = n;
+      env.store_port = port;
+      env.local_rank = rank;  // which GPU, for nccl
+      ExportRankEnv(env);
       ::execv("/proc/self/exe", argv);
       std::_Exit(127);
     }
@@ -70,7 +80,7 @@ absl::Status LaunchRanks(int n, char** argv) {
   return status;
 }
 
-absl::Status RunTrain(const TrainFlags& flags) {
+absl::Status RunTrain(const TrainFlags& flags, int64_t* step) {
   auto config = TrainConfig::FromYamlFile(flags.config);
   if (!config.ok()) return config.status();
   for (const std::string& s : flags.sets) {
@@ -87,21 +97,28 @@ absl::Status RunTrain(const TrainFlags& flags) {
   if (!device.ok()) return device.status();
   config->device = device->str();
   config->backend = ResolveBackend(config->backend, *device);
-  const char* rank_env = std::getenv("COPYFORGE_RANK");
-  if (rank_env != nullptr || flags.nproc > 1) {
+  auto rank_env = ReadRankEnv();
+  if (!rank_env.ok()) return rank_env.status();
+  if (rank_env->has_value() || flags.nproc > 1) {
     if (absl::Status st = CheckBackendFitsDevice(config->backend, *device); !st.ok()) return st;
   }
-  if (rank_env == nullptr && flags.nproc > 1) return LaunchRanks(flags.nproc, flags.argv);
+  if (!rank_env->has_value() && flags.nproc > 1) return LaunchRanks(flags.nproc, flags.argv);
+  // A rank or a single process: SIGTERM / SIGINT end the run between steps (the step in flight
+  // finishes or is abandoned; checkpoints are written atomically either way).
+  struct sigaction sa {};
+  sa.sa_handler = OnStopSignal;
+  ::sigaction(SIGTERM, &sa, nullptr);
+  ::sigaction(SIGINT, &sa, nullptr);
   std::unique_ptr<Communicator> comm;
-  if (rank_env != nullptr) {
+  if (rank_env->has_value()) {
+    const RankEnv& env = **rank_env;
     CommunicatorOptions o;
     o.backend = config->backend;
     if (device->is_cuda()) o.device_index = device->index();
-    o.rank = std::atoi(rank_env);
-    o.world = std::atoi(std::getenv("COPYFORGE_WORLD") ? std::getenv("COPYFORGE_WORLD") : "1");
-    if (const char* host = std::getenv("COPYFORGE_STORE_HOST")) o.store_host = host;
-    o.store_port = std::atoi(
-        std::getenv("COPYFORGE_STORE_PORT") ? std::getenv("COPYFORGE_STORE_PORT") : "29500");
+    o.rank = env.rank;
+    o.world = env.world;
+    o.store_host = env.store_host;
+    o.store_port = env.store_port;
     o.timeout = std::chrono::milliseconds(static_cast<int64_t>(config->comm_timeout_s * 1000));
     // The ranks of one machine share its cores.
     if (config->threads == 0) {
@@ -113,7 +130,22 @@ absl::Status RunTrain(const TrainFlags& flags) {
   }
   auto trainer = Trainer::Create(*config, comm.get());
   if (!trainer.ok()) return trainer.status();
-  return (*trainer)->Run();
+  (*trainer)->SetStopFlag(&g_stop);
+  const absl::Status st = (*trainer)->Run();
+  *step = (*trainer)->step();
+  return st;
+}
+
+// Runs, then writes how it ended to --status-file for the launcher (the worker agent).
+int TrainMain(const TrainFlags& flags) {
+  int64_t step = -1;
+  const absl::Status st = RunTrain(flags, &step);
+  if (!flags.status_file.empty()) {
+    const absl::Status written =
+        WriteFileAtomic(flags.status_file, RunStatus::FromStatus(st, step).ToJson());
+    if (!written.ok()) ReportStatus("train", written);
+  }
+  return ReportStatus("train", st);
 }
 
 }  // namespace
@@ -136,7 +168,9 @@ void RegisterTrain(CLI::App& app, CommandFn* run, char** argv) {
                   "on the CPU Gloo, each rank with cores/N threads)")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
-  cmd->callback([run, f] { *run = [f] { return ReportStatus("train", RunTrain(*f)); }; });
+  cmd->add_option("--status-file", f->status_file,
+                  "Write how the run ended (JSON: ok, code, message, permanent, step) here");
+  cmd->callback([run, f] { *run = [f] { return TrainMain(*f); }; });
 }
 
 }  // namespace copyforge

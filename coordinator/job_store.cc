@@ -124,6 +124,14 @@ absl::Status JobStore::PutCheckpoint(const v1::Checkpoint& checkpoint) {
   return Step(db_, s, "saving checkpoint");
 }
 
+absl::Status JobStore::Transaction(const std::function<absl::Status()>& body) {
+  if (absl::Status st = Exec("BEGIN IMMEDIATE"); !st.ok()) return st;
+  absl::Status st = body();
+  if (st.ok()) st = Exec("COMMIT");
+  if (!st.ok()) Exec("ROLLBACK").IgnoreError();
+  return st;
+}
+
 absl::StatusOr<std::vector<v1::Checkpoint>> JobStore::LoadCheckpoints() {
   Statement s(db_, "SELECT checkpoint FROM checkpoints ORDER BY job_id, step");
   std::vector<v1::Checkpoint> out;

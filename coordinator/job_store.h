@@ -1,10 +1,11 @@
 // The coordinator's durable state in SQLite (WAL mode, one file under --state-dir): jobs with
 // their state and progress, the generations they ran (which workers, from which checkpoint) and
-// registered checkpoints. Records are the control.proto messages, serialized; every write is one
-// transaction, so a SIGKILL at any point leaves the last committed state.
+// registered checkpoints. Records are the control.proto messages, serialized; every write (or
+// Transaction) is one transaction, so a SIGKILL at any point leaves the last committed state.
 #ifndef COPYFORGE_COORDINATOR_JOB_STORE_H_
 #define COPYFORGE_COORDINATOR_JOB_STORE_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,6 +37,8 @@ class JobStore {
                              const v1::Assignment& rank0, const std::vector<std::string>& workers);
   absl::Status PutCheckpoint(const v1::Checkpoint& checkpoint);
   absl::StatusOr<std::vector<v1::Checkpoint>> LoadCheckpoints();
+  // Runs `body` (a sequence of Put calls) as one transaction: all of its writes commit or none.
+  absl::Status Transaction(const std::function<absl::Status()>& body);
 
  private:
   explicit JobStore(sqlite3* db) : db_(db) {}

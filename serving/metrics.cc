@@ -113,9 +113,21 @@ std::string ServingMetrics::Render(const ServingGauges& g) const {
 
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     const std::string& host, int port, std::function<std::string()> metrics,
-    std::function<bool()> healthy) {
+    std::function<bool()> healthy, const TlsFiles& tls) {
   std::unique_ptr<MetricsHttpServer> s(new MetricsHttpServer());
-  s->server_ = std::make_unique<httplib::Server>();
+  if (tls.cert.empty()) {
+    s->server_ = std::make_unique<httplib::Server>();
+  } else {
+    // The same identity as the gRPC port; with a CA, only clients it signed are answered.
+    auto https = std::make_unique<httplib::SSLServer>(tls.cert.c_str(), tls.key.c_str(),
+                                                      tls.ca.empty() ? nullptr : tls.ca.c_str());
+    if (!https->is_valid()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("metrics: cannot use --tls-cert ", tls.cert, " / --tls-key ", tls.key,
+                       tls.ca.empty() ? "" : absl::StrCat(" / --tls-ca ", tls.ca)));
+    }
+    s->server_ = std::move(https);
+  }
   httplib::Server& http = *s->server_;
   // Eight workers, and a client that sends nothing gives its worker back after a second: the
   // probe is answered while scrapers and idle connections come and go.

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "protos/rpc_security.h"
 
 namespace httplib {
 class Server;
@@ -71,7 +72,7 @@ class MetricsHttpServer {
   // port 0: an ephemeral one (see port()).
   static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(
       const std::string& host, int port, std::function<std::string()> metrics,
-      std::function<bool()> healthy);
+      std::function<bool()> healthy, const TlsFiles& tls = {});
   ~MetricsHttpServer();
   int port() const { return port_; }
 

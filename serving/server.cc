@@ -10,9 +10,11 @@
 #include <filesystem>
 #include <mutex>
 #include <thread>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "control.grpc.pb.h"
+#include "protos/bearer_token.h"
 #include "protos/grpc_status.h"
 #include "serving.grpc.pb.h"
 #include "serving/metrics.h"
@@ -75,6 +77,15 @@ std::string Outcome(const absl::Status& s) {
 class GenerationServer::Impl final : public v1::TextGeneration::Service {
  public:
   explicit Impl(ServerOptions options) : options_(std::move(options)) {}
+
+  // TextGeneration callers need one of --token-file's tokens when it is set.
+  grpc::Status CheckCaller(const grpc::ServerContext& context) {
+    if (tokens_ == nullptr || tokens_->Accepts(PresentedBearer(context.client_metadata()))) {
+      return grpc::Status::OK;
+    }
+    metrics_.Rejected("unauthenticated");
+    return Unauthenticated();
+  }
 
   // Turns a request into engine requests (one per return sequence), or INVALID_ARGUMENT naming
   // the field.
@@ -243,6 +254,7 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
 
   grpc::Status Generate(grpc::ServerContext* context, const v1::GenerateRequest* req,
                         v1::GenerateResponse* resp) override {
+    if (grpc::Status st = CheckCaller(*context); !st.ok()) return st;
     auto box = std::make_shared<Mailbox>();
     uint32_t n = 0;
     if (grpc::Status st = SubmitAll(*req, context, box, &n); !st.ok()) return st;
@@ -283,6 +295,7 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
 
   grpc::Status GenerateStream(grpc::ServerContext* context, const v1::GenerateRequest* req,
                               grpc::ServerWriter<v1::GenerateStreamResponse>* writer) override {
+    if (grpc::Status st = CheckCaller(*context); !st.ok()) return st;
     auto box = std::make_shared<Mailbox>();
     uint32_t n = 0;
     if (grpc::Status st = SubmitAll(*req, context, box, &n); !st.ok()) return st;
@@ -318,8 +331,9 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
     return ToGrpc(failure);
   }
 
-  grpc::Status Tokenize(grpc::ServerContext*, const v1::TokenizeRequest* req,
+  grpc::Status Tokenize(grpc::ServerContext* context, const v1::TokenizeRequest* req,
                         v1::TokenizeResponse* resp) override {
+    if (grpc::Status st = CheckCaller(*context); !st.ok()) return st;
     if (absl::Status st = CheckTokenizeRequest(*req, options_.limits); !st.ok()) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(st.message()));
     }
@@ -330,8 +344,9 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status GetModelInfo(grpc::ServerContext*, const v1::GetModelInfoRequest*,
+  grpc::Status GetModelInfo(grpc::ServerContext* context, const v1::GetModelInfoRequest*,
                             v1::ModelInfo* info) override {
+    if (grpc::Status st = CheckCaller(*context); !st.ok()) return st;
     const Gpt2Config& c = engine_->config();
     const EngineOptions& o = engine_->options();
     const EngineStats stats = engine_->stats();
@@ -370,7 +385,7 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
       return why;
     };
     if (std::filesystem::exists(path + "/" + kManifestFile)) {
-      if (absl::Status st = VerifyManifest(path); !st.ok()) return refuse(st);
+      if (absl::Status st = VerifyManifest(path).status(); !st.ok()) return refuse(st);
     }
     auto checkpoint = LoadCheckpoint(path);
     if (!checkpoint.ok()) return refuse(checkpoint.status());
@@ -402,11 +417,13 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
         }
         continue;
       }
-      auto stub = v1::CheckpointService::NewStub(
-          grpc::CreateChannel(options_.coordinator, grpc::InsecureChannelCredentials()));
+      auto channel = OpenChannel(options_.coordinator, options_.tls);
+      if (!channel.ok()) return;  // checked at start-up; cannot change since
+      auto stub = v1::CheckpointService::NewStub(*channel);
       {
         std::lock_guard<std::mutex> lock(follow_mu_);
         follow_context_ = std::make_unique<grpc::ClientContext>();
+        AttachBearer(coordinator_token_.get(), follow_context_.get());
       }
       v1::WatchCheckpointsRequest req;
       req.set_job_id(options_.job);
@@ -431,6 +448,8 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
     if (follower_.joinable()) follower_.join();
   }
 
+  std::unique_ptr<TokenFile> tokens_;             // null: TextGeneration is open
+  std::unique_ptr<TokenFile> coordinator_token_;  // for following a coordinator
   std::mutex reload_mu_;
   std::vector<std::string> refused_;
   std::thread follower_;
@@ -472,16 +491,19 @@ namespace {
 
 // The newest checkpoint of the followed source: NOT_FOUND while there is none yet, UNAVAILABLE
 // while the coordinator does not answer.
-absl::StatusOr<std::string> LatestFollowedCheckpoint(const ServerOptions& o) {
+absl::StatusOr<std::string> LatestFollowedCheckpoint(const ServerOptions& o,
+                                                     const TokenFile* coordinator_token) {
   if (!o.follow_run.empty()) {
     const auto list = ListCheckpoints(o.follow_run);
     if (list.empty())
       return absl::NotFoundError(absl::StrCat(o.follow_run, " has no checkpoint yet"));
     return list.back();
   }
-  auto stub = v1::CheckpointService::NewStub(
-      grpc::CreateChannel(o.coordinator, grpc::InsecureChannelCredentials()));
+  auto channel = OpenChannel(o.coordinator, o.tls);
+  if (!channel.ok()) return channel.status();
+  auto stub = v1::CheckpointService::NewStub(*channel);
   grpc::ClientContext c;
+  AttachBearer(coordinator_token, &c);
   c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   v1::GetLatestCheckpointRequest req;
   req.set_job_id(o.job);
@@ -500,6 +522,24 @@ absl::StatusOr<std::unique_ptr<GenerationServer>> GenerationServer::Start(const 
   if (!o.coordinator.empty() && o.job.empty()) {
     return absl::InvalidArgumentError("--coordinator needs --job (whose checkpoints to follow)");
   }
+  // Trust first: a server that may not run this way fails before it loads anything.
+  auto tokens = OpenOptionalTokenFile(o.token_file);
+  if (!tokens.ok()) return tokens.status();
+  auto coordinator_token = OpenOptionalTokenFile(o.coordinator_token_file);
+  if (!coordinator_token.ok()) return coordinator_token.status();
+  auto credentials = MakeServerCredentials(o.tls);
+  if (!credentials.ok()) return credentials.status();
+  const bool authenticated = !o.tls.ca.empty() || *tokens != nullptr;
+  for (const auto& [what, host, on] :
+       {std::tuple{"serve", o.host, true},
+        std::tuple{"serve metrics", o.metrics_host, o.metrics_port >= 0}}) {
+    if (!on) continue;
+    // The metrics port serves no generation, only counters and the probe: TLS is enough there.
+    auto exposure = CheckExposure(what, host, !o.tls.cert.empty(),
+                                  authenticated || std::string(what) != "serve", o.insecure);
+    if (!exposure.ok()) return exposure.status();
+    if (!exposure->empty()) std::fprintf(stderr, "%s\n", exposure->c_str());
+  }
   if (resolved.checkpoint.empty() && (!o.follow_run.empty() || !o.coordinator.empty())) {
     // A server may start before the job has written anything (a deployment brought up with its
     // training job): wait for the first checkpoint up to wait_checkpoint_s.
@@ -509,7 +549,7 @@ absl::StatusOr<std::unique_ptr<GenerationServer>> GenerationServer::Start(const 
     };
     double next_report = 0;
     while (true) {
-      auto latest = LatestFollowedCheckpoint(o);
+      auto latest = LatestFollowedCheckpoint(o, coordinator_token->get());
       if (latest.ok()) {
         resolved.checkpoint = *latest;
         break;
@@ -531,12 +571,14 @@ absl::StatusOr<std::unique_ptr<GenerationServer>> GenerationServer::Start(const 
     return absl::InvalidArgumentError("--checkpoint, --follow-run or --coordinator is required");
   }
   auto impl = std::make_unique<Impl>(resolved);
+  impl->tokens_ = *std::move(tokens);
+  impl->coordinator_token_ = *std::move(coordinator_token);
   auto templates =
       o.templates.empty() ? TemplateSet::Default() : TemplateSet::LoadFile(o.templates);
   if (!templates.ok()) return templates.status();
   impl->templates_ = *std::move(templates);
   if (std::filesystem::exists(resolved.checkpoint + "/" + kManifestFile)) {
-    if (absl::Status st = VerifyManifest(resolved.checkpoint); !st.ok()) return st;
+    if (absl::Status st = VerifyManifest(resolved.checkpoint).status(); !st.ok()) return st;
   }
   auto checkpoint = LoadCheckpoint(resolved.checkpoint);
   if (!checkpoint.ok()) return checkpoint.status();
@@ -547,8 +589,8 @@ absl::StatusOr<std::unique_ptr<GenerationServer>> GenerationServer::Start(const 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(absl::StrCat(o.host, ":", o.port), grpc::InsecureServerCredentials(),
-                           &impl->port_);
+  builder.AddListeningPort(absl::StrCat(o.host, ":", o.port), *credentials, &impl->port_);
+  ApplyServerLimits(o.rpc_limits, &builder);
   builder.RegisterService(impl.get());
   impl->server_ = builder.BuildAndStart();
   if (impl->server_ == nullptr || impl->port_ == 0) {
@@ -561,7 +603,7 @@ absl::StatusOr<std::unique_ptr<GenerationServer>> GenerationServer::Start(const 
     Impl* raw = impl.get();
     auto http = MetricsHttpServer::Start(
         o.metrics_host, o.metrics_port, [raw] { return raw->metrics_.Render(raw->Gauges()); },
-        [raw] { return !raw->draining_; });
+        [raw] { return !raw->draining_; }, o.tls);
     if (!http.ok()) return http.status();
     impl->http_ = *std::move(http);
   }

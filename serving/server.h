@@ -9,14 +9,15 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "protos/rpc_security.h"
 #include "serving/engine.h"
 #include "serving/request_limits.h"
 
 namespace copyforge {
 
 struct ServerOptions {
-  std::string host = "0.0.0.0";
-  int port = 0;            // 0: an ephemeral port
+  std::string host = "127.0.0.1";  // a non-loopback address needs TLS and auth (or --insecure)
+  int port = 0;                    // 0: an ephemeral port
   std::string checkpoint;  // the model to serve (default: the newest of the followed source)
   // Hot reload: follow a run directory (newest complete checkpoint under DIR/checkpoints) or a
   // coordinator's WatchCheckpoints for one job; new checkpoints load in the background and swap in.
@@ -35,7 +36,15 @@ struct ServerOptions {
   double drain_grace_s = 30;  // on SIGTERM, how long in-flight requests may take to finish
   // Prometheus /metrics and /healthz over HTTP: -1 off, 0 an ephemeral port.
   int metrics_port = -1;
-  std::string metrics_host = "0.0.0.0";
+  std::string metrics_host = "127.0.0.1";
+  // Trust: TLS for gRPC and the metrics endpoint (with a CA, client certificates are required),
+  // the bearer tokens TextGeneration callers must send (health and reflection stay open for
+  // probes), and TLS + the reader token for following a coordinator.
+  TlsFiles tls;
+  std::string token_file;
+  std::string coordinator_token_file;
+  bool insecure = false;  // allow a non-loopback host without TLS and authentication
+  RpcServerLimits rpc_limits;
 };
 
 class GenerationServer {

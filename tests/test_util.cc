@@ -7,9 +7,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "trainer/common/file_util.h"
 #include "trainer/data/prepare.h"
@@ -112,6 +114,37 @@ void PrepareTinyTrainingSetup(const std::string& dir, int records) {
   WriteTestFile(
       dir + "/model.yaml",
       "n_layer: 2\nn_head: 2\nn_embd: 32\nn_positions: 64\nvocab_size: 50257\ndropout: 0.0\n");
+}
+
+void MakeTestCertificates(const std::string& dir) {
+  const std::string script = R"(set -e
+cd ")" + dir + R"("
+key() { openssl req -x509 -newkey rsa:2048 -nodes -days 2 -keyout "$1.key" -out "$1.pem" \
+  -subj "/CN=$1" -addext "basicConstraints=critical,CA:TRUE" 2>/dev/null; }
+leaf() {  # name ca san
+  openssl req -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.csr" -subj "/CN=$1" 2>/dev/null
+  printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$3" > "$1.ext"
+  openssl x509 -req -in "$1.csr" -CA "$2.pem" -CAkey "$2.key" -CAcreateserial -days 2 \
+    -extfile "$1.ext" -out "$1.pem" 2>/dev/null
+}
+key ca
+key other-ca
+leaf server ca "IP:127.0.0.1,DNS:localhost"
+leaf client ca "DNS:client"
+leaf rogue other-ca "DNS:rogue"
+)";
+  const CommandResult r = RunCommand(script);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+}
+
+std::string WaitForPortFile(const std::string& path, double seconds) {
+  for (int i = 0; i < seconds * 20; ++i) {
+    std::ifstream in(path);
+    std::string line;
+    if (in && std::getline(in, line) && !line.empty()) return line;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return "";
 }
 
 }  // namespace copyforge::testing

@@ -42,6 +42,15 @@ void WriteTestFile(const std::string& path, const std::string& contents);
 // 32-wide GPT-2 with the GPT-2 vocabulary.
 void PrepareTinyTrainingSetup(const std::string& dir, int records = 300);
 
+// Test certificates made with the openssl command in `dir`: ca.pem (a CA), server.pem/server.key
+// (signed by it, for 127.0.0.1 and localhost), client.pem/client.key (signed by it), and
+// rogue.pem/rogue.key (a client certificate from another CA).
+void MakeTestCertificates(const std::string& dir);
+
+// Polls for `path` (a port file a server writes) and returns its first line, or "" after
+// `seconds`.
+std::string WaitForPortFile(const std::string& path, double seconds = 20);
+
 // A background process started from argv (no shell), stdout and stderr appended to `log`.
 // Stopped with SIGKILL when the object goes away, unless it already ended.
 class Process {

@@ -21,9 +21,12 @@
 #include "absl/strings/strip.h"
 #include "control.grpc.pb.h"
 #include "nlohmann/json.hpp"
+#include "protos/bearer_token.h"
 #include "trainer/common/file_util.h"
 #include "trainer/common/json_util.h"
 #include "trainer/common/net_util.h"
+#include "trainer/dist/rank_env.h"
+#include "trainer/train/run_status.h"
 #include "trainer/train/train_state.h"
 #include "trainer/train/trainer.h"
 
@@ -64,23 +67,27 @@ struct Run {
   pid_t pid = -1;
   v1::Assignment assignment;
   std::string log_path;
+  std::string status_path;  // the trainer's RunStatus record (train --status-file)
 };
 
 class Agent {
  public:
-  explicit Agent(const WorkerOptions& o) : o_(o) {
+  explicit Agent(const WorkerOptions& o) : o_(o) {}
+
+  absl::Status Connect() {
     // Reconnect quickly when the coordinator comes back (gRPC's default backoff grows to 120 s),
     // so that a restarted coordinator sees its running workers within a heartbeat timeout.
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-    channel_ = grpc::CreateCustomChannel(o.coordinator, grpc::InsecureChannelCredentials(), args);
-    stub_ = v1::WorkerService::NewStub(channel_);
-    if (!o.token_file.empty()) {
-      auto t = ReadFile(o.token_file);
-      if (t.ok()) token_ = std::string(absl::StripAsciiWhitespace(*t));
-    }
+    auto channel = OpenChannel(o_.coordinator, o_.tls, args);
+    if (!channel.ok()) return channel.status();
+    stub_ = v1::WorkerService::NewStub(*channel);
+    auto token = OpenOptionalTokenFile(o_.token_file);
+    if (!token.ok()) return token.status();
+    token_ = *std::move(token);
+    return absl::OkStatus();
   }
 
   absl::Status Loop() {
@@ -100,6 +107,14 @@ class Agent {
       if (!status.ok()) {
         if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
           return absl::UnauthenticatedError(status.error_message());
+        }
+        if (status.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+          // This registration's session is no longer the worker id's (it expired and another
+          // process registered the id): register again once that one is gone.
+          Log(o_.worker_id,
+              absl::StrCat("heartbeat refused (", status.error_message(), "); registering again"));
+          incarnation_ = 0;
+          continue;
         }
         Log(o_.worker_id, absl::StrCat("coordinator unreachable (", status.error_message(),
                                        "); retrying in ", backoff, " s"));
@@ -139,7 +154,7 @@ class Agent {
     // Wait (briefly) for the channel to connect rather than failing fast while it reconnects.
     c->set_wait_for_ready(true);
     c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-    if (!token_.empty()) c->AddMetadata("authorization", "Bearer " + token_);
+    AttachBearer(token_.get(), c);
   }
 
   bool Register() {
@@ -152,6 +167,7 @@ class Agent {
     req.set_cores(static_cast<int>(std::thread::hardware_concurrency()));
     if (port_ == 0) port_ = FreeTcpPort();
     req.set_rendezvous_port(port_);
+    req.set_session(session_);
     SetRun(&req);
     v1::RegisterWorkerResponse resp;
     const grpc::Status s = stub_->RegisterWorker(&c, req, &resp);
@@ -161,6 +177,7 @@ class Agent {
       return false;
     }
     incarnation_ = resp.incarnation();
+    session_ = resp.session();
     interval_ms_ = std::max(50, resp.heartbeat_interval_ms());
     Log(o_.worker_id,
         absl::StrCat("registered with ", o_.coordinator, " (incarnation ", incarnation_, ")"));
@@ -184,6 +201,7 @@ class Agent {
     v1::HeartbeatRequest req;
     req.set_worker_id(o_.worker_id);
     req.set_incarnation(incarnation_);
+    req.set_session(session_);
     req.set_phase(phase);
     if (phase == v1::IDLE) {
       if (port_ == 0) port_ = FreeTcpPort();
@@ -196,6 +214,7 @@ class Agent {
       req.set_tokens_per_s(tokens_per_s_);
       req.set_eta_s(eta_s_);
       req.set_error(error_);
+      req.set_permanent(permanent_);
     }
     return stub_->Heartbeat(&c, req, response);
   }
@@ -227,10 +246,18 @@ class Agent {
       Fail(absl::StrCat("cannot write ", config, ": ", st.message()));
       return;
     }
-    std::vector<std::string> args = {"copyforge", "train", "--config", config,
-                                     // Verbatim: never re-read as YAML.
-                                     "--set-string", "out=" + a.out_dir(), "--set-string",
-                                     "dist.backend=" + a.backend()};
+    // The coordinator's resolved paths travel verbatim: never re-read as YAML.
+    std::vector<std::string> args = {"copyforge",     "train",
+                                     "--config",      config,
+                                     "--status-file", base + ".status.json",
+                                     "--set-string",  "out=" + a.out_dir(),
+                                     "--set-string",  "data=" + a.data_dir(),
+                                     "--set-string",  "dist.backend=" + a.backend()};
+    if (!a.model_path().empty())
+      args.insert(args.end(), {"--set-string", "model=" + a.model_path()});
+    if (!a.init_from().empty()) {
+      args.insert(args.end(), {"--set-string", "init_from=" + a.init_from()});
+    }
     if (o_.threads > 0) {
       args.insert(args.end(), {"--set-string", absl::StrCat("threads=", o_.threads)});
     }
@@ -238,7 +265,10 @@ class Agent {
     run_ = Run();
     run_->assignment = a;
     run_->log_path = base + ".log";
+    run_->status_path = base + ".status.json";
+    std::filesystem::remove(run_->status_path);
     step_ = 0;
+    permanent_ = false;
     loss_ = tokens_per_s_ = eta_s_ = 0;
     error_.clear();
     const pid_t pid = ::fork();
@@ -249,10 +279,12 @@ class Agent {
         ::dup2(fd, 1);
         ::dup2(fd, 2);
       }
-      ::setenv("COPYFORGE_RANK", std::to_string(a.rank()).c_str(), 1);
-      ::setenv("COPYFORGE_WORLD", std::to_string(a.world()).c_str(), 1);
-      ::setenv("COPYFORGE_STORE_HOST", a.store_host().c_str(), 1);
-      ::setenv("COPYFORGE_STORE_PORT", std::to_string(a.store_port()).c_str(), 1);
+      RankEnv env;
+      env.rank = a.rank();
+      env.world = a.world();
+      env.store_host = a.store_host();
+      env.store_port = a.store_port();
+      ExportRankEnv(env);
       // The worker's GPU: the first visible one, unless the worker was started with LOCAL_RANK
       // (several workers on one machine).
       ::setenv("LOCAL_RANK", "0", /*overwrite=*/0);
@@ -283,6 +315,7 @@ class Agent {
 
   // Stops the trainer: SIGTERM, then SIGKILL after the grace period.
   void StopRun() {
+    finishing_ = false;
     if (!run_ || run_->pid <= 0) {
       run_.reset();
       phase_ = v1::IDLE;
@@ -306,8 +339,15 @@ class Agent {
 
   // Checks the trainer: progress from metrics.jsonl, new checkpoints, exit status.
   void Poll() {
-    // A finished rank 0 retries registrations that failed while the coordinator was away.
-    if (run_ && phase_ == v1::DONE && run_->assignment.rank() == 0) RegisterCheckpoints();
+    // A finished rank 0 reports DONE only once every checkpoint it wrote is registered (or
+    // refused): the coordinator needs the final one to call the job SUCCEEDED.
+    if (run_ && run_->pid <= 0 && finishing_) {
+      if (RegisterCheckpoints()) {
+        finishing_ = false;
+        phase_ = v1::DONE;
+      }
+      return;
+    }
     if (!run_ || run_->pid <= 0 || phase_ != v1::TRAINING) return;
     const bool lead = run_->assignment.rank() == 0;
     if (lead) ReadProgress();
@@ -318,28 +358,37 @@ class Agent {
       return;
     }
     run_->pid = -1;
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-      if (lead) {
-        ReadProgress();
-        RegisterCheckpoints();
-      }
-      phase_ = v1::DONE;
+    const absl::StatusOr<RunStatus> record = ReadRunStatus(run_->status_path);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && record.ok() && record->ok) {
       Log(o_.worker_id, absl::StrCat("job ", run_->assignment.job_id(), " rank ",
                                      run_->assignment.rank(), " finished"));
+      if (lead) {
+        ReadProgress();
+        finishing_ = true;  // DONE once its checkpoints are registered (Poll)
+        return;
+      }
+      phase_ = v1::DONE;
       return;
     }
-    std::string last = "no output";
-    for (const std::string& line : TailLines(run_->log_path)) {
-      if (line.find("copyforge train:") != std::string::npos || last == "no output") last = line;
+    const std::string how = WIFEXITED(status)
+                                ? absl::StrCat("exited with code ", WEXITSTATUS(status))
+                                : absl::StrCat("was killed by signal ", WTERMSIG(status));
+    if (record.ok() && !record->ok) {
+      permanent_ = record->permanent;
+      Fail(absl::StrCat("trainer ", how, ": ", record->code, ": ", record->message));
+    } else {
+      Fail(absl::StrCat("trainer ", how, " without a status record (log ", run_->log_path, ")"));
     }
-    Fail(absl::StrCat("trainer ",
-                      WIFEXITED(status) ? absl::StrCat("exited with code ", WEXITSTATUS(status))
-                                        : absl::StrCat("was killed by signal ", WTERMSIG(status)),
-                      ": ", last));
+  }
+
+  static absl::StatusOr<RunStatus> ReadRunStatus(const std::string& path) {
+    auto text = ReadFile(path);
+    if (!text.ok()) return text.status();
+    return RunStatus::FromJson(*text, path);
   }
 
   void ReadProgress() {
-    for (const std::string& line : TailLines(run_->assignment.out_dir() + "/metrics.jsonl")) {
+    for (const std::string& line : TailLines(MetricsPath(run_->assignment.out_dir()))) {
       nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
       // Whatever a line holds (a NaN loss is written as null), it never throws here.
       if (j.is_discarded() || !j.is_object() || !j.contains("tokens_per_s")) continue;
@@ -350,15 +399,17 @@ class Agent {
     }
   }
 
-  void RegisterCheckpoints() {
+  // Registers the run's new checkpoints; true when none is left unregistered.
+  bool RegisterCheckpoints() {
     const std::string out = run_->assignment.out_dir();
+    bool all = true;
     for (const std::string& dir : ListCheckpoints(out)) {
       if (registered_.count(dir)) continue;
       const absl::StatusOr<int64_t> state_step = ReadCheckpointStep(dir);
       if (!state_step.ok()) continue;
       const int64_t step = *state_step;
       double val_loss = std::nan("");
-      for (const std::string& line : TailLines(out + "/metrics.jsonl", 1 << 20)) {
+      for (const std::string& line : TailLines(MetricsPath(out), 1 << 20)) {
         nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
         if (!j.is_discarded() && j.contains("val_loss") && JsonInt(j, "step", -1) == step) {
           val_loss = JsonDouble(j, "val_loss", val_loss);
@@ -370,6 +421,7 @@ class Agent {
       v1::RegisterCheckpointRequest req;
       req.set_worker_id(o_.worker_id);
       req.set_incarnation(incarnation_);
+      req.set_session(session_);
       v1::Checkpoint* ck = req.mutable_checkpoint();
       ck->set_job_id(run_->assignment.job_id());
       ck->set_generation(run_->assignment.generation());
@@ -383,15 +435,20 @@ class Agent {
         Log(o_.worker_id, st.ok()
                               ? absl::StrCat("registered checkpoint ", dir, " (step ", step, ")")
                               : st.error_message());
+      } else {
+        all = false;
       }
     }
+    return all;
   }
 
   WorkerOptions o_;
-  std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::WorkerService::Stub> stub_;
-  std::string token_;
+  std::unique_ptr<TokenFile> token_;
   int64_t incarnation_ = 0;
+  std::string session_;     // this registration's credential (RegisterWorkerResponse)
+  bool finishing_ = false;  // rank 0's trainer exited OK; registering its checkpoints
+  bool permanent_ = false;  // the failed run would fail the same way on a restart
   int interval_ms_ = 500;
   int port_ = 0;
   v1::WorkerPhase phase_ = v1::IDLE;
@@ -418,6 +475,7 @@ absl::Status RunWorker(const WorkerOptions& options) {
   ::sigaction(SIGTERM, &sa, nullptr);
   ::sigaction(SIGINT, &sa, nullptr);
   Agent agent(o);
+  if (absl::Status st = agent.Connect(); !st.ok()) return st;
   return agent.Loop();
 }
 

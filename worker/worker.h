@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "protos/rpc_security.h"
 
 namespace copyforge {
 
@@ -18,7 +19,8 @@ struct WorkerOptions {
   std::string host = "127.0.0.1";  // the address peers use for this worker's rendezvous store
   std::string device = "cpu";
   int threads = 0;           // trainer intra-op threads (0: all cores)
-  std::string token_file;    // bearer token for WorkerService
+  std::string token_file;    // the coordinator's worker token (re-read when it changes)
+  TlsFiles tls;              // TLS to the coordinator (its CA; this worker's client certificate)
   double stop_grace_s = 10;  // SIGTERM to the trainer, then SIGKILL after this long
 };
 

@@ -14,6 +14,7 @@
 
 #include "control.grpc.pb.h"
 #include "nlohmann/json.hpp"
+#include "tests/control/fake_worker.h"
 #include "tests/test_util.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/common/file_util.h"
@@ -46,7 +47,9 @@ class ControlPlaneTest : public ::testing::Test {
                                      "--heartbeat-interval-ms",
                                      "200",
                                      "--port",
-                                     std::to_string(port_)};
+                                     std::to_string(port_),
+                                     "--storage-root",
+                                     tmp_.path()};
     coordinator_ = std::make_unique<testing::Process>(args, tmp_.File("coordinator.log"));
     for (int i = 0; i < 200 && !std::filesystem::exists(tmp_.File("port")); ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -410,34 +413,26 @@ TEST_F(ControlPlaneTest, ApiErrorsAndRendezvousRaces) {
     EXPECT_EQ(jobs_->GetJob(&c, req, &job).error_code(), grpc::StatusCode::NOT_FOUND);
   }
   std::string first, again;
-  auto reg = [&](const std::string& id) {
-    grpc::ClientContext c;
-    v1::RegisterWorkerRequest req;
-    req.set_worker_id(id);
-    req.set_host("127.0.0.1");
-    req.set_rendezvous_port(40000);
-    v1::RegisterWorkerResponse resp;
-    EXPECT_TRUE(workers_->RegisterWorker(&c, req, &resp).ok());
-    return resp.incarnation();
-  };
-  auto beat = [&](const std::string& id, int64_t inc, v1::WorkerPhase phase, int64_t gen) {
-    grpc::ClientContext c;
-    v1::HeartbeatRequest req;
-    req.set_worker_id(id);
-    req.set_incarnation(inc);
-    req.set_phase(phase);
-    req.set_job_id(first);
-    req.set_generation(gen);
-    req.set_rendezvous_port(40000);
+  testing::FakeWorker fake(workers_.get(), "fake");
+  auto beat = [&](testing::FakeWorker& w, v1::WorkerPhase phase, int64_t gen) {
     v1::HeartbeatResponse resp;
-    EXPECT_TRUE(workers_->Heartbeat(&c, req, &resp).ok());
+    const grpc::Status st = w.Beat(phase, first, gen, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
     return resp;
   };
-  // Duplicate registration: the newer incarnation wins, the older one is told to re-register.
-  const int64_t old_inc = reg("fake");
-  const int64_t inc = reg("fake");
-  EXPECT_NE(old_inc, inc);
-  EXPECT_EQ(beat("fake", old_inc, v1::IDLE, 0).action(), v1::HeartbeatResponse::REREGISTER);
+  // A live worker id belongs to its session: registering it again without that session is
+  // refused; with it, the newer incarnation wins and the older one is told to re-register.
+  ASSERT_TRUE(fake.Register().ok());
+  const int64_t old_inc = fake.incarnation;
+  testing::FakeWorker impostor(workers_.get(), "fake");
+  EXPECT_EQ(impostor.Register().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  ASSERT_TRUE(fake.Register(fake.session).ok());
+  EXPECT_NE(old_inc, fake.incarnation);
+  {
+    testing::FakeWorker stale = fake;
+    stale.incarnation = old_inc;
+    EXPECT_EQ(beat(stale, v1::IDLE, 0).action(), v1::HeartbeatResponse::REREGISTER);
+  }
   // Now a job for it (submitted twice with one idempotency key).
   const std::string spec =
       "name: api\nmin_workers: 1\nmax_workers: 1\ntrain:\n" + TrainYaml(10, tmp_.File("run"));
@@ -453,48 +448,48 @@ TEST_F(ControlPlaneTest, ApiErrorsAndRendezvousRaces) {
   EXPECT_EQ(first, again);
 
   // The idle worker is assigned rank 0 of the first generation.
-  v1::HeartbeatResponse r;
-  for (int i = 0; i < 50 && r.action() != v1::HeartbeatResponse::START; ++i) {
-    r = beat("fake", inc, v1::IDLE, 0);
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  ASSERT_EQ(r.action(), v1::HeartbeatResponse::START);
-  EXPECT_EQ(r.assignment().job_id(), first);
-  EXPECT_EQ(r.assignment().rank(), 0);
-  EXPECT_EQ(r.assignment().world(), 1);
-  const int64_t gen = r.assignment().generation();
+  v1::Assignment a;
+  ASSERT_TRUE(fake.AwaitStart(&a));
+  EXPECT_EQ(a.job_id(), first);
+  EXPECT_EQ(a.rank(), 0);
+  EXPECT_EQ(a.world(), 1);
+  const int64_t gen = a.generation();
   // A late second worker is not added to the running generation.
-  const int64_t late = reg("late");
-  EXPECT_EQ(beat("late", late, v1::IDLE, 0).action(), v1::HeartbeatResponse::NONE);
+  testing::FakeWorker late(workers_.get(), "late");
+  ASSERT_TRUE(late.Register().ok());
+  EXPECT_EQ(beat(late, v1::IDLE, 0).action(), v1::HeartbeatResponse::NONE);
   EXPECT_EQ(Get(first).workers_size(), 1);
   // A heartbeat claiming an old generation is told to abort.
-  EXPECT_EQ(beat("fake", inc, v1::TRAINING, gen - 1).action(), v1::HeartbeatResponse::ABORT);
-  EXPECT_EQ(beat("fake", inc, v1::TRAINING, gen).action(), v1::HeartbeatResponse::NONE);
-  // The worker restarts under the same id: its generation is gone, the job recovers.
-  const int64_t restarted = reg("fake");
-  v1::Job job = Get(first);
-  // RECOVERING, or already restarted on the idle workers by the scheduler.
-  EXPECT_EQ(job.restarts(), 1) << job.DebugString() << Log("coordinator.log");
-  EXPECT_GT(job.generation(), gen);
-  EXPECT_NE(Log("coordinator.log").find("worker fake (rank 0) re-registered"), std::string::npos)
-      << Log("coordinator.log");
-  EXPECT_EQ(beat("fake", restarted, v1::TRAINING, gen).action(), v1::HeartbeatResponse::ABORT);
+  EXPECT_EQ(beat(fake, v1::TRAINING, gen - 1).action(), v1::HeartbeatResponse::ABORT);
+  EXPECT_EQ(beat(fake, v1::TRAINING, gen).action(), v1::HeartbeatResponse::NONE);
   // A checkpoint whose files do not match a manifest is refused.
   {
-    std::filesystem::create_directories(tmp_.File("fake_ckpt"));
-    testing::WriteTestFile(tmp_.File("fake_ckpt/manifest.json"), "{\"files\": {\"x\": \"00\"}}");
-    grpc::ClientContext c;
-    v1::RegisterCheckpointRequest req;
-    req.set_worker_id("fake");
-    req.mutable_checkpoint()->set_job_id(first);
-    req.mutable_checkpoint()->set_path(tmp_.File("fake_ckpt"));
-    req.mutable_checkpoint()->set_step(5);
-    v1::Checkpoint resp;
-    const grpc::Status st = workers_->RegisterCheckpoint(&c, req, &resp);
+    const std::string dir = tmp_.File("run/checkpoints/step_0000005");
+    std::filesystem::create_directories(dir);
+    testing::WriteTestFile(dir + "/model.safetensors", "x");
+    testing::WriteTestFile(dir + "/config.json", "{}");
+    testing::WriteTestFile(
+        dir + "/manifest.json",
+        "{\"files\": {\"model.safetensors\": {\"bytes\": 1, \"sha256\": \"" + std::string(64, '0') +
+            "\"}, \"config.json\": {\"bytes\": 2, \"sha256\": \"" + std::string(64, '0') + "\"}}}");
+    const grpc::Status st = fake.RegisterCheckpoint(a, dir, 5);
     EXPECT_EQ(st.error_code(), grpc::StatusCode::DATA_LOSS) << st.error_message();
     EXPECT_NE(st.error_message().find("refused"), std::string::npos) << st.error_message();
     EXPECT_TRUE(Get(first).latest_checkpoint().empty());
   }
+  // The worker restarts under the same id (its registration expires after the heartbeat
+  // timeout): its generation is gone, the job recovers.
+  testing::FakeWorker restarted(workers_.get(), "fake");
+  grpc::Status registered;
+  for (int i = 0; i < 100 && !(registered = restarted.Register()).ok(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(registered.ok()) << registered.error_message();
+  v1::Job job = WaitFor(
+      first, [](const v1::Job& j) { return j.restarts() > 0; }, 10);
+  EXPECT_EQ(job.restarts(), 1) << job.DebugString() << Log("coordinator.log");
+  EXPECT_GT(job.generation(), gen);
+  EXPECT_EQ(beat(restarted, v1::TRAINING, gen).action(), v1::HeartbeatResponse::ABORT);
   // Cancel: the job ends CANCELLED with a reason.
   {
     grpc::ClientContext c;
@@ -510,10 +505,11 @@ TEST_F(ControlPlaneTest, ApiErrorsAndRendezvousRaces) {
 TEST_F(ControlPlaneTest, BearerTokensGuardTheServices) {
   testing::WriteTestFile(tmp_.File("job.token"), "s3cret-jobs\n");
   testing::WriteTestFile(tmp_.File("worker.token"), "s3cret-workers\n");
-  testing::Process secured({bin_, "coordinator", "--state-dir", tmp_.File("state2"), "--port-file",
-                            tmp_.File("port2"), "--job-token-file", tmp_.File("job.token"),
-                            "--worker-token-file", tmp_.File("worker.token")},
-                           tmp_.File("secured.log"));
+  testing::Process secured(
+      {bin_, "coordinator", "--state-dir", tmp_.File("state2"), "--port-file", tmp_.File("port2"),
+       "--job-token-file", tmp_.File("job.token"), "--worker-token-file", tmp_.File("worker.token"),
+       "--storage-root", tmp_.path()},
+      tmp_.File("secured.log"));
   for (int i = 0; i < 200 && !std::filesystem::exists(tmp_.File("port2")); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }

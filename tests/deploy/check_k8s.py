@@ -157,24 +157,69 @@ def check_services(services, workloads):
                 fail(where, f"targetPort {target} is no named port of the selected pods")
 
 
-def check_jobs_with_coordinator(binary, job_files):
+ROOT_FLAGS = ("--storage-root", "--data-root", "--runs-root")
+
+
+def coordinator_roots(base):
+    """The (flag, path) roots the coordinator's manifest starts it with."""
+    for doc in load_docs(os.path.join(base, "coordinator.yaml")):
+        if doc["kind"] != "StatefulSet":
+            continue
+        roots = []
+        for arg in doc["spec"]["template"]["spec"]["containers"][0].get("args", []):
+            flag, _, value = str(arg).partition("=")
+            if flag in ROOT_FLAGS:
+                roots.append((flag, value))
+        return roots
+    return []
+
+
+def check_jobs_with_coordinator(binary, job_files, roots):
+    """Each job, with its paths moved under a temporary prefix, is accepted by a coordinator
+    started with the manifest's roots moved the same way: the jobs' paths lie under the roots."""
+    if not roots:
+        fail("coordinator.yaml", "the coordinator is started without --storage-root/--data-root")
+        return
     with tempfile.TemporaryDirectory() as tmp:
+        prefix = os.path.join(tmp, "fs")
+        flags = []
+        for flag, path in roots:
+            os.makedirs(prefix + path, exist_ok=True)
+            flags += [flag, prefix + path]
         port_file = os.path.join(tmp, "port")
         log = open(os.path.join(tmp, "coordinator.log"), "w")
         coordinator = subprocess.Popen(
             [binary, "coordinator", "--state-dir", os.path.join(tmp, "state"), "--port", "0",
-             "--host", "127.0.0.1", "--port-file", port_file], stdout=log, stderr=log)
+             "--host", "127.0.0.1", "--port-file", port_file] + flags, stdout=log, stderr=log)
         try:
             for _ in range(200):
                 if os.path.exists(port_file) and open(port_file).read().strip():
                     break
                 time.sleep(0.1)
+            if not os.path.exists(port_file):
+                fail("coordinator.yaml", "the coordinator did not start: " +
+                     open(os.path.join(tmp, "coordinator.log")).read())
+                return
             address = "127.0.0.1:" + open(port_file).read().strip()
             for path in job_files:
-                out = subprocess.run([binary, "submit", "--coordinator", address, path],
+                spec = load_docs(path)[0]
+                for key in ("model", "data", "out", "init_from"):
+                    value = spec["train"].get(key)
+                    if value is not None:
+                        if not str(value).startswith("/"):
+                            fail(path, f"train.{key} {value} is relative; job paths are absolute")
+                        spec["train"][key] = prefix + str(value)
+                moved = os.path.join(tmp, os.path.basename(path))
+                with open(moved, "w") as f:
+                    yaml.safe_dump(spec, f)
+                out = subprocess.run([binary, "submit", "--coordinator", address, moved],
                                      capture_output=True, text=True)
                 if out.returncode != 0:
                     fail(path, "the coordinator refuses the job: " + out.stderr.strip())
+                    continue
+                # Overlays submit the same run directory; only one job may hold it at a time.
+                subprocess.run([binary, "cancel", "--coordinator", address, out.stdout.strip()],
+                               capture_output=True, text=True)
         finally:
             coordinator.send_signal(signal.SIGTERM)
             coordinator.wait(timeout=30)
@@ -216,7 +261,7 @@ def main():
                     argv = doc["spec"]["template"]["spec"]["containers"][0].get("args", [])
                     base_commands[doc["metadata"]["name"]] = argv[0] if argv else None
     check_patches(args.bin, args.root, base_commands)
-    check_jobs_with_coordinator(args.bin, sorted(job_files))
+    check_jobs_with_coordinator(args.bin, sorted(job_files), coordinator_roots(base))
     if errors:
         print("check_k8s: " + str(len(errors)) + " problem(s)")
         for e in errors:

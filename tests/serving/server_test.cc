@@ -21,6 +21,7 @@
 #include "control.grpc.pb.h"
 #include "health.grpc.pb.h"
 #include "serving.grpc.pb.h"
+#include "tests/control/fake_worker.h"
 #include "tests/test_util.h"
 #include "trainer/common/file_util.h"
 
@@ -518,9 +519,9 @@ TEST_F(ServerTest, OverloadIsResourceExhausted) {
 // `serve --coordinator --job` starts from the job's latest checkpoint and swaps in each one the
 // coordinator publishes on WatchCheckpoints.
 TEST_F(ServerTest, FollowsTheCoordinatorsCheckpoints) {
-  testing::Process coordinator(
-      {bin_, "coordinator", "--state-dir", tmp_.File("state"), "--port-file", tmp_.File("cport")},
-      tmp_.File("coordinator.log"));
+  testing::Process coordinator({bin_, "coordinator", "--state-dir", tmp_.File("state"),
+                                "--port-file", tmp_.File("cport"), "--storage-root", tmp_.path()},
+                               tmp_.File("coordinator.log"));
   for (int i = 0; i < 200 && !std::filesystem::exists(tmp_.File("cport")); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
@@ -540,18 +541,35 @@ TEST_F(ServerTest, FollowsTheCoordinatorsCheckpoints) {
     ASSERT_TRUE(jobs->SubmitJob(&c, req, &resp).ok());
     job = resp.job_id();
   }
+  // Only the job's current rank 0 publishes, and only directories inside the run directory.
+  testing::FakeWorker rank0(workers.get(), "trainer");
+  ASSERT_TRUE(rank0.Register().ok());
+  v1::Assignment assignment;
+  ASSERT_TRUE(rank0.AwaitStart(&assignment));
   auto publish = [&](const std::string& path, int64_t step) {
-    grpc::ClientContext c;
-    v1::RegisterCheckpointRequest req;
-    req.set_worker_id("trainer");
-    req.mutable_checkpoint()->set_job_id(job);
-    req.mutable_checkpoint()->set_path(path);
-    req.mutable_checkpoint()->set_step(step);
-    v1::Checkpoint resp;
-    const grpc::Status st = workers->RegisterCheckpoint(&c, req, &resp);
+    const grpc::Status st = rank0.RegisterCheckpoint(assignment, path, step);
     ASSERT_TRUE(st.ok()) << st.error_message();
   };
-  publish(tmp_.File("ckpt"), 1);
+  std::filesystem::create_directories(tmp_.File("run/checkpoints"));
+  std::filesystem::rename(tmp_.File("ckpt"), tmp_.File("run/checkpoints/step_0000001"));
+  publish(tmp_.File("run/checkpoints/step_0000001"), 1);
+  // The rank keeps heartbeating while serving follows (the registration would expire).
+  std::atomic<bool> done{false};
+  std::thread beats([&] {
+    while (!done) {
+      v1::HeartbeatResponse r;
+      rank0.Beat(v1::TRAINING, job, assignment.generation(), &r).IgnoreError();
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+  });
+  struct Join {
+    std::atomic<bool>* done;
+    std::thread* t;
+    ~Join() {
+      *done = true;
+      t->join();
+    }
+  } join{&done, &beats};
   Start({"--coordinator", at, "--job", job});
   auto serving = [&] {
     grpc::ClientContext c;
@@ -559,20 +577,21 @@ TEST_F(ServerTest, FollowsTheCoordinatorsCheckpoints) {
     return stub_->GetModelInfo(&c, v1::GetModelInfoRequest(), &info).ok() ? info.checkpoint()
                                                                           : std::string();
   };
-  EXPECT_EQ(serving(), tmp_.File("ckpt"));
+  EXPECT_EQ(serving(), tmp_.File("run/checkpoints/step_0000001"));
+  const std::string second = tmp_.File("run/checkpoints/step_0000002");
   auto r = testing::RunCommand(bin_ + " init-model --model-config " + tmp_.File("model.yaml") +
                                " --seed 5 --tokenizer " + testing::Env("COPYFORGE_GPT2_TOKENIZER") +
-                               " --out " + tmp_.File("ckpt2"));
+                               " --out " + second);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  publish(tmp_.File("ckpt2"), 2);
-  for (int i = 0; i < 200 && serving() != tmp_.File("ckpt2"); ++i) {
+  publish(second, 2);
+  for (int i = 0; i < 200 && serving() != second; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  EXPECT_EQ(serving(), tmp_.File("ckpt2")) << Log();
+  EXPECT_EQ(serving(), second) << Log();
   grpc::ClientContext c;
   v1::GenerateResponse resp;
   ASSERT_TRUE(stub_->Generate(&c, Greedy("Hello", 4), &resp).ok());
-  EXPECT_EQ(resp.checkpoint(), tmp_.File("ckpt2"));
+  EXPECT_EQ(resp.checkpoint(), second);
 }
 
 }  // namespace

@@ -41,24 +41,6 @@ absl::StatusOr<torch::Dtype> TorchDtype(const std::string& dtype) {
       absl::StrCat("dtype ", dtype, " is not a floating-point weight type"));
 }
 
-absl::Status WriteManifest(const std::string& dir) {
-  nlohmann::ordered_json files = nlohmann::ordered_json::object();
-  std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    if (entry.is_regular_file() && entry.path().filename() != kManifestFile) {
-      names.push_back(entry.path().filename().string());
-    }
-  }
-  std::sort(names.begin(), names.end());
-  for (const std::string& name : names) {
-    const std::string path = dir + "/" + name;
-    CF_ASSIGN_OR_RETURN(std::string sha, Sha256File(path));
-    files[name] = {{"sha256", sha}, {"bytes", fs::file_size(path)}};
-  }
-  nlohmann::ordered_json manifest = {{"format", "copyforge-checkpoint/1"}, {"files", files}};
-  return WriteFileSynced(dir + "/" + kManifestFile, manifest.dump(2) + "\n");
-}
-
 }  // namespace
 
 absl::Status SaveCheckpoint(const std::string& dir, Gpt2& model, const Tokenizer* tokenizer,
@@ -90,41 +72,13 @@ absl::Status SaveCheckpoint(const std::string& dir, Gpt2& model, const Tokenizer
       });
 }
 
-absl::Status VerifyManifest(const std::string& dir) {
-  const std::string path = dir + "/" + kManifestFile;
-  CF_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.contains("files") || !j["files"].is_object()) {
-    return absl::DataLossError(absl::StrCat(path, ": not a checkpoint manifest"));
-  }
-  for (auto it = j["files"].begin(); it != j["files"].end(); ++it) {
-    const std::string file = dir + "/" + it.key();
-    std::error_code ec;
-    if (!fs::exists(file, ec))
-      return absl::DataLossError(absl::StrCat(file, ": listed in ", path, " but missing"));
-    const auto bytes = it.value().value("bytes", uint64_t{0});
-    if (fs::file_size(file, ec) != bytes) {
-      return absl::DataLossError(absl::StrCat(file, ": ", fs::file_size(file, ec),
-                                              " bytes, manifest says ", bytes,
-                                              " (truncated or replaced)"));
-    }
-    CF_ASSIGN_OR_RETURN(std::string sha, Sha256File(file));
-    if (sha != it.value().value("sha256", "")) {
-      return absl::DataLossError(absl::StrCat(file, ": SHA-256 ", sha,
-                                              " differs from the manifest's ",
-                                              it.value().value("sha256", "")));
-    }
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& dir,
                                                 const LoadOptions& options) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec))
     return absl::NotFoundError(absl::StrCat("checkpoint directory ", dir, " does not exist"));
   if (options.verify_checksums && fs::exists(dir + "/" + kManifestFile, ec)) {
-    CF_RETURN_IF_ERROR(VerifyManifest(dir));
+    CF_RETURN_IF_ERROR(VerifyManifest(dir).status());
   }
   const std::string config_path = dir + "/" + kConfigFile;
   CF_ASSIGN_OR_RETURN(std::string config_text, ReadFile(config_path));

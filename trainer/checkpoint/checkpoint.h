@@ -10,14 +10,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "trainer/checkpoint/manifest.h"
 #include "trainer/model/gpt2.h"
 #include "trainer/tokenizer/tokenizer.h"
 
 namespace copyforge {
-
-inline constexpr char kModelFile[] = "model.safetensors";
-inline constexpr char kConfigFile[] = "config.json";
-inline constexpr char kManifestFile[] = "manifest.json";
 
 struct SaveOptions {
   bool overwrite = false;
@@ -52,9 +49,6 @@ struct LoadedCheckpoint {
 // file and the tensor. The model is returned in eval mode.
 absl::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& dir,
                                                 const LoadOptions& options = {});
-
-// Checks every checksum in `dir`/manifest.json; an error names the first file that differs.
-absl::Status VerifyManifest(const std::string& dir);
 
 }  // namespace copyforge
 

@@ -10,16 +10,6 @@
 namespace copyforge {
 namespace {
 
-// The ordinal of "cuda:N", -1 for plain "cuda", -2 when the text after "cuda:" is not a number.
-int CudaOrdinal(const std::string& name) {
-  if (name == "cuda") return -1;
-  int index = -2;
-  if (!absl::SimpleAtoi(name.substr(5), &index) || index < 0) return -2;
-  return index;
-}
-
-bool IsCudaName(const std::string& name) { return name == "cuda" || name.rfind("cuda:", 0) == 0; }
-
 int EnvLocalRank() {
   const char* value = std::getenv("LOCAL_RANK");
   int rank = 0;
@@ -30,14 +20,6 @@ int EnvLocalRank() {
 }  // namespace
 
 bool TorchHasCuda() { return compat::kTorchHasCuda; }
-
-absl::Status ValidateDeviceName(const std::string& name, const std::string& what) {
-  if (name == "auto" || name == "cpu" || name == "cuda") return absl::OkStatus();
-  if (IsCudaName(name) && CudaOrdinal(name) >= 0) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(what, " \"", name,
-                                                 "\" is not auto, cpu, cuda or cuda:N (N the "
-                                                 "index of a visible GPU)"));
-}
 
 int LocalDeviceOrdinal(int rank, int count) {
   if (count <= 0) return 0;

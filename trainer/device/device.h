@@ -12,12 +12,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "trainer/device/device_name.h"
 
 namespace copyforge {
-
-// Checks the spelling only ("auto", "cpu", "cuda", "cuda:N"); `what` names the setting in the
-// message (for example "device" or "--device").
-absl::Status ValidateDeviceName(const std::string& name, const std::string& what);
 
 // Resolves a device name on this machine (see the file comment). `local_rank` < 0 reads
 // LOCAL_RANK from the environment (0 when unset).

@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "trainer/common/yaml_util.h"
-#include "trainer/device/device.h"
+#include "trainer/device/device_name.h"
 
 namespace copyforge {
 namespace {

@@ -44,7 +44,8 @@ double Now() {
 
 struct Trainer::Impl {
   TrainConfig config;
-  torch::Device device{torch::kCPU};  // where the model, optimizer and batches live
+  const std::atomic<bool>* stop = nullptr;  // set by a signal handler (SetStopFlag)
+  torch::Device device{torch::kCPU};        // where the model, optimizer and batches live
   Gpt2 model{nullptr};
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<ShardDataset> train, val;
@@ -115,45 +116,7 @@ struct Trainer::Impl {
 Trainer::Trainer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Trainer::~Trainer() = default;
 int64_t Trainer::step() const { return impl_->step; }
-
-std::vector<std::string> ListCheckpoints(const std::string& run_dir) {
-  std::vector<std::pair<int64_t, std::string>> steps;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(fs::path(run_dir) / "checkpoints", ec)) {
-    const std::string name = e.path().filename().string();
-    // step_<digits> only: staging directories of a save in progress end in .tmp-*.
-    int64_t step = 0;
-    if (e.is_directory() && name.rfind("step_", 0) == 0 &&
-        name.find_first_not_of("0123456789", 5) == std::string::npos &&
-        absl::SimpleAtoi(name.substr(5), &step)) {
-      steps.emplace_back(step, e.path().string());
-    }
-  }
-  std::sort(steps.begin(), steps.end());  // by step number: step_10000000 after step_9999999
-  std::vector<std::string> out;
-  for (auto& [step, path] : steps) out.push_back(std::move(path));
-  return out;
-}
-
-int RemoveStaleStaging(const std::string& run_dir) {
-  int removed = 0;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(fs::path(run_dir) / "checkpoints", ec)) {
-    // Left by a process that is gone (a live one is still saving).
-    const int pid = StagingOwnerPid(e.path().filename().string());
-    if (pid <= 0 || ::kill(pid, 0) == 0 || errno == EPERM) continue;
-    fs::remove_all(e.path(), ec);
-    if (!ec) ++removed;
-  }
-  return removed;
-}
-
-absl::StatusOr<std::string> LatestCheckpoint(const std::string& run_dir) {
-  std::vector<std::string> steps = ListCheckpoints(run_dir);
-  if (steps.empty())
-    return absl::NotFoundError(absl::StrCat("no checkpoint under ", run_dir, "/checkpoints"));
-  return steps.back();
-}
+void Trainer::SetStopFlag(const std::atomic<bool>* stop) { impl_->stop = stop; }
 
 absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& config,
                                                          Communicator* comm) {
@@ -362,7 +325,7 @@ absl::StatusOr<double> Trainer::Evaluate() {
 absl::StatusOr<std::string> Trainer::SaveCheckpoint() {
   Impl& m = *impl_;
   if (!m.leader()) return std::string();  // rank 0 holds the same parameters and writes them
-  const std::string dir = absl::StrFormat("%s/checkpoints/step_%07d", m.config.out, m.step);
+  const std::string dir = CheckpointDir(m.config.out, m.step);
   SaveOptions options;
   options.overwrite = true;
   options.extra_files = [&](const std::string& staging) {
@@ -383,9 +346,9 @@ absl::Status Trainer::Run() {
   fs::create_directories(m.config.out, ec);
   const bool lead = m.leader();
   std::ofstream metrics;
-  if (lead) metrics.open(m.config.out + "/metrics.jsonl", std::ios::app);
+  if (lead) metrics.open(MetricsPath(m.config.out), std::ios::app);
   if (lead && !metrics) {
-    return absl::InternalError(absl::StrCat("cannot write ", m.config.out, "/metrics.jsonl"));
+    return absl::InternalError(absl::StrCat("cannot write ", MetricsPath(m.config.out)));
   }
   std::unique_ptr<EventWriter> events;
   if (lead) {
@@ -420,6 +383,10 @@ absl::Status Trainer::Run() {
   double last_loss = 0, last_val = -1;
   std::string last_checkpoint;
   while (m.step < m.config.steps) {
+    if (m.stop != nullptr && m.stop->load()) {
+      return absl::CancelledError(absl::StrCat("stopped by a signal after step ", m.step,
+                                               "; resume from the last checkpoint"));
+    }
     CF_ASSIGN_OR_RETURN(StepStats s, Step());
     tokens += s.tokens;
     last_loss = s.loss;
@@ -480,7 +447,7 @@ absl::Status Trainer::Run() {
     if (lead)
       std::printf("  final val loss    %.4f (perplexity %.2f)\n", last_val, std::exp(last_val));
   if (lead) std::printf("  checkpoint        %s\n", last_checkpoint.c_str());
-  if (lead) std::printf("  metrics           %s/metrics.jsonl\n", m.config.out.c_str());
+  if (lead) std::printf("  metrics           %s\n", MetricsPath(m.config.out).c_str());
   return absl::OkStatus();
 }
 

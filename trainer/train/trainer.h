@@ -4,11 +4,13 @@
 #ifndef COPYFORGE_TRAINER_TRAIN_TRAINER_H_
 #define COPYFORGE_TRAINER_TRAIN_TRAINER_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "trainer/checkpoint/run_dir.h"
 #include "trainer/train/train_config.h"
 
 namespace copyforge {
@@ -49,20 +51,15 @@ class Trainer {
   // Writes <out>/checkpoints/step_NNNNNNN (model, tokenizer, training state) and prunes old ones.
   absl::StatusOr<std::string> SaveCheckpoint();
   int64_t step() const;
+  // Run returns CANCELLED before the next step once `*stop` is true (a SIGTERM handler sets it).
+  // `stop` must outlive Run.
+  void SetStopFlag(const std::atomic<bool>* stop);
 
  private:
   struct Impl;
   explicit Trainer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
-
-// The checkpoint directories under `run_dir`/checkpoints, oldest first.
-std::vector<std::string> ListCheckpoints(const std::string& run_dir);
-// Removes the staging directories of checkpoint saves under `run_dir`/checkpoints whose process
-// is gone (a trainer killed while saving); returns how many. A live process's are kept.
-int RemoveStaleStaging(const std::string& run_dir);
-// The newest checkpoint directory under `run_dir`/checkpoints, or NOT_FOUND.
-absl::StatusOr<std::string> LatestCheckpoint(const std::string& run_dir);
 
 }  // namespace copyforge
 
