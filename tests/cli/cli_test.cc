@@ -1,10 +1,17 @@
 // Runs the real copyforge binary end to end on a tiny model.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "nlohmann/json.hpp"
 #include "tests/test_util.h"
+#include "trainer/checkpoint/manifest.h"
+#include "trainer/checkpoint/run_dir.h"
 #include "trainer/common/file_util.h"
 
 namespace copyforge {
@@ -17,14 +24,52 @@ std::string Bin() { return Env("COPYFORGE_BIN"); }
 std::string Gpt2Tok() { return Env("COPYFORGE_GPT2_TOKENIZER"); }
 
 TEST(Cli, EverySubcommandHasHelp) {
-  for (const char* cmd : {"", "tokenize", "train-tokenizer", "init-model", "eval", "generate",
-                          "sample-data", "prepare"}) {
+  for (const char* cmd :
+       {"", "tokenize", "train-tokenizer", "init-model", "eval", "generate", "sample-data",
+        "prepare", "train", "coordinator", "worker", "submit", "status", "watch", "cancel",
+        "serve"}) {
     auto r = RunCommand(Bin() + " " + cmd + " --help");
     EXPECT_EQ(r.exit_code, 0) << cmd << r.err;
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << cmd;
   }
   auto r = RunCommand(Bin() + " no-such-role");
   EXPECT_NE(r.exit_code, 0);
+}
+
+// SIGTERM ends a run between steps: the checkpoints on disk all verify, no staging directory is
+// left, and the status record says it was stopped (not a failure a restart would repeat).
+TEST(Cli, TrainStopsCleanlyOnSigterm) {
+  testing::TempDir tmp;
+  testing::PrepareTinyTrainingSetup(tmp.path(), 120);
+  const std::string run = tmp.File("run");
+  testing::WriteTestFile(tmp.File("train.yaml"),
+                         "model: " + tmp.File("model.yaml") + "\ndata: " + tmp.File("shards") +
+                             "\nout: " + run +
+                             "\nseq_len: 32\nbatch_size: 2\nsteps: 100000\nthreads: 1\n"
+                             "eval:\n  interval: 0\ncheckpoint:\n  interval: 2\n  keep: 50\n");
+  testing::Process train({Bin(), "train", "--config", tmp.File("train.yaml"), "--status-file",
+                          tmp.File("status.json")},
+                         tmp.File("train.log"));
+  for (int i = 0; i < 1200 && ListCheckpoints(run).size() < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GE(ListCheckpoints(run).size(), 2u) << *ReadFile(tmp.File("train.log"));
+  train.Signal(SIGTERM);
+  const int status = train.Wait();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status;
+  auto record = ReadFile(tmp.File("status.json"));
+  ASSERT_TRUE(record.ok());
+  const auto j = nlohmann::json::parse(*record);
+  EXPECT_FALSE(j["ok"].get<bool>());
+  EXPECT_EQ(j["code"], "CANCELLED");
+  EXPECT_FALSE(j["permanent"].get<bool>());
+  EXPECT_NE(j["message"].get<std::string>().find("stopped by a signal"), std::string::npos);
+  for (const auto& e : std::filesystem::directory_iterator(run + "/checkpoints")) {
+    EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+  }
+  for (const std::string& dir : ListCheckpoints(run)) {
+    EXPECT_TRUE(VerifyManifest(dir).ok()) << dir;
+  }
 }
 
 TEST(Cli, TokenizeAndDecodeRoundTrip) {

@@ -387,6 +387,8 @@ TEST_F(ControlPlaneTest, DivergedTrainingFailsTheJobAndTheWorkerSurvives) {
   const v1::Job job = WaitFor(id, Ended, 180);
   ASSERT_EQ(job.state(), v1::FAILED) << job.reason() << Log("w1.log");
   EXPECT_NE(job.reason().find("not finite"), std::string::npos) << job.reason();
+  // The trainer's status record says a restart would diverge again: no restart is spent.
+  EXPECT_EQ(job.restarts(), 0) << job.reason();
   int status = 0;
   EXPECT_EQ(::waitpid(w1->pid(), &status, WNOHANG), 0) << "the worker died" << Log("w1.log");
   EXPECT_EQ(Log("w1.log").find("terminate called"), std::string::npos) << Log("w1.log");
