@@ -17,7 +17,8 @@ struct PrepareFlags {
   std::string tokenizer, templates, out;
   std::string objectives;
   double validation_ratio = -1;
-  int64_t shard_tokens = 0, min_chars = -1, max_chars = -1, min_words = -1, pii_match_limit = 0;
+  int64_t shard_tokens = 0, min_chars = -1, max_chars = -1, min_words = -1, pii_match_limit = 0,
+          max_line_bytes = 0;
   std::string language;
   double near_threshold = -1;
   bool no_exact = false, no_near = false;
@@ -57,6 +58,7 @@ absl::StatusOr<PrepareOptions> BuildOptions(const PrepareFlags& f) {
   if (f.min_chars >= 0) o.min_chars = f.min_chars;
   if (f.max_chars >= 0) o.max_chars = f.max_chars;
   if (f.pii_match_limit > 0) o.pii_match_limit = f.pii_match_limit;
+  if (f.max_line_bytes > 0) o.max_line_bytes = f.max_line_bytes;
   if (f.min_words >= 0) o.min_words = f.min_words;
   if (!f.language.empty()) o.language = f.language;
   if (f.near_threshold >= 0) o.minhash.threshold = f.near_threshold;
@@ -85,6 +87,7 @@ void PrintSummary(const PrepareOptions& o, const PrepareStats& s) {
   row("dropped: too short", s.too_short);
   row("dropped: filtered", s.filtered, "max_chars / language");
   row("dropped: pii_error", s.pii_error, "scrubbing failed (pii.match_limit)");
+  row("dropped: line_too_long", s.line_too_long, "over max_line_bytes");
   row("dropped: duplicate", s.duplicate);
   row("dropped: near-duplicate", s.near_duplicate);
   row("PII replacements", s.pii_replacements);
@@ -130,6 +133,9 @@ void RegisterPrepare(CLI::App& app, CommandFn* run) {
   cmd->add_option("--shard-tokens", f->shard_tokens, "Tokens per shard (at least)");
   cmd->add_option("--min-chars", f->min_chars, "Drop texts shorter than this");
   cmd->add_option("--max-chars", f->max_chars, "Drop texts longer than this");
+  cmd->add_option("--max-line-bytes", f->max_line_bytes,
+                  "Longer input lines (or CSV rows) are dropped and counted (dropped: "
+                  "line_too_long); default 8 MiB");
   cmd->add_option("--pii-match-limit", f->pii_match_limit,
                   absl::StrCat("Most work one PII pattern match may take; a text needing more is "
                                "dropped (dropped: pii_error), never written unscrubbed (default ",

@@ -24,10 +24,9 @@ std::string Bin() { return Env("COPYFORGE_BIN"); }
 std::string Gpt2Tok() { return Env("COPYFORGE_GPT2_TOKENIZER"); }
 
 TEST(Cli, EverySubcommandHasHelp) {
-  for (const char* cmd :
-       {"", "tokenize", "train-tokenizer", "init-model", "eval", "generate", "sample-data",
-        "prepare", "train", "coordinator", "worker", "submit", "status", "watch", "cancel",
-        "serve"}) {
+  for (const char* cmd : {"", "tokenize", "train-tokenizer", "init-model", "eval", "generate",
+                          "sample-data", "prepare", "train", "coordinator", "worker", "submit",
+                          "status", "watch", "cancel", "serve"}) {
     auto r = RunCommand(Bin() + " " + cmd + " --help");
     EXPECT_EQ(r.exit_code, 0) << cmd << r.err;
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << cmd;

@@ -116,10 +116,11 @@ TEST(JobStore, ATransactionCommitsAllOrNothing) {
   });
   EXPECT_FALSE(failed.ok());
   EXPECT_TRUE((*store)->LoadCheckpoints()->empty()) << "rolled back";
-  ASSERT_TRUE((*store)->Transaction([&] {
-                        if (absl::Status s = (*store)->PutCheckpoint(c); !s.ok()) return s;
-                        return (*store)->PutJob(job, "");
-                      })
+  ASSERT_TRUE((*store)
+                  ->Transaction([&] {
+                    if (absl::Status s = (*store)->PutCheckpoint(c); !s.ok()) return s;
+                    return (*store)->PutJob(job, "");
+                  })
                   .ok());
   EXPECT_EQ((*store)->LoadCheckpoints()->size(), 1u);
   EXPECT_EQ((*store)->LoadJobs()->size(), 1u);
@@ -152,8 +153,7 @@ TEST(Manifest, StrictAboutNamesSizesAndRequiredFiles) {
   EXPECT_TRUE(IsPlainFileName("model.safetensors"));
   ManifestLimits tiny;
   tiny.max_manifest_bytes = 10;
-  EXPECT_NE(VerifyManifest(dir, tiny).status().message().find("manifest limit"),
-            std::string::npos);
+  EXPECT_NE(VerifyManifest(dir, tiny).status().message().find("manifest limit"), std::string::npos);
 }
 
 TEST(RankEnv, RoundTripsAndRejectsMalformedValues) {
@@ -176,8 +176,8 @@ TEST(RankEnv, RoundTripsAndRejectsMalformedValues) {
   ::setenv("COPYFORGE_STORE_PORT", "http", 1);
   ::setenv("COPYFORGE_RANK", "0", 1);
   EXPECT_NE(ReadRankEnv().status().message().find("COPYFORGE_STORE_PORT"), std::string::npos);
-  for (const char* v : {"COPYFORGE_RANK", "COPYFORGE_WORLD", "COPYFORGE_STORE_HOST",
-                        "COPYFORGE_STORE_PORT"}) {
+  for (const char* v :
+       {"COPYFORGE_RANK", "COPYFORGE_WORLD", "COPYFORGE_STORE_HOST", "COPYFORGE_STORE_PORT"}) {
     ::unsetenv(v);
   }
 }

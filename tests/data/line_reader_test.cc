@@ -74,6 +74,22 @@ TEST(LineReader, TruncatedGzipIsAnErrorNamingTheFile) {
   EXPECT_NE(error.message().find("cut.gz"), std::string_view::npos) << error;
 }
 
+TEST(LineReader, OverlongLinesAreSkippedAndCounted) {
+  testing::TempDir tmp;
+  const std::string path = tmp.File("lines.txt");
+  // Longer than one read chunk too, so the skip crosses buffer refills.
+  testing::WriteTestFile(
+      path, "short\n" + std::string(3 << 20, 'x') + "\nafter\n" + std::string(100, 'y'));
+  auto reader = LineReader::Open(path, 64);
+  ASSERT_TRUE(reader.ok());
+  std::vector<std::string> lines;
+  std::string_view line;
+  while (*(*reader)->Next(&line)) lines.emplace_back(line);
+  EXPECT_EQ(lines, (std::vector<std::string>{"short", "after"}));
+  EXPECT_EQ((*reader)->overlong_lines(), 2);
+  EXPECT_EQ((*reader)->line_number(), 4);
+}
+
 TEST(LineReader, MissingFileIsNamed) {
   auto r = LineReader::Open("/nonexistent/reviews.json.gz");
   ASSERT_FALSE(r.ok());

@@ -81,6 +81,7 @@ TEST_F(PrepareTest, AccountsForEveryRecordAndIsIdenticalAcrossRunsAndThreads) {
             planted_.reviews + planted_.products + planted_.businesses + planted_.csv_rows);
   // Every record is kept, metadata-only, or dropped for a counted reason.
   const int64_t products_with_text = planted_.products;  // every sample product has a description
+  EXPECT_EQ(s.line_too_long, 0);
   EXPECT_EQ(s.records, s.kept + s.malformed + s.empty + s.too_short + s.filtered + s.pii_error +
                            s.duplicate + s.near_duplicate + (s.metadata - products_with_text));
   EXPECT_EQ(s.pii_error, 0);
@@ -161,6 +162,48 @@ TEST_F(PrepareTest, PiiErrorsDropRecordsAndAreCounted) {
   // Only businesses (names and places, no free text to scrub) remain, as metadata.
   EXPECT_EQ(r->metadata, planted_.businesses);
   EXPECT_EQ(r->records, r->pii_error + r->malformed + r->empty + r->metadata);
+}
+
+// An overlong line is dropped and counted (never held whole); an unterminated CSV quote is an
+// error naming the file and the line its row starts on, instead of swallowing the file.
+TEST_F(PrepareTest, OverlongLinesAndUnterminatedQuotesAreNamed) {
+  const std::string good =
+      "{\"reviewText\": \"Sturdy kettle, boils fast and pours cleanly.\", "
+      "\"overall\": 5, \"asin\": \"B001\", \"summary\": \"Great\"}\n";
+  testing::WriteTestFile(tmp_.File("long.json"),
+                         good + "{\"reviewText\": \"" + std::string(5000, 'x') + "\"}\n" + good);
+  PrepareOptions o = Options("long", 1);
+  o.inputs = {{tmp_.File("long.json"), Format::kAmazon2018Review}};
+  o.max_line_bytes = 2048;
+  auto r = RunPrepare(o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->line_too_long, 1);
+  EXPECT_EQ(r->records, 2);
+  auto manifest = nlohmann::json::parse(*ReadFile(tmp_.File("long/manifest.json")));
+  EXPECT_EQ(manifest["stats"]["dropped"]["line_too_long"], 1);
+
+  testing::WriteTestFile(tmp_.File("open.csv"),
+                         "text,title,product_id,rating\n\"Fine\",t,p1,4\n\n"
+                         "\"Never closed,t,p2,5\nmore text\n" +
+                             std::string(20, '\n'));
+  o = Options("csv", 1);
+  o.inputs = {{tmp_.File("open.csv"), Format::kCsv}};
+  r = RunPrepare(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("open.csv:4: unterminated quoted CSV field"),
+            std::string_view::npos)
+      << r.status();
+  // A quoted row growing past max_line_bytes stops there, naming its first line.
+  testing::WriteTestFile(tmp_.File("huge.csv"), "text,title,product_id,rating\n\"" +
+                                                    std::string(3000, 'y') + "\n" +
+                                                    std::string(3000, 'z') + "\n");
+  o.inputs = {{tmp_.File("huge.csv"), Format::kCsv}};
+  o.max_line_bytes = 4096;
+  r = RunPrepare(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("huge.csv:2: a CSV row longer than max_line_bytes"),
+            std::string_view::npos)
+      << r.status();
 }
 
 TEST_F(PrepareTest, SplitIsByProductWithoutLeakage) {

@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -19,7 +20,8 @@ int64_t FileSize(const std::string& path) {
   return ec ? 0 : static_cast<int64_t>(size);
 }
 
-absl::StatusOr<std::unique_ptr<LineReader>> LineReader::Open(const std::string& path) {
+absl::StatusOr<std::unique_ptr<LineReader>> LineReader::Open(const std::string& path,
+                                                             int64_t max_line_bytes) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
     return absl::InvalidArgumentError(absl::StrCat(path, " is a directory, not a file"));
@@ -32,6 +34,7 @@ absl::StatusOr<std::unique_ptr<LineReader>> LineReader::Open(const std::string& 
   std::unique_ptr<LineReader> r(new LineReader());
   r->path_ = path;
   r->gz_ = gz;
+  r->max_line_bytes_ = static_cast<size_t>(std::max<int64_t>(0, max_line_bytes));
   return r;
 }
 
@@ -72,6 +75,25 @@ absl::Status LineReader::Fill() {
 absl::StatusOr<bool> LineReader::Next(std::string_view* line) {
   while (true) {
     size_t nl = buf_.find('\n', pos_);
+    if (skipping_) {
+      // The rest of an overlong line: dropped as it arrives.
+      if (nl == std::string::npos) {
+        pos_ = buf_.size();
+        if (eof_) return false;
+        if (absl::Status st = Fill(); !st.ok()) return st;
+        continue;
+      }
+      pos_ = nl + 1;
+      skipping_ = false;
+      continue;
+    }
+    if (max_line_bytes_ > 0 &&
+        (nl == std::string::npos ? buf_.size() : nl) - pos_ > max_line_bytes_) {
+      ++line_number_;
+      ++overlong_lines_;
+      skipping_ = true;
+      continue;
+    }
     if (nl != std::string::npos || (eof_ && pos_ < buf_.size())) {
       const size_t end = nl == std::string::npos ? buf_.size() : nl;
       size_t len = end - pos_;

@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -132,25 +133,44 @@ absl::StatusOr<std::vector<ResolvedInput>> ResolveInputs(const PrepareOptions& o
 }
 
 // Reads CSV rows (quoted fields may span lines) and hands each to `row` as a JSON object line
-// keyed by the header.
+// keyed by the header. A row still open at the end of the file (an unterminated quote) or longer
+// than `max_row_bytes` is an error naming the line it starts on, instead of swallowing the rest.
 class CsvRows {
  public:
-  explicit CsvRows(const CsvColumns& columns) : columns_(columns) {
+  CsvRows(const CsvColumns& columns, int64_t max_row_bytes)
+      : columns_(columns), max_row_bytes_(max_row_bytes) {
     csv_init(&parser_, CSV_APPEND_NULL);
   }
   ~CsvRows() { csv_free(&parser_); }
-  absl::Status Feed(std::string_view data, const std::string& path,
+  // One input line (without its newline) and its number.
+  absl::Status Feed(std::string_view line, int64_t line_number, const std::string& path,
                     const std::function<void(std::string)>& row) {
+    // An empty line outside a quoted field is no row (inside one, it is part of the field).
+    if (line.empty() && row_bytes_ == 0) return absl::OkStatus();
     row_ = &row;
     path_ = &path;
-    if (csv_parse(&parser_, data.data(), data.size(), &CsvRows::OnField, &CsvRows::OnRow, this) !=
-        data.size()) {
+    if (row_bytes_ == 0) row_line_ = line_number;
+    row_bytes_ += static_cast<int64_t>(line.size()) + 1;
+    if (row_bytes_ > max_row_bytes_) {
       return absl::InvalidArgumentError(
-          absl::StrCat(path, ": CSV error: ", csv_strerror(csv_error(&parser_))));
+          absl::StrCat(path, ":", row_line_, ": a CSV row longer than max_line_bytes (",
+                       max_row_bytes_, ") starts here; is a quoted field left unterminated?"));
+    }
+    const std::string with_newline = std::string(line) + "\n";
+    if (csv_parse(&parser_, with_newline.data(), with_newline.size(), &CsvRows::OnField,
+                  &CsvRows::OnRow, this) != with_newline.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", line_number, ": CSV error: ", csv_strerror(csv_error(&parser_))));
     }
     return status_;
   }
   absl::Status Finish(const std::string& path, const std::function<void(std::string)>& row) {
+    if (row_bytes_ > 0) {
+      // Every line is fed with its newline, which ends any row outside quotes.
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", row_line_,
+                       ": unterminated quoted CSV field (the row starting here never ends)"));
+    }
     row_ = &row;
     path_ = &path;
     csv_fini(&parser_, &CsvRows::OnField, &CsvRows::OnRow, this);
@@ -163,6 +183,7 @@ class CsvRows {
   }
   static void OnRow(int, void* self) { static_cast<CsvRows*>(self)->EndRow(); }
   void EndRow() {
+    row_bytes_ = 0;
     if (header_.empty()) {
       header_ = std::move(fields_);
       for (const std::string* col :
@@ -181,8 +202,11 @@ class CsvRows {
     fields_.clear();
   }
   CsvColumns columns_;
+  const int64_t max_row_bytes_;
   csv_parser parser_{};
   std::vector<std::string> header_, fields_;
+  int64_t row_bytes_ = 0;  // bytes fed since the last complete row
+  int64_t row_line_ = 0;   // the line the open row started on
   const std::function<void(std::string)>* row_ = nullptr;
   const std::string* path_ = nullptr;
   absl::Status status_;
@@ -268,6 +292,7 @@ class Pipeline {
                           stats_.records / std::max(1e-9, progress->ElapsedSeconds())));
     }
     reader.join();
+    stats_.line_too_long += std::exchange(overlong_lines_, 0);
     for (auto& w : workers) w.join();
     for (double s : tokenize_seconds) stats_.tokenize_seconds += s;
     next_seq_ = last_seq + 1;
@@ -301,7 +326,8 @@ class Pipeline {
     int64_t seq = next_seq_;
     int64_t bytes_done = 0;
     for (int file = 0; file < static_cast<int>(inputs.size()); ++file) {
-      CF_ASSIGN_OR_RETURN(auto reader, LineReader::Open(inputs[file].path));
+      CF_ASSIGN_OR_RETURN(auto reader,
+                          LineReader::Open(inputs[file].path, options_.max_line_bytes));
       Chunk chunk;
       auto flush = [&](bool force) -> bool {
         if (chunk.lines.empty() ||
@@ -321,7 +347,7 @@ class Pipeline {
         chunk.buffer.append(line);
       };
       std::string_view line;
-      CsvRows csv(options_.csv);
+      CsvRows csv(options_.csv, options_.max_line_bytes);
       std::function<void(std::string)> on_row = [&](std::string row) {
         add(row, reader->line_number());
       };
@@ -329,8 +355,7 @@ class Pipeline {
         CF_ASSIGN_OR_RETURN(bool more, reader->Next(&line));
         if (!more) break;
         if (inputs[file].format == Format::kCsv) {
-          std::string with_newline = std::string(line) + "\n";
-          CF_RETURN_IF_ERROR(csv.Feed(with_newline, inputs[file].path, on_row));
+          CF_RETURN_IF_ERROR(csv.Feed(line, reader->line_number(), inputs[file].path, on_row));
         } else if (!line.empty()) {
           add(line, reader->line_number());
         }
@@ -339,6 +364,7 @@ class Pipeline {
       if (inputs[file].format == Format::kCsv)
         CF_RETURN_IF_ERROR(csv.Finish(inputs[file].path, on_row));
       flush(true);
+      overlong_lines_ += reader->overlong_lines();
       bytes_done += inputs[file].bytes;
     }
     return absl::OkStatus();
@@ -424,6 +450,7 @@ class Pipeline {
   JoinTables tables_;  // written by the committer between phases, read by workers during one
   std::map<std::string, ShardWriter> writers_;
   PrepareStats stats_;
+  int64_t overlong_lines_ = 0;  // written by the reader thread, read after it is joined
   int threads_;
   int64_t next_seq_ = 0;
   int64_t bytes_before_ = 0;
@@ -498,6 +525,7 @@ absl::StatusOr<PrepareStats> RunPrepare(const PrepareOptions& options) {
                 {"too_short", stats.too_short},
                 {"filtered", stats.filtered},
                 {"pii_error", stats.pii_error},
+                {"line_too_long", stats.line_too_long},
                 {"duplicate", stats.duplicate},
                 {"near_duplicate", stats.near_duplicate}}},
               {"pii_replacements", stats.pii_replacements},

@@ -20,7 +20,8 @@ struct PrepareStats {
   int64_t metadata = 0;  // product / business records loaded for joins
   // Dropped, by reason.
   int64_t malformed = 0, empty = 0, too_short = 0, filtered = 0, duplicate = 0, near_duplicate = 0;
-  int64_t pii_error = 0;  // PII scrubbing failed: dropped, never written unscrubbed
+  int64_t pii_error = 0;      // PII scrubbing failed: dropped, never written unscrubbed
+  int64_t line_too_long = 0;  // lines (or CSV rows) over max_line_bytes: dropped
   int64_t pii_replacements = 0;
   int64_t pairs_without_metadata = 0;  // reviews whose product/business is unknown: no pair
   int64_t documents = 0, pairs = 0;

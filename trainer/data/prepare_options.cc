@@ -102,6 +102,8 @@ absl::StatusOr<PrepareOptions> PrepareOptions::FromYamlFile(const std::string& p
         }
       } else if (key == "shard_tokens") {
         o.shard_tokens = node.as<int64_t>();
+      } else if (key == "max_line_bytes") {
+        o.max_line_bytes = node.as<int64_t>();
       } else if (key == "pii") {
         for (const auto& f : node) {
           const std::string k = f.first.as<std::string>();
@@ -199,6 +201,10 @@ absl::Status PrepareOptions::Validate() const {
         absl::StrCat("filters.language must be \"any\" or \"en\", got \"", language, "\""));
   }
   if (threads < 0) return absl::InvalidArgumentError("threads must be >= 0");
+  if (max_line_bytes < 1024 || max_line_bytes > (int64_t{1} << 30)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_line_bytes must be in [1024, 1073741824], got ", max_line_bytes));
+  }
   if (pii_match_limit < 1 || pii_match_limit > 0xFFFFFFFFLL) {
     return absl::InvalidArgumentError(
         absl::StrCat("pii.match_limit must be in [1, 4294967295], got ", pii_match_limit));
@@ -214,6 +220,7 @@ nlohmann::ordered_json PrepareOptions::ToJson() const {
           {"split_seed", split_seed},
           {"shard_tokens", shard_tokens},
           {"pii", {{"match_limit", pii_match_limit}}},
+          {"max_line_bytes", max_line_bytes},
           {"filters",
            {{"min_chars", min_chars},
             {"max_chars", max_chars},

@@ -38,6 +38,9 @@ struct PrepareOptions {
   // PII scrubbing: the most work one pattern match may take (PCRE2 match limit); a text that
   // needs more is dropped (counted as pii_error), never written unscrubbed.
   int64_t pii_match_limit = kDefaultPiiMatchLimit;
+  // A longer input line (or CSV row) is dropped and counted (dropped: line_too_long) without
+  // being held in memory whole.
+  int64_t max_line_bytes = 8 << 20;
   bool exact_dedup = true;
   bool near_dedup = true;
   MinHashOptions minhash;
