@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "serving/process_metrics.h"
 
 namespace copyforge {
 
@@ -70,12 +71,12 @@ std::string ServingMetrics::Render(const ServingGauges& g) const {
   {
     std::lock_guard<std::mutex> lock(mu_);
     absl::StrAppend(&out,
-                    "# HELP copyforge_request_count Finished or refused requests (per sequence) "
-                    "by outcome\n# TYPE copyforge_request_count counter\n");
+                    "# HELP copyforge_requests_total Finished or refused requests (per sequence) "
+                    "by outcome\n# TYPE copyforge_requests_total counter\n");
     for (const char* o : {"success", "cancelled", "deadline_exceeded", "error", "invalid_argument",
-                          "resource_exhausted", "unavailable"}) {
+                          "resource_exhausted", "unavailable", "unauthenticated"}) {
       auto it = requests_.find(o);
-      absl::StrAppend(&out, "copyforge_request_count{outcome=\"", o, "\"} ",
+      absl::StrAppend(&out, "copyforge_requests_total{outcome=\"", o, "\"} ",
                       it == requests_.end() ? 0 : it->second, "\n");
     }
     absl::StrAppend(&out,
@@ -108,6 +109,7 @@ std::string ServingMetrics::Render(const ServingGauges& g) const {
                "Mean time per generated token after the first", &out);
   latency_.Render("copyforge_request_duration_seconds", "From arrival to the last token", &out);
   generated_.Render("copyforge_request_generated_tokens", "Generated tokens per request", &out);
+  AppendProcessMetrics(&out);
   return out;
 }
 

@@ -194,12 +194,23 @@ TEST_F(ServerTest, GenerateStreamTokenizeInfoHealthAndDrain) {
   // Prometheus metrics and /healthz.
   const std::string metrics = HttpGet("/metrics");
   EXPECT_NE(metrics.find("200 OK"), std::string::npos) << metrics;
-  EXPECT_NE(metrics.find("copyforge_request_count{outcome=\"success\"} 2"), std::string::npos)
+  EXPECT_NE(metrics.find("copyforge_requests_total{outcome=\"success\"} 2"), std::string::npos)
       << metrics;
   EXPECT_NE(metrics.find("copyforge_request_generated_tokens_total 32"), std::string::npos);
   EXPECT_NE(metrics.find("copyforge_request_time_to_first_token_seconds_count 2"),
             std::string::npos);
   EXPECT_NE(metrics.find("copyforge_batch_max_size 4"), std::string::npos);
+  EXPECT_NE(metrics.find("process_resident_memory_bytes "), std::string::npos);
+  EXPECT_NE(metrics.find("process_cpu_seconds_total "), std::string::npos);
+  {
+    // Prometheus' own linter accepts the exposition (names, types, units, _total counters).
+    const size_t body = metrics.find("\r\n\r\n");
+    ASSERT_NE(body, std::string::npos);
+    testing::WriteTestFile(tmp_.File("metrics.txt"), metrics.substr(body + 4));
+    auto lint = testing::RunCommand("promtool check metrics < " + tmp_.File("metrics.txt"));
+    EXPECT_EQ(lint.exit_code, 0) << lint.out << lint.err;
+    EXPECT_EQ(lint.out + lint.err, "") << "promtool found problems";
+  }
   EXPECT_NE(HttpGet("/healthz").find("200 OK"), std::string::npos);
   {
     // Clients that connect and send nothing do not hold up the liveness probe (one at a time,
@@ -512,7 +523,7 @@ TEST_F(ServerTest, OverloadIsResourceExhausted) {
   grpc::ClientContext c;
   v1::GenerateResponse r;
   EXPECT_TRUE(stub_->Generate(&c, Greedy("Hello", 5), &r).ok());
-  EXPECT_EQ(HttpGet("/metrics").find("copyforge_request_count{outcome=\"resource_exhausted\"} 0"),
+  EXPECT_EQ(HttpGet("/metrics").find("copyforge_requests_total{outcome=\"resource_exhausted\"} 0"),
             std::string::npos);  // counted
 }
 
