@@ -9,7 +9,7 @@ CACHE_DIR ?= $(or $(COPYFORGE_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/copy
 export CCACHE_DIR ?= $(CACHE_DIR)/ccache
 export COPYFORGE_CACHE := $(CACHE_DIR)
 
-.PHONY: all setup configure build test demo bench format check-format clean
+.PHONY: all setup configure build test test-sanitize fuzz demo bench format check-format clean
 
 all: build
 
@@ -25,8 +25,18 @@ configure: setup
 build: configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
+# The suite, then every fuzz target for a few seconds on its seed corpus.
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 900
+	@bash scripts/fuzz.sh 4
+
+# The torch-free unit tests under ASan + UBSan.
+test-sanitize: setup
+	@bash scripts/sanitize.sh
+
+# Each fuzz target for FUZZ_SECONDS (default 60).
+fuzz: setup
+	@bash scripts/fuzz.sh $(or $(FUZZ_SECONDS),60)
 
 demo: build
 	@bash scripts/demo.sh $(BUILD_DIR)
@@ -41,4 +51,4 @@ check-format:
 	@bash scripts/check_format.sh
 
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) build-fuzz build-sanitize

@@ -16,8 +16,11 @@ absl::StatusOr<JobSpec> ParseJobSpec(const std::string& yaml_text, const std::st
   JobSpec spec;
   bool has_train = false;
   for (const auto& kv : *root) {
-    const std::string key = kv.first.as<std::string>();
     const std::string where = absl::StrCat(source, ":", kv.first.Mark().line + 1, ": ");
+    if (!kv.first.IsScalar()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, "a key must be a plain name"));
+    }
+    const std::string key = kv.first.Scalar();
     try {
       if (key == "name") {
         spec.name = kv.second.as<std::string>();

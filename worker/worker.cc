@@ -20,12 +20,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "control.grpc.pb.h"
-#include "nlohmann/json.hpp"
 #include "protos/bearer_token.h"
 #include "trainer/common/file_util.h"
-#include "trainer/common/json_util.h"
 #include "trainer/common/net_util.h"
 #include "trainer/dist/rank_env.h"
+#include "trainer/train/metrics_record.h"
 #include "trainer/train/run_status.h"
 #include "trainer/train/train_state.h"
 #include "trainer/train/trainer.h"
@@ -389,13 +388,13 @@ class Agent {
 
   void ReadProgress() {
     for (const std::string& line : TailLines(MetricsPath(run_->assignment.out_dir()))) {
-      nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
       // Whatever a line holds (a NaN loss is written as null), it never throws here.
-      if (j.is_discarded() || !j.is_object() || !j.contains("tokens_per_s")) continue;
-      step_ = JsonInt(j, "step", step_);
-      loss_ = JsonDouble(j, "loss", 0.0);
-      tokens_per_s_ = JsonDouble(j, "tokens_per_s", 0.0);
-      eta_s_ = JsonDouble(j, "eta_s", 0.0);
+      const std::optional<MetricsRecord> r = MetricsRecord::Parse(line);
+      if (!r || r->kind != MetricsRecord::Kind::kStep) continue;
+      step_ = r->step;
+      loss_ = r->loss;
+      tokens_per_s_ = r->tokens_per_s;
+      eta_s_ = r->eta_s;
     }
   }
 
@@ -410,10 +409,8 @@ class Agent {
       const int64_t step = *state_step;
       double val_loss = std::nan("");
       for (const std::string& line : TailLines(MetricsPath(out), 1 << 20)) {
-        nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-        if (!j.is_discarded() && j.contains("val_loss") && JsonInt(j, "step", -1) == step) {
-          val_loss = JsonDouble(j, "val_loss", val_loss);
-        }
+        const std::optional<MetricsRecord> r = MetricsRecord::Parse(line);
+        if (r && r->kind == MetricsRecord::Kind::kEval && r->step == step) val_loss = r->val_loss;
       }
       grpc::ClientContext c;
       Authorize(&c);

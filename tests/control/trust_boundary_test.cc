@@ -182,6 +182,9 @@ TEST_F(TrustBoundaryTest, JobPathsAreConfinedAndRunDirectoriesExclusive) {
   refused(Spec(tmp_.File("run"), 4, "/var/lib"), grpc::StatusCode::INVALID_ARGUMENT, "train.data");
   fs::create_directory_symlink("/etc", tmp_.File("link"));
   refused(Spec(tmp_.File("link/run")), grpc::StatusCode::INVALID_ARGUMENT, "outside");
+  // Found by the job_spec fuzzer: a complex YAML key threw past the parser and ended the process.
+  refused("name: x\ntrain:\n  ? {a: 1}\n  : 2\n", grpc::StatusCode::INVALID_ARGUMENT,
+          "a key must be a plain name");
   refused(Spec(tmp_.File("run")) + "# " + std::string(5000, 'x') + "\n",
           grpc::StatusCode::INVALID_ARGUMENT, "--max-spec-bytes");
   std::string first;

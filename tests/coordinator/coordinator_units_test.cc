@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <thread>
 
@@ -14,6 +15,7 @@
 #include "tests/test_util.h"
 #include "trainer/checkpoint/manifest.h"
 #include "trainer/dist/rank_env.h"
+#include "trainer/train/metrics_record.h"
 #include "trainer/train/run_status.h"
 
 namespace copyforge {
@@ -196,6 +198,50 @@ TEST(RunStatus, SaysWhetherARestartCouldHelp) {
   EXPECT_TRUE(RunStatus::FromStatus(absl::OkStatus(), 4).ok);
   EXPECT_FALSE(RunStatus::FromJson("{\"ok\": ", "s.json").ok());
   EXPECT_FALSE(RunStatus::FromJson("[1]", "s.json").ok());
+}
+
+TEST(MetricsRecord, RoundTripsEachKindAndNeverThrows) {
+  MetricsRecord step;
+  step.step = 7;
+  step.loss = NAN;  // a diverged step is written as null
+  step.tokens_per_s = 1234.5;
+  step.eta_s = 3;
+  const std::string line = step.ToJsonLine();
+  EXPECT_NE(line.find("\"loss\":null"), std::string::npos) << line;
+  auto back = MetricsRecord::Parse(line);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->kind, MetricsRecord::Kind::kStep);
+  EXPECT_EQ(back->step, 7);
+  EXPECT_TRUE(std::isnan(back->loss));
+  EXPECT_DOUBLE_EQ(back->tokens_per_s, 1234.5);
+  MetricsRecord eval;
+  eval.kind = MetricsRecord::Kind::kEval;
+  eval.step = 10;
+  eval.val_loss = 2.5;
+  back = MetricsRecord::Parse(eval.ToJsonLine());
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->kind, MetricsRecord::Kind::kEval);
+  EXPECT_DOUBLE_EQ(back->val_loss, 2.5);
+  MetricsRecord start;
+  start.kind = MetricsRecord::Kind::kStart;
+  start.world = 2;
+  start.resumed_from = "/runs/a/checkpoints/step_0000005";
+  back = MetricsRecord::Parse(start.ToJsonLine());
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->kind, MetricsRecord::Kind::kStart);
+  EXPECT_EQ(back->world, 2);
+  EXPECT_EQ(back->resumed_from, start.resumed_from);
+  for (const char* bad :
+       {"", "{", "[1,2]", "null", "{\"step\": \"x\", \"loss\": 1}", "{\"step\": 3}",
+        "{\"step\": -1, \"tokens_per_s\": 1}", "{\"step\": 1, \"tokens_per_s\": {\"a\": []}}"}) {
+    auto r = MetricsRecord::Parse(bad);
+    if (r) {
+      EXPECT_TRUE(std::isnan(r->tokens_per_s)) << bad;  // wrong types read as NaN
+    }
+    if (std::string(bad).find("tokens_per_s\": {") == std::string::npos) {
+      EXPECT_FALSE(r.has_value()) << bad;
+    }
+  }
 }
 
 }  // namespace

@@ -37,10 +37,13 @@ void Progress::Draw(const std::string& extra, bool final_line) {
   const double secs = ElapsedSeconds();
   const double done = done_ / scale_, total = total_ / scale_;
   const double rate = secs > 0 ? done / secs : 0.0;
-  const char* num = scale_ == 1.0 ? "%.0f" : "%.1f";
-  std::string line = absl::StrCat(label_, ": ", absl::StrFormat(num, done));
+  // A whole count without decimals, a scaled one (MB, ...) with one.
+  const auto num = [&](double v) {
+    return scale_ == 1.0 ? absl::StrFormat("%.0f", v) : absl::StrFormat("%.1f", v);
+  };
+  std::string line = absl::StrCat(label_, ": ", num(done));
   if (total_ > 0) {
-    line += absl::StrCat("/", absl::StrFormat(num, total), " ", unit_,
+    line += absl::StrCat("/", num(total), " ", unit_,
                          absl::StrFormat(" (%.1f%%)", 100.0 * done_ / total_));
   } else {
     line += " " + unit_;

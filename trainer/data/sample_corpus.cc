@@ -211,7 +211,10 @@ Product MakeProduct(Gen& g, int64_t i, bool v2023) {
   p.kind = g.Pick(p.cat->kinds);
   p.brand = g.Pick(kBrands);
   p.color = g.Pick(p.cat->colors);
-  p.id = absl::StrFormat(v2023 ? "B0%dX%06d" : "B0%08d", v2023 ? 9 : 1, 100000 + i * 7919 % 900000);
+  // Amazon 2018 ids keep the form every sample corpus so far has had: one id, B000000001, for all
+  // 2018 products (written with constant format strings, which clang requires).
+  p.id = v2023 ? absl::StrFormat("B0%dX%06d", 9, 100000 + i * 7919 % 900000)
+               : absl::StrFormat("B0%08d", 1);
   p.title = absl::StrFormat("%s %c%d %s, %s", p.brand, static_cast<char>('A' + g.Int(0, 25)),
                             g.Int(100, 999), p.kind, p.color);
   p.features = g.Distinct(p.cat->features, 3);

@@ -202,7 +202,11 @@ absl::StatusOr<Gpt2Config> Gpt2Config::FromYamlFile(const std::string& path) {
                                                  "initializer_range",  "dropout"};
   Gpt2Config c;
   for (const auto& kv : root) {
-    const std::string key = kv.first.as<std::string>();
+    if (!kv.first.IsScalar()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", kv.first.Mark().line + 1, ": a key must be a plain name"));
+    }
+    const std::string key = kv.first.Scalar();
     const YAML::Node& v = kv.second;
     const std::string where = absl::StrCat(path, ":", v.Mark().line + 1);
     try {

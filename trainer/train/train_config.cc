@@ -87,8 +87,11 @@ absl::Status Apply(TrainConfig* c, const std::string& key, const YAML::Node& val
 absl::Status Walk(TrainConfig* c, const YAML::Node& node, const std::string& prefix,
                   const std::string& path) {
   for (const auto& kv : node) {
-    const std::string key = prefix + kv.first.as<std::string>();
     const std::string where = absl::StrCat(path, ":", kv.first.Mark().line + 1, ": ");
+    if (!kv.first.IsScalar()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, "a key must be a plain name"));
+    }
+    const std::string key = prefix + kv.first.Scalar();
     if (kv.second.IsMap()) {
       if (absl::Status st = Walk(c, kv.second, key + ".", path); !st.ok()) return st;
     } else if (absl::Status st = Apply(c, key, kv.second, where); !st.ok()) {

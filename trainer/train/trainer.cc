@@ -27,6 +27,7 @@
 #include "trainer/tokenizer/tokenizer.h"
 #include "trainer/train/autocast.h"
 #include "trainer/train/linear_cross_entropy.h"
+#include "trainer/train/metrics_record.h"
 #include "trainer/train/schedule.h"
 #include "trainer/train/shard_dataset.h"
 #include "trainer/train/tensorboard.h"
@@ -358,13 +359,12 @@ absl::Status Trainer::Run() {
     }
     CF_ASSIGN_OR_RETURN(events, EventWriter::Create(m.config.out));
     // Marks each (re)start in the metrics, so restarts of an elastic job can be told apart.
-    metrics << nlohmann::ordered_json({{"event", "start"},
-                                       {"step", m.step},
-                                       {"world", m.comm == nullptr ? 1 : m.comm->world()},
-                                       {"resumed_from", m.config.resume}})
-                   .dump()
-            << "\n"
-            << std::flush;
+    MetricsRecord started;
+    started.kind = MetricsRecord::Kind::kStart;
+    started.step = m.step;
+    started.world = m.comm == nullptr ? 1 : m.comm->world();
+    started.resumed_from = m.config.resume;
+    metrics << started.ToJsonLine() << "\n" << std::flush;
   }
   const Gpt2Config& mc = m.model->config();
   const double flops_per_token = mc.TrainingFlopsPerToken(m.config.seq_len);
@@ -401,10 +401,16 @@ absl::Status Trainer::Run() {
           "step %lld/%lld | loss %.4f | lr %.2e | grad %.2f | %.0f tok/s | MFU %.1f%% | ETA %s\n",
           static_cast<long long>(s.step), static_cast<long long>(m.config.steps), s.loss, s.lr,
           s.grad_norm, tok_s, 100 * mfu, FormatDuration(eta).c_str());
-      nlohmann::ordered_json j = {{"step", s.step},           {"loss", s.loss},        {"lr", s.lr},
-                                  {"grad_norm", s.grad_norm}, {"tokens_per_s", tok_s}, {"mfu", mfu},
-                                  {"elapsed_s", elapsed},     {"eta_s", eta}};
-      if (lead) metrics << j.dump() << "\n" << std::flush;
+      MetricsRecord r;
+      r.step = s.step;
+      r.loss = s.loss;
+      r.lr = s.lr;
+      r.grad_norm = s.grad_norm;
+      r.tokens_per_s = tok_s;
+      r.mfu = mfu;
+      r.elapsed_s = elapsed;
+      r.eta_s = eta;
+      metrics << r.ToJsonLine() << "\n" << std::flush;
       for (const auto& [tag, value] : {std::pair<const char*, double>{"train/loss", s.loss},
                                        {"train/lr", s.lr},
                                        {"train/grad_norm", s.grad_norm},
@@ -420,12 +426,14 @@ absl::Status Trainer::Run() {
       if (lead)
         std::fprintf(stderr, "eval step %lld | val loss %.4f | val ppl %.2f\n",
                      static_cast<long long>(s.step), last_val, std::exp(last_val));
-      if (lead)
-        metrics << nlohmann::ordered_json(
-                       {{"step", s.step}, {"val_loss", last_val}, {"val_ppl", std::exp(last_val)}})
-                       .dump()
-                << "\n"
-                << std::flush;
+      if (lead) {
+        MetricsRecord r;
+        r.kind = MetricsRecord::Kind::kEval;
+        r.step = s.step;
+        r.val_loss = last_val;
+        r.val_ppl = std::exp(last_val);
+        metrics << r.ToJsonLine() << "\n" << std::flush;
+      }
       if (lead) {
         CF_RETURN_IF_ERROR(events->AddScalar("val/loss", s.step, last_val));
         CF_RETURN_IF_ERROR(events->AddScalar("val/perplexity", s.step, std::exp(last_val)));
