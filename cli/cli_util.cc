@@ -3,8 +3,6 @@
 #include "trainer/common/openblas.h"
 #include "trainer/common/threads.h"
 
-#include <torch/torch.h>
-
 #include <unistd.h>
 
 #include <cstdio>
@@ -20,8 +18,6 @@ int ReportStatus(const std::string& command, const absl::Status& status) {
                std::string(status.message()).c_str());
   return 1;
 }
-
-void SetTorchThreads(int threads) { torch::set_num_threads(ResolveThreads(threads)); }
 
 void MaybeReexecForBlas(char** argv) {
   // Loading libtorch takes most of a second, so only commands that spend their time in BLAS

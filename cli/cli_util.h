@@ -13,9 +13,6 @@ namespace copyforge {
 // Prints "copyforge <command>: <message>" on stderr and returns exit code 1 (0 when ok).
 int ReportStatus(const std::string& command, const absl::Status& status);
 
-// Sets libtorch's intra-op thread count; 0 means one per core.
-void SetTorchThreads(int threads);
-
 // For the commands that spend their time in matrix products (eval, generate, init-model, train,
 // ...), makes OpenBLAS use the right kernels (see trainer/common/openblas.h).
 void MaybeReexecForBlas(char** argv);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "cli/control_commands.h"
 #include "protos/rpc_security.h"
 #include "trainer/model/sampler.h"
 
@@ -22,9 +23,6 @@ inline void AddDeviceOption(CLI::App* cmd, std::string* device) {
       ->capture_default_str();
 }
 
-// A subcommand's body: returns the process exit code.
-using CommandFn = std::function<int()>;
-
 void RegisterTokenize(CLI::App& app, CommandFn* run);
 void RegisterTrainTokenizer(CLI::App& app, CommandFn* run);
 void RegisterInitModel(CLI::App& app, CommandFn* run);
@@ -34,8 +32,7 @@ void RegisterSampleData(CLI::App& app, CommandFn* run);
 void RegisterPrepare(CLI::App& app, CommandFn* run);
 // `argv` lets train re-launch itself as local ranks.
 void RegisterTrain(CLI::App& app, CommandFn* run, char** argv);
-// coordinator, worker, submit, status, watch, cancel.
-void RegisterControl(CLI::App& app, CommandFn* run);
+void RegisterWorkerCommand(CLI::App& app, CommandFn* run);
 void RegisterServe(CLI::App& app, CommandFn* run);
 
 // `generate --server`: the request goes to a running `copyforge serve`.

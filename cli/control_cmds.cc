@@ -1,5 +1,5 @@
-// The control plane's commands: `coordinator` and `worker` (the long-running roles) and the user
-// client `submit`, `status`, `watch`, `cancel`.
+// The control plane's torch-free commands: `coordinator` and the user clients `submit`,
+// `status`, `watch`, `cancel` (the worker, which runs trainers, is cli/worker_cmd.cc).
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
@@ -13,7 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "cli/cli_util.h"
-#include "cli/commands.h"
+#include "cli/control_commands.h"
 #include "cli/security_flags.h"
 #include "control.grpc.pb.h"
 #include "coordinator/coordinator.h"
@@ -22,7 +22,6 @@
 #include "trainer/common/file_util.h"
 #include "trainer/common/progress.h"
 #include "trainer/common/status_macros.h"
-#include "worker/worker.h"
 
 namespace copyforge {
 namespace {
@@ -245,22 +244,6 @@ void RegisterControl(CLI::App& app, CommandFn* run) {
     cmd->add_option("--port-file", f->port_file, "Write the bound port to this file");
     cmd->callback(
         [f, run] { *run = [f] { return ReportStatus("coordinator", RunCoordinator(*f)); }; });
-  }
-  {
-    auto f = std::make_shared<WorkerOptions>();
-    CLI::App* cmd = app.add_subcommand("worker", "Run a training worker for a coordinator");
-    cmd->add_option("--coordinator", f->coordinator, "Coordinator address HOST:PORT")->required();
-    cmd->add_option("--workdir", f->workdir, "Directory for per-run configs and trainer logs")
-        ->required();
-    cmd->add_option("--id", f->worker_id, "Worker id (default: hostname-pid)");
-    cmd->add_option("--host", f->host, "Address peers use to reach this worker")
-        ->capture_default_str();
-    cmd->add_option("--threads", f->threads, "Trainer threads (0: all cores)")
-        ->capture_default_str();
-    cmd->add_option("--token-file", f->token_file,
-                    "File with the coordinator's worker token (re-read on change)");
-    AddTlsFlags(cmd, &f->tls, /*server=*/false);
-    cmd->callback([f, run] { *run = [f] { return ReportStatus("worker", RunWorker(*f)); }; });
   }
   {
     auto f = std::make_shared<ClientFlags>();

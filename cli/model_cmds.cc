@@ -10,12 +10,16 @@
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/common/file_util.h"
 #include "trainer/common/status_macros.h"
+#include "trainer/common/threads.h"
 #include "trainer/device/device.h"
 #include "trainer/eval/evaluate.h"
 #include "trainer/model/sampler.h"
 
 namespace copyforge {
 namespace {
+
+// Sets libtorch's intra-op thread count; 0 means one per core.
+void SetTorchThreads(int threads) { torch::set_num_threads(ResolveThreads(threads)); }
 
 struct InitModelFlags {
   std::string model_config;
