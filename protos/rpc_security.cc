@@ -31,6 +31,17 @@ absl::Status CheckPair(const TlsFiles& tls) {
   return absl::OkStatus();
 }
 
+// The PEM texts of --tls-key and --tls-cert.
+absl::Status ReadKeyPair(const TlsFiles& tls, std::string* key, std::string* cert) {
+  auto k = ReadPem(tls.key, "--tls-key");
+  if (!k.ok()) return k.status();
+  auto c = ReadPem(tls.cert, "--tls-cert");
+  if (!c.ok()) return c.status();
+  *key = *std::move(k);
+  *cert = *std::move(c);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
@@ -44,12 +55,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
       tls.ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
                      : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
   grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-  auto key = ReadPem(tls.key, "--tls-key");
-  if (!key.ok()) return key.status();
-  auto cert = ReadPem(tls.cert, "--tls-cert");
-  if (!cert.ok()) return cert.status();
-  pair.private_key = *std::move(key);
-  pair.cert_chain = *std::move(cert);
+  if (absl::Status st = ReadKeyPair(tls, &pair.private_key, &pair.cert_chain); !st.ok()) return st;
   options.pem_key_cert_pairs.push_back(std::move(pair));
   if (!tls.ca.empty()) {
     auto ca = ReadPem(tls.ca, "--tls-ca");
@@ -70,12 +76,10 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials
     options.pem_root_certs = *std::move(ca);
   }
   if (!tls.cert.empty()) {
-    auto key = ReadPem(tls.key, "--tls-key");
-    if (!key.ok()) return key.status();
-    auto cert = ReadPem(tls.cert, "--tls-cert");
-    if (!cert.ok()) return cert.status();
-    options.pem_private_key = *std::move(key);
-    options.pem_cert_chain = *std::move(cert);
+    if (absl::Status st = ReadKeyPair(tls, &options.pem_private_key, &options.pem_cert_chain);
+        !st.ok()) {
+      return st;
+    }
   }
   return grpc::SslCredentials(options);
 }

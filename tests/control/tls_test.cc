@@ -125,6 +125,10 @@ TEST(TlsTest, MutualTlsAndTokensEndToEnd) {
                                     tmp.File("client.token"),
                                     "--port-file",
                                     tmp.File("serve.port"),
+                                    "--metrics-port",
+                                    "0",
+                                    "--metrics-port-file",
+                                    tmp.File("metrics.port"),
                                     "--threads",
                                     "1"};
   for (const std::string& w : split(tls_server)) serve.push_back(w);
@@ -139,6 +143,20 @@ TEST(TlsTest, MutualTlsAndTokensEndToEnd) {
   EXPECT_EQ(generated.exit_code, 0) << generated.err;
   EXPECT_NE(generated.err.find("/run/checkpoints/step_0000004"), std::string::npos)
       << generated.err;
+
+  // The metrics endpoint speaks the same mutual TLS.
+  const std::string metrics =
+      "https://127.0.0.1:" + testing::WaitForPortFile(tmp.File("metrics.port"));
+  auto probe = testing::RunCommand("curl -sS --cacert " + tmp.File("ca.pem") + " --cert " +
+                                   tmp.File("client.pem") + " --key " + tmp.File("client.key") +
+                                   " " + metrics + "/healthz");
+  EXPECT_EQ(probe.exit_code, 0) << probe.err;
+  EXPECT_EQ(probe.out, "ok\n");
+  auto no_client_cert =
+      testing::RunCommand("curl -sS --cacert " + tmp.File("ca.pem") + " " + metrics + "/healthz");
+  EXPECT_NE(no_client_cert.exit_code, 0) << no_client_cert.out;
+  auto plain = testing::RunCommand("curl -sS http" + metrics.substr(5) + "/healthz");
+  EXPECT_NE(plain.out, "ok\n");
 
   // Rotation: the file now holds a new token only; the old one stops working at once.
   testing::WriteTestFile(tmp.File("job.token.new"), "job-rotated\n");
