@@ -71,8 +71,9 @@ class ClusterState {
   // directory inside the job's run directory.
   absl::StatusOr<CheckpointClaim> ClaimCheckpoint(const v1::RegisterCheckpointRequest& r)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // Records a verified claim (`manifest_sha256`), or counts a refused one; either may complete
-  // the job.
+  // Records a verified claim (`manifest_sha256`), or counts a refused one (DATA_LOSS); either
+  // may complete the job. Any other error is no verdict: the claim is given up, the worker
+  // retries.
   absl::StatusOr<v1::Checkpoint> CompleteCheckpoint(
       const CheckpointClaim& claim, const absl::StatusOr<std::string>& manifest_sha256)
       ABSL_LOCKS_EXCLUDED(mu_);

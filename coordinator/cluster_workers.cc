@@ -212,7 +212,7 @@ void ClusterState::LoseWorker(const std::string& id, Worker& w, const std::strin
 // SUCCEEDED needs more than DONE reports: the current generation's rank 0 must have registered
 // the final step's checkpoint and it must have verified.
 void ClusterState::MaybeSucceed(Job& rt) {
-  if (rt.job.state() != v1::RUNNING) return;
+  if (rt.job.state() != v1::RUNNING || stopping_) return;
   int members = 0, done = 0;
   for (const auto& [id, w] : workers_) {
     if (w.job_id == rt.job.id() && w.generation == rt.job.generation()) {
@@ -280,6 +280,9 @@ absl::StatusOr<v1::Checkpoint> ClusterState::CompleteCheckpoint(
   Job* job = FindJob(c.job_id());
   if (job == nullptr) return absl::NotFoundError(absl::StrCat("no job \"", c.job_id(), "\""));
   --job->pending_verifications;
+  if (!manifest_sha256.ok() && !absl::IsDataLoss(manifest_sha256.status())) {
+    return manifest_sha256.status();  // not a verdict (the verifier stopped): the worker retries
+  }
   if (!manifest_sha256.ok()) {
     std::fprintf(stderr, "coordinator: job %s: checkpoint %s refused: %s\n", c.job_id().c_str(),
                  c.path().c_str(), std::string(manifest_sha256.status().message()).c_str());
@@ -318,9 +321,7 @@ absl::StatusOr<v1::Checkpoint> ClusterState::CompleteCheckpoint(
 void ClusterState::ReleaseClaim(const CheckpointClaim& claim) {
   absl::MutexLock lock(&mu_);
   Job* job = FindJob(claim.checkpoint.job_id());
-  if (job == nullptr) return;
-  --job->pending_verifications;
-  MaybeSucceed(*job);
+  if (job != nullptr) --job->pending_verifications;  // the worker retries; no verdict yet
 }
 
 absl::StatusOr<std::vector<v1::Checkpoint>> ClusterState::ListCheckpoints(

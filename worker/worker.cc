@@ -131,13 +131,14 @@ class Agent {
       Act(response);
       Sleep(interval_ms_ / 1000.0);
     }
-    // SIGTERM: abandon the current step, tell the coordinator, exit.
+    // SIGTERM: tell the coordinator first (so the job's loss is recorded as this worker leaving,
+    // not as the failure its peers see when its trainer stops), then stop the trainer, exit.
     Log(o_.worker_id, "stopping (signal)");
-    StopRun();
     if (incarnation_ != 0) {
       v1::HeartbeatResponse ignored;
       SendHeartbeat(v1::LEAVING, &ignored);
     }
+    StopRun();
     return absl::OkStatus();
   }
 

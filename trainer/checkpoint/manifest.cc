@@ -63,7 +63,9 @@ absl::StatusOr<std::string> VerifyManifest(const std::string& dir, const Manifes
     return absl::DataLossError(absl::StrCat(path, ": larger than the manifest limit of ",
                                             limits.max_manifest_bytes, " bytes"));
   }
-  CF_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  auto read = ReadFile(path);
+  if (!read.ok()) return absl::DataLossError(read.status().message());
+  const std::string text = *std::move(read);
   nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object() || !j.contains("files") || !j["files"].is_object()) {
     return absl::DataLossError(absl::StrCat(path, ": not a checkpoint manifest"));
@@ -107,8 +109,9 @@ absl::StatusOr<std::string> VerifyManifest(const std::string& dir, const Manifes
   }
   for (auto it = files.begin(); it != files.end(); ++it) {
     const std::string file = dir + "/" + it.key();
-    CF_ASSIGN_OR_RETURN(std::string sha, Sha256File(file));
-    if (sha != it.value()["sha256"].get<std::string>()) {
+    auto sha = Sha256File(file);
+    if (!sha.ok()) return absl::DataLossError(sha.status().message());
+    if (*sha != it.value()["sha256"].get<std::string>()) {
       return absl::DataLossError(
           absl::StrCat(file, ": SHA-256 differs from the manifest (corrupt or replaced)"));
     }
