@@ -32,7 +32,7 @@ class TrustBoundaryTest : public ::testing::Test {
                                      "--storage-root",
                                      tmp_.path(),
                                      "--heartbeat-timeout",
-                                     "3",
+                                     "60",
                                      "--max-watch-streams",
                                      "1",
                                      "--max-spec-bytes",
@@ -99,6 +99,11 @@ class TrustBoundaryTest : public ::testing::Test {
 // Publishing a checkpoint, acting as another worker and claiming success all need to be the
 // job's current rank 0, with its session, for a verified directory inside the run directory.
 TEST_F(TrustBoundaryTest, OnlyTheCurrentRankZeroPublishesAndSucceeds) {
+  // The checkpoints first: the fake rank 0 below does not heartbeat while the test runs (the
+  // coordinator's heartbeat timeout is long enough for the whole test).
+  const std::string run = tmp_.File("run/checkpoints");
+  MakeCheckpoint(run + "/step_0000002");
+  MakeCheckpoint(tmp_.File("elsewhere"));
   StartCoordinator();
   std::string id;
   ASSERT_TRUE(Submit(Spec(tmp_.File("run")), &id).ok());
@@ -107,9 +112,6 @@ TEST_F(TrustBoundaryTest, OnlyTheCurrentRankZeroPublishesAndSucceeds) {
   v1::Assignment a;
   ASSERT_TRUE(rank0.AwaitStart(&a));
   ASSERT_EQ(a.rank(), 0);
-  const std::string run = tmp_.File("run/checkpoints");
-  MakeCheckpoint(run + "/step_0000002");
-  MakeCheckpoint(tmp_.File("elsewhere"));
 
   // Someone who never registered, and a registered worker outside the generation.
   testing::FakeWorker stranger(workers_.get(), "nobody");
