@@ -10,8 +10,13 @@ APT_PACKAGES=(
   libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev
   libsimdjson-dev nlohmann-json3-dev zlib1g-dev libpcre2-dev libcli11-dev libssl-dev
   libxxhash-dev libcsv-dev libcpp-httplib-dev python3-yaml
-  libopenblas0-openmp openssl curl prometheus clang-14 libclang-rt-14-dev
+  libopenblas0-openmp openssl
 )
+# What only the tests use: TLS fixtures and probes (openssl, curl), promtool (prometheus), and
+# clang-14 with its sanitizer and libFuzzer runtimes. COPYFORGE_TEST_TOOLS=0 (the images) skips them.
+if [[ "${COPYFORGE_TEST_TOOLS:-1}" != 0 ]]; then
+  APT_PACKAGES+=(curl prometheus clang-14 libclang-rt-14-dev)
+fi
 NPM_PACKAGES=(gpt-3-encoder@1.1.4 tiktoken@1.0.22)
 CACHE_DIR="${COPYFORGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/copyforge}"
 
