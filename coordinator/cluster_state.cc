@@ -124,6 +124,19 @@ ClusterState::Job* ClusterState::FindJob(const std::string& id) {
   return it == jobs_.end() ? nullptr : &it->second;
 }
 
+ClusterState::Job* ClusterState::ResolveJob(const std::string& ref) {
+  if (Job* job = FindJob(ref); job != nullptr) return job;
+  Job* newest = nullptr;
+  for (auto& [id, job] : jobs_) {
+    if (job.job.name() != ref) continue;
+    if (!Terminal(job.job.state())) return &job;  // at most one live job has a name
+    if (newest == nullptr || job.job.created_unix_ms() > newest->job.created_unix_ms()) {
+      newest = &job;
+    }
+  }
+  return newest;
+}
+
 absl::StatusOr<ClusterState::Submitted> ClusterState::SubmitJob(const std::string& spec_yaml,
                                                                 const std::string& key) {
   if (static_cast<int64_t>(spec_yaml.size()) > options_.max_spec_bytes) {
@@ -150,6 +163,13 @@ absl::StatusOr<ClusterState::Submitted> ClusterState::SubmitJob(const std::strin
                                                      " jobs, its limit (--max-jobs ",
                                                      options_.max_jobs, ")"));
   }
+  for (const auto& [id, other] : jobs_) {
+    if (other.job.name() == rt.spec.name && !Terminal(other.job.state())) {
+      return absl::AlreadyExistsError(absl::StrCat("name \"", rt.spec.name,
+                                                   "\" belongs to live job ", id,
+                                                   " (cancel it, or give this job another name)"));
+    }
+  }
   if (absl::Status st = CheckRunDirFree(rt); !st.ok()) return st;
   rt.job.set_id(NewJobId());
   rt.job.set_name(rt.spec.name);
@@ -171,7 +191,7 @@ absl::StatusOr<ClusterState::Submitted> ClusterState::SubmitJob(const std::strin
 
 absl::StatusOr<v1::Job> ClusterState::GetJob(const std::string& id) {
   absl::MutexLock lock(&mu_);
-  const Job* job = FindJob(id);
+  const Job* job = ResolveJob(id);
   if (job == nullptr) return NotFound(id);
   return job->job;
 }
@@ -188,7 +208,7 @@ std::vector<v1::Job> ClusterState::ListJobs() {
 
 absl::StatusOr<v1::Job> ClusterState::CancelJob(const std::string& id) {
   absl::MutexLock lock(&mu_);
-  Job* job = FindJob(id);
+  Job* job = ResolveJob(id);
   if (job == nullptr) return NotFound(id);
   if (!Terminal(job->job.state())) {
     ReleaseWorkers(*job);
@@ -204,7 +224,7 @@ absl::StatusOr<v1::Job> ClusterState::AwaitJob(const std::string& id, const std:
   const absl::Time deadline = absl::Now() + timeout;
   while (true) {
     if (stopping_) return absl::UnavailableError("coordinator stopping");
-    const Job* job = FindJob(id);
+    const Job* job = ResolveJob(id);
     if (job == nullptr) return NotFound(id);
     if (last.empty() || job->job.SerializeAsString() != last) return job->job;
     if (changed_.WaitWithDeadline(&mu_, deadline)) return job->job;

@@ -48,6 +48,8 @@ class ClusterState {
   ClusterState& operator=(const ClusterState&) = delete;
 
   // ---- jobs (JobService) ----
+  // Every `id` a JobService or CheckpointService method takes may also be a job's name: names are
+  // unique among live jobs (a second live job of one name is ALREADY_EXISTS).
   struct Submitted {
     std::string job_id;
     bool existing = false;  // the idempotency key matched an earlier submission
@@ -131,7 +133,11 @@ class ClusterState {
   absl::Status Load() ABSL_LOCKS_EXCLUDED(mu_);
   // Resolves and confines the spec's paths into `job`; errors name the field.
   absl::Status ConfineJobPaths(Job* job) const;
+  // By id only (workers and claims name jobs by id).
   Job* FindJob(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // What a user or a serving replica names: an id, or a name (its live job, else the newest job
+  // of that name), so a deployment can follow a job by the name in its YAML.
+  Job* ResolveJob(const std::string& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckRunDirFree(const Job& job) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The worker whose registration `session` proves, or PERMISSION_DENIED / NOT_FOUND.
   absl::StatusOr<Worker*> Authenticate(const std::string& worker_id, const std::string& session)

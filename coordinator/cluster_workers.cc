@@ -324,41 +324,43 @@ void ClusterState::ReleaseClaim(const CheckpointClaim& claim) {
   if (job != nullptr) --job->pending_verifications;  // the worker retries; no verdict yet
 }
 
-absl::StatusOr<std::vector<v1::Checkpoint>> ClusterState::ListCheckpoints(
-    const std::string& job_id) {
+absl::StatusOr<std::vector<v1::Checkpoint>> ClusterState::ListCheckpoints(const std::string& ref) {
   absl::MutexLock lock(&mu_);
-  if (!job_id.empty() && FindJob(job_id) == nullptr) {
-    return absl::NotFoundError(absl::StrCat("no job \"", job_id, "\""));
+  const Job* resolved = ref.empty() ? nullptr : ResolveJob(ref);
+  if (!ref.empty() && resolved == nullptr) {
+    return absl::NotFoundError(absl::StrCat("no job \"", ref, "\""));
   }
   std::vector<v1::Checkpoint> out;
   for (const auto& [job, list] : checkpoints_) {
-    if (!job_id.empty() && job != job_id) continue;
+    if (resolved != nullptr && job != resolved->job.id()) continue;
     out.insert(out.end(), list.begin(), list.end());
   }
   return out;
 }
 
-absl::StatusOr<v1::Checkpoint> ClusterState::LatestCheckpoint(const std::string& job_id) {
+absl::StatusOr<v1::Checkpoint> ClusterState::LatestCheckpoint(const std::string& ref) {
   absl::MutexLock lock(&mu_);
-  if (FindJob(job_id) == nullptr) {
-    return absl::NotFoundError(absl::StrCat("no job \"", job_id, "\""));
-  }
-  auto it = checkpoints_.find(job_id);
+  const Job* job = ResolveJob(ref);
+  if (job == nullptr) return absl::NotFoundError(absl::StrCat("no job \"", ref, "\""));
+  auto it = checkpoints_.find(job->job.id());
   if (it == checkpoints_.end() || it->second.empty()) {
-    return absl::NotFoundError(absl::StrCat("job ", job_id, " has no checkpoint yet"));
+    return absl::NotFoundError(absl::StrCat("job ", ref, " has no checkpoint yet"));
   }
   return it->second.back();
 }
 
 absl::StatusOr<std::vector<v1::Checkpoint>> ClusterState::AwaitCheckpoints(
-    const std::string& job_id, std::map<std::string, int64_t>* sent, bool first,
+    const std::string& ref, std::map<std::string, int64_t>* sent, bool first,
     absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
   if (!first) changed_.WaitWithTimeout(&mu_, timeout);
   if (stopping_) return absl::UnavailableError("coordinator stopping");
+  // Resolved at every pass: following a name moves on to a newer job of that name.
+  const Job* resolved = ref.empty() ? nullptr : ResolveJob(ref);
   std::vector<v1::Checkpoint> out;
+  if (!ref.empty() && resolved == nullptr) return out;
   for (const auto& [job, list] : checkpoints_) {
-    if ((!job_id.empty() && job != job_id) || list.empty()) continue;
+    if ((resolved != nullptr && job != resolved->job.id()) || list.empty()) continue;
     auto s = sent->find(job);
     if (s == sent->end()) {
       out.push_back(list.back());  // the latest first

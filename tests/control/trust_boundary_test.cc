@@ -57,8 +57,11 @@ class TrustBoundaryTest : public ::testing::Test {
     return st;
   }
 
-  std::string Spec(const std::string& out, int steps = 4, const std::string& data = "") const {
-    return "name: t\ntrain:\n  model: " + tmp_.File("model.yaml") +
+  // A job writing to `out`, named `name` (default: a fresh name per call).
+  std::string Spec(const std::string& out, int steps = 4, const std::string& data = "",
+                   std::string name = "") {
+    if (name.empty()) name = "t" + std::to_string(++specs_);
+    return "name: " + name + "\ntrain:\n  model: " + tmp_.File("model.yaml") +
            "\n  data: " + (data.empty() ? tmp_.File("shards") : data) + "\n  out: \"" + out +
            "\"\n  steps: " + std::to_string(steps) + "\n";
   }
@@ -90,6 +93,7 @@ class TrustBoundaryTest : public ::testing::Test {
 
   testing::TempDir tmp_;
   const std::string bin_ = testing::Env("COPYFORGE_BIN");
+  int specs_ = 0;
   std::string address_;
   std::unique_ptr<testing::Process> coordinator_;
   std::unique_ptr<v1::JobService::Stub> jobs_;
@@ -195,7 +199,10 @@ TEST_F(TrustBoundaryTest, JobPathsAreConfinedAndRunDirectoriesExclusive) {
   refused(Spec(tmp_.File("run/inner")), grpc::StatusCode::FAILED_PRECONDITION, "overlaps");
   // A relative path lies under the first root.
   std::string relative;
-  ASSERT_TRUE(Submit(Spec("runs/relative"), &relative).ok());
+  ASSERT_TRUE(Submit(Spec("runs/relative", 4, "", "by-name"), &relative).ok());
+  // Names are unique among live jobs, and every job call takes a name as well as an id.
+  refused(Spec(tmp_.File("other"), 4, "", "by-name"), grpc::StatusCode::ALREADY_EXISTS, relative);
+  EXPECT_EQ(Get("by-name").id(), relative);
   {
     grpc::ClientContext c;
     v1::CancelJobRequest req;

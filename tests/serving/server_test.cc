@@ -581,7 +581,8 @@ TEST_F(ServerTest, FollowsTheCoordinatorsCheckpoints) {
       t->join();
     }
   } join{&done, &beats};
-  Start({"--coordinator", at, "--job", job});
+  // Followed by its name, as a deployment's YAML names it.
+  Start({"--coordinator", at, "--job", "serve-me"});
   auto serving = [&] {
     grpc::ClientContext c;
     v1::ModelInfo info;
