@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "control.grpc.pb.h"
+#include "health.grpc.pb.h"
 #include "tests/control/fake_worker.h"
 #include "tests/test_util.h"
 #include "trainer/common/file_util.h"
@@ -242,8 +243,19 @@ TEST_F(TrustBoundaryTest, NonLoopbackServersRefuseToRunOpen) {
       {bin_, "coordinator", "--host", "0.0.0.0", "--insecure", "--port", "0", "--state-dir",
        tmp_.File("s2"), "--storage-root", tmp_.path(), "--port-file", tmp_.File("open.port")},
       tmp_.File("open.log"));
-  EXPECT_FALSE(testing::WaitForPortFile(tmp_.File("open.port")).empty()) << Log("open.log");
+  const std::string open_port = testing::WaitForPortFile(tmp_.File("open.port"));
+  ASSERT_FALSE(open_port.empty()) << Log("open.log");
   EXPECT_NE(Log("open.log").find("WARNING"), std::string::npos) << Log("open.log");
+  // The coordinator answers grpc.health.v1 (its Kubernetes probes use it).
+  {
+    auto health = grpc::health::v1::Health::NewStub(
+        grpc::CreateChannel("127.0.0.1:" + open_port, grpc::InsecureChannelCredentials()));
+    grpc::ClientContext c;
+    c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    grpc::health::v1::HealthCheckResponse resp;
+    ASSERT_TRUE(health->Check(&c, grpc::health::v1::HealthCheckRequest(), &resp).ok());
+    EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  }
   // Loopback runs open, saying so; no roots is an error naming the flags.
   r = testing::RunCommand(bin_ + " coordinator --port 0 --state-dir " + tmp_.File("s3"));
   EXPECT_NE(r.err.find("--storage-root"), std::string::npos) << r.err;
