@@ -11,13 +11,24 @@
 #include "coordinator/placement.h"
 
 namespace copyforge {
-namespace {
+namespace cluster_internal {
 
 int64_t UnixMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+
+absl::Status NoJob(const std::string& ref) {
+  return absl::NotFoundError(absl::StrCat("no job \"", ref, "\""));
+}
+
+}  // namespace cluster_internal
+
+namespace {
+
+using cluster_internal::NoJob;
+using cluster_internal::UnixMs;
 
 bool Terminal(v1::JobState s) {
   return s == v1::SUCCEEDED || s == v1::FAILED || s == v1::CANCELLED;
@@ -28,10 +39,6 @@ std::string NewJobId() {
   static absl::Mutex mu(absl::kConstInit);
   absl::MutexLock lock(&mu);
   return absl::StrCat("job-", absl::Hex(UnixMs() & 0xffffffffff), "-", absl::Hex(rng() & 0xffff));
-}
-
-absl::Status NotFound(const std::string& id) {
-  return absl::NotFoundError(absl::StrCat("no job \"", id, "\""));
 }
 
 }  // namespace
@@ -192,7 +199,7 @@ absl::StatusOr<ClusterState::Submitted> ClusterState::SubmitJob(const std::strin
 absl::StatusOr<v1::Job> ClusterState::GetJob(const std::string& id) {
   absl::MutexLock lock(&mu_);
   const Job* job = ResolveJob(id);
-  if (job == nullptr) return NotFound(id);
+  if (job == nullptr) return NoJob(id);
   return job->job;
 }
 
@@ -209,7 +216,7 @@ std::vector<v1::Job> ClusterState::ListJobs() {
 absl::StatusOr<v1::Job> ClusterState::CancelJob(const std::string& id) {
   absl::MutexLock lock(&mu_);
   Job* job = ResolveJob(id);
-  if (job == nullptr) return NotFound(id);
+  if (job == nullptr) return NoJob(id);
   if (!Terminal(job->job.state())) {
     ReleaseWorkers(*job);
     job->job.set_generation(job->job.generation() + 1);  // stale generation: workers abort
@@ -225,7 +232,7 @@ absl::StatusOr<v1::Job> ClusterState::AwaitJob(const std::string& id, const std:
   while (true) {
     if (stopping_) return absl::UnavailableError("coordinator stopping");
     const Job* job = ResolveJob(id);
-    if (job == nullptr) return NotFound(id);
+    if (job == nullptr) return NoJob(id);
     if (last.empty() || job->job.SerializeAsString() != last) return job->job;
     if (changed_.WaitWithDeadline(&mu_, deadline)) return job->job;
   }

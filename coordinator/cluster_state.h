@@ -37,6 +37,13 @@ struct CheckpointClaim {
   v1::Checkpoint checkpoint;  // path resolved inside the job's run directory
 };
 
+// Shared by the two files that implement ClusterState.
+namespace cluster_internal {
+int64_t UnixMs();
+// NOT_FOUND naming the job reference a caller gave.
+absl::Status NoJob(const std::string& ref);
+}  // namespace cluster_internal
+
 class ClusterState {
  public:
   using Clock = std::chrono::steady_clock;

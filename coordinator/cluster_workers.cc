@@ -16,13 +16,9 @@
 namespace copyforge {
 namespace {
 
+using cluster_internal::NoJob;
+using cluster_internal::UnixMs;
 using v1::HeartbeatResponse;
-
-int64_t UnixMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // A fresh session credential: 32 random bytes, hex.
 absl::StatusOr<std::string> NewSession() {
@@ -278,7 +274,7 @@ absl::StatusOr<v1::Checkpoint> ClusterState::CompleteCheckpoint(
   absl::MutexLock lock(&mu_);
   const v1::Checkpoint& c = claim.checkpoint;
   Job* job = FindJob(c.job_id());
-  if (job == nullptr) return absl::NotFoundError(absl::StrCat("no job \"", c.job_id(), "\""));
+  if (job == nullptr) return NoJob(c.job_id());
   --job->pending_verifications;
   if (!manifest_sha256.ok() && !absl::IsDataLoss(manifest_sha256.status())) {
     return manifest_sha256.status();  // not a verdict (the verifier stopped): the worker retries
@@ -328,7 +324,7 @@ absl::StatusOr<std::vector<v1::Checkpoint>> ClusterState::ListCheckpoints(const 
   absl::MutexLock lock(&mu_);
   const Job* resolved = ref.empty() ? nullptr : ResolveJob(ref);
   if (!ref.empty() && resolved == nullptr) {
-    return absl::NotFoundError(absl::StrCat("no job \"", ref, "\""));
+    return NoJob(ref);
   }
   std::vector<v1::Checkpoint> out;
   for (const auto& [job, list] : checkpoints_) {
@@ -341,7 +337,7 @@ absl::StatusOr<std::vector<v1::Checkpoint>> ClusterState::ListCheckpoints(const 
 absl::StatusOr<v1::Checkpoint> ClusterState::LatestCheckpoint(const std::string& ref) {
   absl::MutexLock lock(&mu_);
   const Job* job = ResolveJob(ref);
-  if (job == nullptr) return absl::NotFoundError(absl::StrCat("no job \"", ref, "\""));
+  if (job == nullptr) return NoJob(ref);
   auto it = checkpoints_.find(job->job.id());
   if (it == checkpoints_.end() || it->second.empty()) {
     return absl::NotFoundError(absl::StrCat("job ", ref, " has no checkpoint yet"));

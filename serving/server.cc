@@ -142,8 +142,6 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
     return out;
   }
 
-  // The prompt text: as given, or a task input rendered with its template.
-
   // Validates and submits every sequence; on a failure the submitted ones are cancelled.
   grpc::Status SubmitAll(const v1::GenerateRequest& req, grpc::ServerContext* context,
                          const std::shared_ptr<Mailbox>& box, uint32_t* n) {

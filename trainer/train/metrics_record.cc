@@ -1,22 +1,9 @@
 #include "trainer/train/metrics_record.h"
 
 #include "nlohmann/json.hpp"
+#include "trainer/common/json_util.h"
 
 namespace copyforge {
-namespace {
-
-double Number(const nlohmann::json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_number() ? it->get<double>() : NAN;
-}
-
-int64_t Integer(const nlohmann::json& j, const char* key, int64_t fallback) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : fallback;
-}
-
-}  // namespace
-
 std::string MetricsRecord::ToJsonLine() const {
   nlohmann::ordered_json j;
   switch (kind) {
@@ -44,27 +31,27 @@ std::optional<MetricsRecord> MetricsRecord::Parse(std::string_view line) {
   const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return std::nullopt;
   MetricsRecord r;
-  r.step = Integer(j, "step", -1);
+  r.step = JsonInt(j, "step", -1);
   if (r.step < 0) return std::nullopt;
   auto event = j.find("event");
   if (event != j.end() && event->is_string() && event->get<std::string>() == "start") {
     r.kind = Kind::kStart;
-    r.world = static_cast<int>(Integer(j, "world", 1));
+    r.world = static_cast<int>(JsonInt(j, "world", 1));
     auto from = j.find("resumed_from");
     if (from != j.end() && from->is_string()) r.resumed_from = from->get<std::string>();
   } else if (j.contains("val_loss")) {
     r.kind = Kind::kEval;
-    r.val_loss = Number(j, "val_loss");
-    r.val_ppl = Number(j, "val_ppl");
+    r.val_loss = JsonDouble(j, "val_loss", NAN);
+    r.val_ppl = JsonDouble(j, "val_ppl", NAN);
   } else if (j.contains("tokens_per_s")) {
     r.kind = Kind::kStep;
-    r.loss = Number(j, "loss");
-    r.lr = Number(j, "lr");
-    r.grad_norm = Number(j, "grad_norm");
-    r.tokens_per_s = Number(j, "tokens_per_s");
-    r.mfu = Number(j, "mfu");
-    r.elapsed_s = Number(j, "elapsed_s");
-    r.eta_s = Number(j, "eta_s");
+    r.loss = JsonDouble(j, "loss", NAN);
+    r.lr = JsonDouble(j, "lr", NAN);
+    r.grad_norm = JsonDouble(j, "grad_norm", NAN);
+    r.tokens_per_s = JsonDouble(j, "tokens_per_s", NAN);
+    r.mfu = JsonDouble(j, "mfu", NAN);
+    r.elapsed_s = JsonDouble(j, "elapsed_s", NAN);
+    r.eta_s = JsonDouble(j, "eta_s", NAN);
   } else {
     return std::nullopt;
   }
