@@ -46,20 +46,21 @@ absl::Status RunServe(const ServeFlags& f) {
     }
     return false;
   };
+  options.on_listening = [&f](int port, int metrics_port) {
+    std::fprintf(stderr, "serve: listening on %s:%d (health NOT_SERVING until a model loads)\n",
+                 f.options.host.c_str(), port);
+    if (metrics_port <= 0) return absl::OkStatus();
+    std::fprintf(stderr, "serve: metrics on http://%s:%d/metrics\n", f.options.metrics_host.c_str(),
+                 metrics_port);
+    if (f.metrics_port_file.empty()) return absl::OkStatus();
+    return WriteFileAtomic(f.metrics_port_file, std::to_string(metrics_port) + "\n");
+  };
   auto server = GenerationServer::Start(options);
   if (!server.ok()) return server.status();
-  std::fprintf(stderr, "serve: listening on %s:%d (health SERVING)\n", f.options.host.c_str(),
+  std::fprintf(stderr, "serve: model loaded; health SERVING on %s:%d\n", f.options.host.c_str(),
                (*server)->port());
   if (!f.port_file.empty()) {
     CF_RETURN_IF_ERROR(WriteFileAtomic(f.port_file, std::to_string((*server)->port()) + "\n"));
-  }
-  if ((*server)->metrics_port() > 0) {
-    std::fprintf(stderr, "serve: metrics on http://%s:%d/metrics\n", f.options.metrics_host.c_str(),
-                 (*server)->metrics_port());
-    if (!f.metrics_port_file.empty()) {
-      CF_RETURN_IF_ERROR(
-          WriteFileAtomic(f.metrics_port_file, std::to_string((*server)->metrics_port()) + "\n"));
-    }
   }
   const int signal = WaitForSignal(signals);
   std::fprintf(stderr, "serve: %s: draining (up to %.0f s), then exiting\n", strsignal(signal),
@@ -178,7 +179,8 @@ void RegisterServe(CLI::App& app, CommandFn* run) {
       ->capture_default_str();
   cmd->add_option("--metrics-host", f->options.metrics_host, "Address of the metrics endpoint")
       ->capture_default_str();
-  cmd->add_option("--port-file", f->port_file, "Write the bound port to this file");
+  cmd->add_option("--port-file", f->port_file,
+                  "Write the bound port to this file once the model is loaded (SERVING)");
   AddTlsFlags(cmd, &f->options.tls, /*server=*/true);
   cmd->add_option("--token-file", f->options.token_file,
                   "Bearer tokens (one per line, re-read on change) TextGeneration callers must "
@@ -230,7 +232,8 @@ void RegisterServe(CLI::App& app, CommandFn* run) {
   cmd->add_option("--metrics-port", f->options.metrics_port,
                   "HTTP port for /metrics and /healthz (-1: off, 0: an ephemeral one)")
       ->capture_default_str();
-  cmd->add_option("--metrics-port-file", f->metrics_port_file, "Write the metrics port here");
+  cmd->add_option("--metrics-port-file", f->metrics_port_file,
+                  "Write the metrics port here (as soon as it listens)");
   cmd->add_option("--drain-grace", f->options.drain_grace_s,
                   "Seconds in-flight requests may take after SIGTERM")
       ->capture_default_str();

@@ -90,10 +90,10 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
 
   // Turns a request into engine requests (one per return sequence), or INVALID_ARGUMENT naming
   // the field.
-  absl::StatusOr<std::vector<EngineRequest>> Convert(const v1::GenerateRequest& req,
+  absl::StatusOr<std::vector<EngineRequest>> Convert(Engine& engine, const v1::GenerateRequest& req,
                                                      grpc::ServerContext* context,
                                                      std::shared_ptr<Mailbox> box) {
-    if (absl::Status st = CheckGenerateRequest(req, options_.limits, engine_->options().max_batch);
+    if (absl::Status st = CheckGenerateRequest(req, options_.limits, engine.options().max_batch);
         !st.ok()) {
       return st;
     }
@@ -113,7 +113,7 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
     if (absl::Status st = sampling.Validate(); !st.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("sampling.", st.message()));
     }
-    const std::vector<int32_t> prompt = engine_->Encode(text);
+    const std::vector<int32_t> prompt = engine.Encode(text);
     std::vector<EngineRequest> out;
     Clock::time_point deadline = Clock::time_point::max();
     if (context->deadline() != std::chrono::system_clock::time_point::max()) {
@@ -150,11 +150,13 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
       return ToGrpc(st);
     };
     if (draining_) return refuse(absl::UnavailableError("the server is draining (shutting down)"));
-    auto requests = Convert(req, context, box);
+    Engine* engine = live();
+    if (engine == nullptr) return refuse(NotLoaded());
+    auto requests = Convert(*engine, req, context, box);
     if (!requests.ok()) return refuse(requests.status());
     *n = static_cast<uint32_t>(requests->size());
     for (EngineRequest& r : *requests) {
-      if (absl::Status st = engine_->Submit(std::move(r)); !st.ok()) {
+      if (absl::Status st = engine->Submit(std::move(r)); !st.ok()) {
         box->cancelled = true;
         return refuse(st);
       }
@@ -180,9 +182,12 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
   }
 
   ServingGauges Gauges() {
-    const EngineStats s = engine_->stats();
-    const EngineOptions& o = engine_->options();
     ServingGauges g;
+    Engine* engine = live();
+    g.serving = false;
+    if (engine == nullptr) return g;  // waiting for the first checkpoint: not serving
+    const EngineStats s = engine->stats();
+    const EngineOptions& o = engine->options();
     g.queue_size = s.queued;
     g.batch_size = s.running;
     g.free_slots = s.free_slots;
@@ -284,16 +289,20 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
     if (!IsValidUtf8(req->text())) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "text is not valid UTF-8");
     }
-    for (int32_t id : engine_->Encode(req->text())) resp->add_token_ids(id);
+    Engine* engine = live();
+    if (engine == nullptr) return ToGrpc(NotLoaded());
+    for (int32_t id : engine->Encode(req->text())) resp->add_token_ids(id);
     return grpc::Status::OK;
   }
 
   grpc::Status GetModelInfo(grpc::ServerContext* context, const v1::GetModelInfoRequest*,
                             v1::ModelInfo* info) override {
     if (grpc::Status st = CheckCaller(*context); !st.ok()) return st;
-    const Gpt2Config& c = engine_->config();
-    const EngineOptions& o = engine_->options();
-    const EngineStats stats = engine_->stats();
+    Engine* engine = live();
+    if (engine == nullptr) return ToGrpc(NotLoaded());
+    const Gpt2Config& c = engine->config();
+    const EngineOptions& o = engine->options();
+    const EngineStats stats = engine->stats();
     info->set_checkpoint(stats.checkpoint);
     info->set_checkpoint_step(stats.checkpoint_step);
     info->set_n_layer(c.n_layer);
@@ -311,8 +320,21 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
     return grpc::Status::OK;
   }
 
+  // The engine exists once the first checkpoint is loaded; until then the ports are open, health
+  // says NOT_SERVING and TextGeneration answers UNAVAILABLE. `engine_` is written once, before
+  // `live_` publishes it, and read through live() by the RPC threads.
+  Engine* live() const { return live_.load(std::memory_order_acquire); }
+  static absl::Status NotLoaded() {
+    return absl::UnavailableError("no model loaded yet (waiting for the first checkpoint)");
+  }
+  void Publish(std::unique_ptr<Engine> engine) {
+    engine_ = std::move(engine);
+    live_.store(engine_.get(), std::memory_order_release);
+  }
+
   ServerOptions options_;
   std::unique_ptr<Engine> engine_;
+  std::atomic<Engine*> live_{nullptr};
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   std::atomic<bool> draining_{false};
@@ -414,6 +436,7 @@ int GenerationServer::port() const { return impl_->port_; }
 int GenerationServer::metrics_port() const { return impl_->http_ ? impl_->http_->port() : 0; }
 
 absl::Status GenerationServer::Reload(const std::string& checkpoint) {
+  if (impl_->live() == nullptr) return Impl::NotLoaded();
   return impl_->Reload(checkpoint);
 }
 
@@ -422,12 +445,12 @@ void GenerationServer::Drain() {
   impl_->draining_ = true;
   impl_->server_->GetHealthCheckService()->SetServingStatus(false);
   const auto deadline = Clock::now() + std::chrono::duration<double>(impl_->options_.drain_grace_s);
-  while (Clock::now() < deadline) {
+  while (impl_->live() != nullptr && Clock::now() < deadline) {
     const EngineStats s = impl_->engine_->stats();
     if (s.running == 0 && s.queued == 0) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  impl_->engine_->Stop();
+  if (impl_->live() != nullptr) impl_->engine_->Stop();
   impl_->server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
 }
 
@@ -459,6 +482,32 @@ absl::StatusOr<std::string> LatestFollowedCheckpoint(const ServerOptions& o,
   return latest.path();
 }
 
+// A server may start before the job has written anything (a deployment brought up with its
+// training job): waits for the followed source's first checkpoint up to wait_checkpoint_s.
+absl::StatusOr<std::string> WaitForFirstCheckpoint(const ServerOptions& o,
+                                                   const TokenFile* coordinator_token) {
+  const auto start = std::chrono::steady_clock::now();
+  auto waited = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  double next_report = 0;
+  while (true) {
+    auto latest = LatestFollowedCheckpoint(o, coordinator_token);
+    if (latest.ok()) return latest;
+    const bool retry = absl::IsNotFound(latest.status()) || absl::IsUnavailable(latest.status());
+    if (!retry || waited() >= o.wait_checkpoint_s) return latest.status();
+    if (o.stop_waiting && o.stop_waiting()) {
+      return absl::CancelledError("stopped while waiting for the first checkpoint");
+    }
+    if (waited() >= next_report) {
+      std::fprintf(stderr, "serve: waiting for the first checkpoint (%s; %.0f of %.0f s)\n",
+                   std::string(latest.status().message()).c_str(), waited(), o.wait_checkpoint_s);
+      next_report += 10;
+    }
+    std::this_thread::sleep_for(std::chrono::duration<double>(std::min(o.poll_s, 2.0)));
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<GenerationServer>> GenerationServer::Start(const ServerOptions& o) {
@@ -484,34 +533,7 @@ absl::StatusOr<std::unique_ptr<GenerationServer>> GenerationServer::Start(const 
     if (!exposure.ok()) return exposure.status();
     if (!exposure->empty()) std::fprintf(stderr, "%s\n", exposure->c_str());
   }
-  if (resolved.checkpoint.empty() && (!o.follow_run.empty() || !o.coordinator.empty())) {
-    // A server may start before the job has written anything (a deployment brought up with its
-    // training job): wait for the first checkpoint up to wait_checkpoint_s.
-    const auto start = std::chrono::steady_clock::now();
-    auto waited = [&] {
-      return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    };
-    double next_report = 0;
-    while (true) {
-      auto latest = LatestFollowedCheckpoint(o, coordinator_token->get());
-      if (latest.ok()) {
-        resolved.checkpoint = *latest;
-        break;
-      }
-      const bool retry = absl::IsNotFound(latest.status()) || absl::IsUnavailable(latest.status());
-      if (!retry || waited() >= o.wait_checkpoint_s) return latest.status();
-      if (o.stop_waiting && o.stop_waiting()) {
-        return absl::CancelledError("stopped while waiting for the first checkpoint");
-      }
-      if (waited() >= next_report) {
-        std::fprintf(stderr, "serve: waiting for the first checkpoint (%s; %.0f of %.0f s)\n",
-                     std::string(latest.status().message()).c_str(), waited(), o.wait_checkpoint_s);
-        next_report += 10;
-      }
-      std::this_thread::sleep_for(std::chrono::duration<double>(std::min(o.poll_s, 2.0)));
-    }
-  }
-  if (resolved.checkpoint.empty()) {
+  if (o.checkpoint.empty() && o.follow_run.empty() && o.coordinator.empty()) {
     return absl::InvalidArgumentError("--checkpoint, --follow-run or --coordinator is required");
   }
   auto impl = std::make_unique<Impl>(resolved);
@@ -521,15 +543,8 @@ absl::StatusOr<std::unique_ptr<GenerationServer>> GenerationServer::Start(const 
       o.templates.empty() ? TemplateSet::Default() : TemplateSet::LoadFile(o.templates);
   if (!templates.ok()) return templates.status();
   impl->templates_ = *std::move(templates);
-  if (std::filesystem::exists(resolved.checkpoint + "/" + kManifestFile)) {
-    if (absl::Status st = VerifyManifest(resolved.checkpoint).status(); !st.ok()) return st;
-  }
-  auto checkpoint = LoadCheckpoint(resolved.checkpoint);
-  if (!checkpoint.ok()) return checkpoint.status();
-  auto engine = Engine::Create(*std::move(checkpoint), o.engine, resolved.checkpoint,
-                               StepOf(resolved.checkpoint));
-  if (!engine.ok()) return engine.status();
-  impl->engine_ = *std::move(engine);
+  // The ports open before the model loads: probes see NOT_SERVING (not a refused connection)
+  // while the server waits for its first checkpoint and loads it.
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -540,17 +555,42 @@ absl::StatusOr<std::unique_ptr<GenerationServer>> GenerationServer::Start(const 
   if (impl->server_ == nullptr || impl->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", o.host, ":", o.port));
   }
-  // Loaded: healthy.
-  impl->server_->GetHealthCheckService()->SetServingStatus(true);
-  impl->server_->GetHealthCheckService()->SetServingStatus(kServiceName, true);
+  impl->server_->GetHealthCheckService()->SetServingStatus(false);
+  auto fail = [&impl](absl::Status why) {
+    impl->server_->Shutdown(std::chrono::system_clock::now());
+    return why;
+  };
   if (o.metrics_port >= 0) {
     Impl* raw = impl.get();
     auto http = MetricsHttpServer::Start(
         o.metrics_host, o.metrics_port, [raw] { return raw->metrics_.Render(raw->Gauges()); },
         [raw] { return !raw->draining_; }, o.tls);
-    if (!http.ok()) return http.status();
+    if (!http.ok()) return fail(http.status());
     impl->http_ = *std::move(http);
   }
+  if (o.on_listening) {
+    if (absl::Status st = o.on_listening(impl->port_, impl->http_ ? impl->http_->port() : 0);
+        !st.ok()) {
+      return fail(st);
+    }
+  }
+  if (resolved.checkpoint.empty()) {
+    auto first = WaitForFirstCheckpoint(o, impl->coordinator_token_.get());
+    if (!first.ok()) return fail(first.status());
+    resolved.checkpoint = *first;
+  }
+  if (std::filesystem::exists(resolved.checkpoint + "/" + kManifestFile)) {
+    if (absl::Status st = VerifyManifest(resolved.checkpoint).status(); !st.ok()) return fail(st);
+  }
+  auto checkpoint = LoadCheckpoint(resolved.checkpoint);
+  if (!checkpoint.ok()) return fail(checkpoint.status());
+  auto engine = Engine::Create(*std::move(checkpoint), o.engine, resolved.checkpoint,
+                               StepOf(resolved.checkpoint));
+  if (!engine.ok()) return fail(engine.status());
+  impl->Publish(*std::move(engine));
+  // Loaded: healthy.
+  impl->server_->GetHealthCheckService()->SetServingStatus(true);
+  impl->server_->GetHealthCheckService()->SetServingStatus(kServiceName, true);
   if (!o.follow_run.empty() || !o.coordinator.empty()) {
     Impl* raw = impl.get();
     impl->follower_ = std::thread([raw] { raw->Follow(); });

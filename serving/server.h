@@ -1,5 +1,6 @@
 // `copyforge serve`: the TextGeneration gRPC service over the Engine, with the standard
-// grpc.health.v1 service (SERVING once the model is loaded, NOT_SERVING while draining) and
+// grpc.health.v1 service (NOT_SERVING while the first checkpoint is awaited and loaded, SERVING
+// once the model is loaded, NOT_SERVING while draining) and
 // server reflection for grpcurl.
 #ifndef COPYFORGE_SERVING_SERVER_H_
 #define COPYFORGE_SERVING_SERVER_H_
@@ -30,6 +31,9 @@ struct ServerOptions {
   // wait early, as CANCELLED (a shutdown signal arrived).
   double wait_checkpoint_s = 0;
   std::function<bool()> stop_waiting;
+  // Called once the gRPC (and metrics) ports listen, before the first checkpoint is awaited and
+  // loaded (health NOT_SERVING until then): the bound ports; an error stops the start.
+  std::function<absl::Status(int port, int metrics_port)> on_listening;
   std::string templates;  // task-input templates (default: the built-in ecommerce.yaml)
   EngineOptions engine;
   RequestLimits limits;       // per-request bounds (serving/request_limits.h)

@@ -23,6 +23,7 @@
 #include "protos/bearer_token.h"
 #include "trainer/common/file_util.h"
 #include "trainer/common/net_util.h"
+#include "trainer/common/threads.h"
 #include "trainer/dist/rank_env.h"
 #include "trainer/train/metrics_record.h"
 #include "trainer/train/run_status.h"
@@ -164,7 +165,7 @@ class Agent {
     req.set_worker_id(o_.worker_id);
     req.set_host(o_.host);
     req.set_device(o_.device);
-    req.set_cores(static_cast<int>(std::thread::hardware_concurrency()));
+    req.set_cores(AvailableCpus());
     if (port_ == 0) port_ = FreeTcpPort();
     req.set_rendezvous_port(port_);
     req.set_session(session_);

@@ -376,10 +376,30 @@ TEST_F(ServerTest, WaitsForTheFirstCheckpoint) {
   };
   Start({"--follow-run", tmp_.File("run"), "--wait-checkpoint", "120"}, /*wait_for_port=*/false);
   ASSERT_TRUE(logged(tmp_.File("serve.log"), "waiting for the first checkpoint")) << Log();
-  EXPECT_FALSE(fs::exists(tmp_.File("port")));
+  EXPECT_FALSE(fs::exists(tmp_.File("port")));  // written once SERVING
+  {
+    // The port is open while it waits: health NOT_SERVING (so a probe sees "not ready", not a
+    // refused connection) and TextGeneration UNAVAILABLE.
+    const std::string log = Log();
+    const std::string marker = "listening on 127.0.0.1:";
+    const size_t at = log.find(marker);
+    ASSERT_NE(at, std::string::npos) << log;
+    EXPECT_NE(log.find("health NOT_SERVING until a model loads"), std::string::npos) << log;
+    address_ = "127.0.0.1:" + std::to_string(std::stoi(log.substr(at + marker.size())));
+    channel_ = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+    stub_ = v1::TextGeneration::NewStub(channel_);
+    EXPECT_EQ(Health(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+    grpc::ClientContext c;
+    v1::GenerateResponse resp;
+    const grpc::Status st = stub_->Generate(&c, Greedy("Hello", 5), &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+    EXPECT_NE(st.error_message().find("no model loaded yet"), std::string::npos);
+    EXPECT_NE(HttpGet("/metrics").find("copyforge_serving 0"), std::string::npos);
+  }
   fs::copy(tmp_.File("ckpt"), tmp_.File("staging"), fs::copy_options::recursive);
   fs::rename(tmp_.File("staging"), tmp_.File("run/checkpoints/step_0000003"));
   WaitForPort();
+  EXPECT_EQ(Health(), grpc::health::v1::HealthCheckResponse::SERVING);
   grpc::ClientContext c;
   v1::GenerateResponse resp;
   ASSERT_TRUE(stub_->Generate(&c, Greedy("Hello", 5), &resp).ok()) << Log();

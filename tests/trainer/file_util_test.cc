@@ -2,9 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 
 #include "tests/test_util.h"
+#include "trainer/common/threads.h"
 
 namespace copyforge {
 namespace {
@@ -46,3 +48,26 @@ TEST(Sha256, KnownDigest) {
 
 }  // namespace
 }  // namespace copyforge
+
+// The CPUs a container may use: the cgroup quota, rounded up; unlimited is no limit.
+TEST(ThreadsTest, CgroupCpuLimits) {
+  EXPECT_EQ(copyforge::CgroupV2CpuLimit("max 100000\n"), std::nullopt);
+  EXPECT_EQ(copyforge::CgroupV2CpuLimit("200000 100000\n"), 2);
+  EXPECT_EQ(copyforge::CgroupV2CpuLimit("150000 100000\n"), 2);
+  EXPECT_EQ(copyforge::CgroupV2CpuLimit("50000 100000"), 1);
+  EXPECT_EQ(copyforge::CgroupV2CpuLimit("garbage"), std::nullopt);
+  EXPECT_EQ(copyforge::CgroupV1CpuLimit("-1\n", "100000\n"), std::nullopt);
+  EXPECT_EQ(copyforge::CgroupV1CpuLimit("400000\n", "100000\n"), 4);
+  copyforge::testing::TempDir tmp;
+  EXPECT_EQ(copyforge::CgroupCpuLimit(tmp.path()), std::nullopt);
+  copyforge::testing::WriteTestFile(tmp.File("cpu.max"), "300000 100000\n");
+  EXPECT_EQ(copyforge::CgroupCpuLimit(tmp.path()), 3);
+  // COPYFORGE_CPUS (the deployment's CPU request) wins; a bad value is ignored.
+  setenv("COPYFORGE_CPUS", "3", 1);
+  EXPECT_EQ(copyforge::AvailableCpus(), 3);
+  EXPECT_EQ(copyforge::ResolveThreads(0), 3);
+  EXPECT_EQ(copyforge::ResolveThreads(5), 5);
+  setenv("COPYFORGE_CPUS", "x", 1);
+  EXPECT_GE(copyforge::AvailableCpus(), 1);
+  unsetenv("COPYFORGE_CPUS");
+}
