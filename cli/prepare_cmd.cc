@@ -94,6 +94,9 @@ void PrintSummary(const PrepareOptions& o, const PrepareStats& s) {
   row("reviews without metadata", s.pairs_without_metadata, "no fine-tuning pair");
   row("tokens written", s.tokens);
   row("shards", s.shards);
+  row("held-out task inputs", s.eval_tasks, "eval/tasks.jsonl (for eval-tasks)");
+  row("copy index windows", s.copy_index_entries,
+      absl::StrFormat("ngrams.bin, %d-token windows of the training split", o.copy_index_n));
   std::printf("  %-26s %12.1f  %.2f MB/s, %d threads, %.0f%% of thread time tokenizing\n",
               "seconds", s.seconds, s.input_bytes / 1e6 / std::max(1e-9, s.seconds), s.threads,
               100.0 * s.tokenize_seconds / std::max(1e-9, s.seconds * s.threads));

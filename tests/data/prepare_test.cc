@@ -13,6 +13,8 @@
 #include "nlohmann/json.hpp"
 #include "tests/test_util.h"
 #include "trainer/common/file_util.h"
+#include "trainer/data/eval_tasks.h"
+#include "trainer/data/ngram_index.h"
 #include "trainer/data/sample_corpus.h"
 #include "trainer/tokenizer/tokenizer.h"
 
@@ -57,6 +59,7 @@ class PrepareTest : public ::testing::Test {
     std::string text;
     for (const auto& [name, bytes] : Files(dir)) {
       if (name.size() < 4 || name.substr(name.size() - 4) != ".bin") continue;
+      if (name == kCopyIndexFile) continue;  // hashes, not tokens
       std::vector<int32_t> ids;
       for (size_t i = 0; i + 1 < bytes.size(); i += 2) {
         ids.push_back(static_cast<uint8_t>(bytes[i]) | (static_cast<uint8_t>(bytes[i + 1]) << 8));
@@ -122,7 +125,9 @@ TEST_F(PrepareTest, NoPersonalDataReachesTheShards) {
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_GT(stats->pii_replacements, 0);
   auto tok = Tokenizer::Load(testing::Env("COPYFORGE_GPT2_TOKENIZER"));
-  const std::string text = DecodeAll(tmp_.File("out"), **tok);
+  // The shards and the held-out task inputs.
+  const std::string text =
+      DecodeAll(tmp_.File("out"), **tok) + *ReadFile(tmp_.File("out/") + kEvalTasksFile);
   for (const char* leak : {"@example.com", "(555)", "https://", "blog.example.net"}) {
     EXPECT_EQ(text.find(leak), std::string::npos) << leak;
   }
@@ -233,6 +238,77 @@ TEST_F(PrepareTest, SplitIsByProductWithoutLeakage) {
   EXPECT_GT(train.size(), 10u);
   EXPECT_GT(val.size(), 0u);
   for (const std::string& v : val) EXPECT_EQ(train.count(v), 0u) << v;
+
+  // The held-out task inputs are validation products and businesses only, with their human text.
+  auto tasks = LoadEvalTasks(tmp_.File("out/") + kEvalTasksFile);
+  ASSERT_TRUE(tasks.ok()) << tasks.status();
+  ASSERT_GT(tasks->size(), 5u);
+  int descriptions = 0, reviews = 0;
+  for (const EvalTask& t : *tasks) {
+    EXPECT_FALSE(t.reference.empty());
+    if (t.kind == "product_description") {
+      ++descriptions;
+      EXPECT_EQ(train.count("Product: " + t.title), 0u) << t.title;
+      EXPECT_FALSE(t.features.empty());
+    } else {
+      ++reviews;
+      EXPECT_GE(t.rating, 1);
+      EXPECT_LE(t.rating, 5);
+      if (!t.title.empty()) {
+        EXPECT_EQ(train.count("Product: " + t.title), 0u) << t.title;
+      }
+    }
+  }
+  EXPECT_GT(descriptions, 0);
+  EXPECT_GT(reviews, 0);
+
+  // The copy index holds the training text: a training document is copied whole, text that
+  // never occurs is not copied at all.
+  auto index = NgramIndex::Load(tmp_.File("out/") + kCopyIndexFile);
+  ASSERT_TRUE(index.ok()) << index.status();
+  EXPECT_EQ(index->n(), 8);
+  const std::string bytes = *ReadFile(tmp_.File("out/pretrain/train_00000.bin"));
+  std::vector<int32_t> first;
+  for (size_t i = 0; i + 1 < bytes.size(); i += 2) {
+    const int32_t id = static_cast<uint8_t>(bytes[i]) | (static_cast<uint8_t>(bytes[i + 1]) << 8);
+    if (id == 50256) break;
+    first.push_back(id);
+  }
+  ASSERT_GE(first.size(), 8u);
+  EXPECT_EQ(index->LongestCopiedRun(first), static_cast<int64_t>(first.size()));
+  const std::vector<int32_t> unseen = (*tok)->Encode(
+      "Zebra quantum marmalade xylophone "
+      "octopus lantern velvet glacier orbit");
+  EXPECT_EQ(index->LongestCopiedRun(unseen), 0);
+  // Half copied: the run is the copied part.
+  std::vector<int32_t> mixed(unseen.begin(), unseen.end());
+  mixed.insert(mixed.end(), first.begin(), first.begin() + 8);
+  EXPECT_EQ(index->LongestCopiedRun(mixed), 8);
+}
+
+TEST(NgramIndexTest, RoundTripAndCorruptFilesAreNamed) {
+  testing::TempDir tmp;
+  NgramIndexBuilder b(4);
+  b.Add({1, 2, 3, 4, 5, 6});
+  b.Add({1, 2, 3});  // shorter than a window: nothing
+  b.Add({1, 2, 3, 4, 5, 6});
+  auto n = b.Write(tmp.File("ngrams.bin"));
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 3);
+  auto index = NgramIndex::Load(tmp.File("ngrams.bin"));
+  ASSERT_TRUE(index.ok()) << index.status();
+  EXPECT_EQ(index->LongestCopiedRun({9, 1, 2, 3, 4, 5, 6, 9}), 6);
+  EXPECT_EQ(index->LongestCopiedRun({9, 2, 3, 4, 5, 9, 1, 2, 3}), 4);
+  EXPECT_EQ(index->LongestCopiedRun({1, 2, 3}), 0);
+  std::string bytes = *ReadFile(tmp.File("ngrams.bin"));
+  testing::WriteTestFile(tmp.File("short.bin"), bytes.substr(0, bytes.size() - 3));
+  auto bad = NgramIndex::Load(tmp.File("short.bin"));
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(bad.status().message().find("short.bin"), std::string::npos);
+  testing::WriteTestFile(tmp.File("tasks.jsonl"),
+                         "{\"kind\":\"review\",\"reference\":\"x\"}\n[1]\n");
+  auto tasks = LoadEvalTasks(tmp.File("tasks.jsonl"));
+  EXPECT_NE(tasks.status().message().find("tasks.jsonl:2"), std::string::npos) << tasks.status();
 }
 
 TEST_F(PrepareTest, FiltersDropAndCountByReason) {

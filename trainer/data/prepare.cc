@@ -21,7 +21,9 @@
 #include "trainer/common/status_macros.h"
 #include "trainer/common/threads.h"
 #include "trainer/data/csv_rows.h"
+#include "trainer/data/eval_tasks.h"
 #include "trainer/data/line_reader.h"
+#include "trainer/data/ngram_index.h"
 #include "trainer/data/record_processor.h"
 #include "trainer/data/shard_writer.h"
 
@@ -142,6 +144,7 @@ class Pipeline {
         pii_(static_cast<uint32_t>(options.pii_match_limit)),
         minhash_(options.minhash),
         dedup_(options.minhash),
+        copy_index_(options.copy_index_n),
         threads_(threads) {
     const bool wide = tokenizer.vocab_size() > 65536;
     for (const char* split : {"train", "val"}) {
@@ -234,6 +237,19 @@ class Pipeline {
                                      {"shards", shards}};
       stats_.tokens += writer.total_tokens();
       stats_.shards += static_cast<int64_t>(writer.shards().size());
+    }
+    return absl::OkStatus();
+  }
+
+  // Writes eval/tasks.jsonl and ngrams.bin into `staging`.
+  absl::Status WriteEvalFiles(const std::string& staging) {
+    if (options_.finetune) {
+      std::filesystem::create_directories(staging + "/eval");
+      CF_RETURN_IF_ERROR(WriteFileSynced(staging + "/" + kEvalTasksFile, eval_tasks_));
+    }
+    if (options_.copy_index_n > 0) {
+      CF_ASSIGN_OR_RETURN(stats_.copy_index_entries,
+                          copy_index_.Write(staging + "/" + kCopyIndexFile));
     }
     return absl::OkStatus();
   }
@@ -357,6 +373,20 @@ class Pipeline {
         ++stats_.pairs;
       }
       stats_.pairs_without_metadata += r.pair_without_metadata;
+      if (!r.eval_task.empty()) {
+        absl::StrAppend(&eval_tasks_, r.eval_task, "\n");
+        ++stats_.eval_tasks;
+      }
+      if (!r.validation && options_.copy_index_n > 0) {
+        // The training text as the model saw it: the document, else the pair's target part.
+        if (!r.document.empty()) {
+          copy_index_.Add(r.document, 0, r.document.size() - 1);  // without <|endoftext|>
+        } else if (!r.pair.empty()) {
+          const size_t target = static_cast<size_t>(
+              std::find(r.pair_mask.begin(), r.pair_mask.end(), 1) - r.pair_mask.begin());
+          copy_index_.Add(r.pair, target, r.pair.size() - 1);
+        }
+      }
     }
     return absl::OkStatus();
   }
@@ -369,6 +399,8 @@ class Pipeline {
   DedupIndex dedup_;
   JoinTables tables_;  // written by the committer between phases, read by workers during one
   std::map<std::string, ShardWriter> writers_;
+  std::string eval_tasks_;        // eval/tasks.jsonl, in input order
+  NgramIndexBuilder copy_index_;  // the training split's token windows
   PrepareStats stats_;
   int64_t overlong_lines_ = 0;  // written by the reader thread, read after it is joined
   int threads_;
@@ -409,6 +441,7 @@ absl::StatusOr<PrepareStats> RunPrepare(const PrepareOptions& options) {
         }
         nlohmann::ordered_json datasets;
         CF_RETURN_IF_ERROR(pipeline.Finish(&datasets));
+        CF_RETURN_IF_ERROR(pipeline.WriteEvalFiles(staging));
         stats = pipeline.stats();
         stats.input_bytes = total_bytes;
         stats.threads = threads;
@@ -433,6 +466,14 @@ absl::StatusOr<PrepareStats> RunPrepare(const PrepareOptions& options) {
               {"source", templates.path()},
               {"names", templates.Names()}}},
             {"datasets", datasets},
+            {"eval_tasks", options.finetune ? nlohmann::ordered_json{{"file", kEvalTasksFile},
+                                                                     {"count", stats.eval_tasks}}
+                                            : nlohmann::ordered_json()},
+            {"copy_index", options.copy_index_n > 0
+                               ? nlohmann::ordered_json{{"file", kCopyIndexFile},
+                                                        {"n", options.copy_index_n},
+                                                        {"entries", stats.copy_index_entries}}
+                               : nlohmann::ordered_json()},
             {"inputs", input_list},
             {"options", options.ToJson()},
             {"stats",

@@ -26,6 +26,8 @@ struct PrepareStats {
   int64_t pairs_without_metadata = 0;  // reviews whose product/business is unknown: no pair
   int64_t documents = 0, pairs = 0;
   int64_t tokens = 0, shards = 0;
+  int64_t eval_tasks = 0;          // held-out task inputs written to eval/tasks.jsonl
+  int64_t copy_index_entries = 0;  // distinct token windows in ngrams.bin
   int64_t input_bytes = 0;
   double seconds = 0;
   double tokenize_seconds = 0;  // summed over threads
@@ -35,6 +37,7 @@ struct PrepareStats {
 
 // Writes `options.out` as one directory (staged, then renamed):
 //   manifest.json, tokenizer/{vocab.json,merges.txt}, templates.yaml,
+//   eval/tasks.jsonl (held-out task inputs), ngrams.bin (the copy index of the training split),
 //   pretrain/{train,val}_NNNNN.bin, finetune/{train,val}_NNNNN.{bin,mask}
 absl::StatusOr<PrepareStats> RunPrepare(const PrepareOptions& options);
 

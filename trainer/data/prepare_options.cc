@@ -102,6 +102,8 @@ absl::StatusOr<PrepareOptions> PrepareOptions::FromYamlFile(const std::string& p
         }
       } else if (key == "shard_tokens") {
         o.shard_tokens = node.as<int64_t>();
+      } else if (key == "copy_index_n") {
+        o.copy_index_n = node.as<int>();
       } else if (key == "max_line_bytes") {
         o.max_line_bytes = node.as<int64_t>();
       } else if (key == "pii") {
@@ -201,6 +203,10 @@ absl::Status PrepareOptions::Validate() const {
         absl::StrCat("filters.language must be \"any\" or \"en\", got \"", language, "\""));
   }
   if (threads < 0) return absl::InvalidArgumentError("threads must be >= 0");
+  if (copy_index_n != 0 && (copy_index_n < 4 || copy_index_n > 64)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("copy_index_n must be 0 (off) or in [4, 64], got ", copy_index_n));
+  }
   if (max_line_bytes < 1024 || max_line_bytes > (int64_t{1} << 30)) {
     return absl::InvalidArgumentError(
         absl::StrCat("max_line_bytes must be in [1024, 1073741824], got ", max_line_bytes));
@@ -221,6 +227,7 @@ nlohmann::ordered_json PrepareOptions::ToJson() const {
           {"shard_tokens", shard_tokens},
           {"pii", {{"match_limit", pii_match_limit}}},
           {"max_line_bytes", max_line_bytes},
+          {"copy_index_n", copy_index_n},
           {"filters",
            {{"min_chars", min_chars},
             {"max_chars", max_chars},

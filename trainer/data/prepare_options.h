@@ -41,6 +41,9 @@ struct PrepareOptions {
   // A longer input line (or CSV row) is dropped and counted (dropped: line_too_long) without
   // being held in memory whole.
   int64_t max_line_bytes = 8 << 20;
+  // The hashed n-gram index of the training split (ngrams.bin) that eval-tasks and serving use to
+  // measure how much of an output is copied verbatim from training text: n tokens a window, 0 off.
+  int copy_index_n = 8;
   bool exact_dedup = true;
   bool near_dedup = true;
   MinHashOptions minhash;

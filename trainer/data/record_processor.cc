@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "trainer/data/eval_tasks.h"
 #include "trainer/data/text_clean.h"
 
 namespace copyforge {
@@ -134,9 +135,15 @@ void RecordProcessor::ProcessReview(Review review, ProcessedRecord* out) {
       {"title", title}, {"text", text}, {"rating", FormatRating(review.rating)}};
   RenderDocument("review_document", fields, out);
   if (!options_.finetune) return;
+  EvalTask task;
+  task.kind = "review";
+  task.rating = review.rating;
   if (auto p = tables_.products.find(review.group_id); p != tables_.products.end()) {
     AddProductFields(p->second, &fields);
     RenderPair("product_review", fields, out);
+    task.title = p->second.title;
+    task.category = p->second.category;
+    task.reference = title.empty() ? text : absl::StrCat(title, "\n", text);
   } else if (auto b = tables_.businesses.find(review.group_id); b != tables_.businesses.end()) {
     fields["name"] = b->second.name;
     fields["city"] = b->second.city;
@@ -144,8 +151,16 @@ void RecordProcessor::ProcessReview(Review review, ProcessedRecord* out) {
     fields["categories"] = b->second.categories;
     fields["stars"] = FormatRating(b->second.stars);
     RenderPair("business_review", fields, out);
+    task.business_name = b->second.name;
+    task.business_categories = b->second.categories;
+    task.city = b->second.city;
+    task.state = b->second.state;
+    task.reference = text;
   } else {
     out->pair_without_metadata = true;
+  }
+  if (out->validation && !out->pair.empty() && review.rating > 0) {
+    out->eval_task = task.ToJsonLine();
   }
 }
 
@@ -166,6 +181,17 @@ void RecordProcessor::ProcessProduct(Product p, ProcessedRecord* out) {
   AddProductFields(p, &fields);
   RenderDocument("product_document", fields, out);
   RenderPair("product_description", fields, out);
+  if (out->validation && !out->pair.empty()) {
+    EvalTask task;
+    task.kind = "product_description";
+    task.title = p.title;
+    task.brand = p.brand;
+    task.category = p.category;
+    task.price = p.price;
+    task.features = p.features;
+    task.reference = p.description;
+    out->eval_task = task.ToJsonLine();
+  }
 }
 
 }  // namespace copyforge

@@ -42,6 +42,7 @@ struct ProcessedRecord {
   std::vector<int32_t> pair;       // prompt + target + <|endoftext|>; may be empty
   std::vector<uint8_t> pair_mask;  // 0 for prompt tokens, 1 for target tokens
   bool pair_without_metadata = false;
+  std::string eval_task;  // validation records with a pair: the task input (EvalTask JSON line)
   int pii_replacements = 0;
 };
 
