@@ -34,6 +34,7 @@ void RegisterPrepare(CLI::App& app, CommandFn* run);
 void RegisterTrain(CLI::App& app, CommandFn* run, char** argv);
 void RegisterWorkerCommand(CLI::App& app, CommandFn* run);
 void RegisterServe(CLI::App& app, CommandFn* run);
+void RegisterEvalTasks(CLI::App& app, CommandFn* run);
 
 // `generate --server`: the request goes to a running `copyforge serve`.
 struct RemoteGenerateArgs {

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   copyforge::RegisterControl(app, &run);
   copyforge::RegisterWorkerCommand(app, &run);
   copyforge::RegisterServe(app, &run);
+  copyforge::RegisterEvalTasks(app, &run);
   CLI11_PARSE(app, argc, argv);
   return run();
 }

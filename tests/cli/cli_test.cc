@@ -178,6 +178,68 @@ TEST(Cli, InitEvalGenerate) {
   EXPECT_NE(missing.err.find("nope"), std::string::npos) << missing.err;
 }
 
+// eval-tasks on the held-out inputs prepare wrote: the model (generated here and through a
+// server), the human texts and a fresh model, every measure present; the human reviews agree
+// with their stars and mention their products' attributes far more than random text does.
+TEST(Cli, EvalTasksScoresModelHumanTextsAndAFreshModel) {
+  testing::TempDir tmp;
+  auto data = RunCommand(Bin() + " sample-data --records 600 --out " + tmp.File("raw"));
+  ASSERT_EQ(data.exit_code, 0) << data.err;
+  auto prep =
+      RunCommand(Bin() + " prepare --tokenizer " + Gpt2Tok() + " --input '" + tmp.File("raw") +
+                 "/amazon2023/*.jsonl' --input '" + tmp.File("raw") + "/yelp/*.json' --out " +
+                 tmp.File("shards") + " --quiet --validation-ratio 0.3");
+  ASSERT_EQ(prep.exit_code, 0) << prep.err;
+  const std::string ckpt = tmp.File("ckpt");
+  auto init =
+      RunCommand(Bin() + " init-model --model-config " + Env("COPYFORGE_SOURCE_DIR") +
+                 "/configs/model/tiny.yaml --seed 3 --tokenizer " + Gpt2Tok() + " --out " + ckpt);
+  ASSERT_EQ(init.exit_code, 0) << init.err;
+  const std::string eval = Bin() + " eval-tasks --checkpoint " + ckpt + " --data " +
+                           tmp.File("shards") + " --count 4 --max-new-tokens 8 --threads 1";
+  auto local = RunCommand(eval + " --json " + tmp.File("local.json"));
+  ASSERT_EQ(local.exit_code, 0) << local.err;
+  EXPECT_NE(local.out.find("sentiment_agreement"), std::string::npos) << local.out;
+  auto j = nlohmann::json::parse(*ReadFile(tmp.File("local.json")));
+  for (const char* system : {"model", "human", "fresh_init"}) {
+    ASSERT_TRUE(j["systems"].contains(system)) << system;
+  }
+  const auto& human = j["systems"]["human"];
+  const auto& fresh = j["systems"]["fresh_init"];
+  for (const char* m : {"distinct_1", "distinct_2", "repeated_4gram_rate", "template_leakage",
+                        "pii_outputs", "copy_run_mean", "copied_16plus"}) {
+    EXPECT_TRUE(j["systems"]["model"]["review"].contains(m)) << m;
+    EXPECT_TRUE(j["systems"]["model"]["blog_post"].contains(m)) << m;
+  }
+  EXPECT_EQ(human["review"]["outputs"], 4);
+  EXPECT_GE(human["review"]["sentiment_agreement"].get<double>(), 0.75);
+  EXPECT_GT(human["product_description"]["attribute_coverage"].get<double>(),
+            fresh["product_description"]["attribute_coverage"].get<double>() + 0.2);
+  EXPECT_EQ(human["review"]["template_leakage"], 0.0);
+  EXPECT_EQ(human["review"]["pii_outputs"], 0.0);
+  EXPECT_EQ(j["examples"].size(), j["samples"].get<size_t>());
+
+  // The same inputs through a server: the same seeds give the same outputs.
+  testing::Process server(
+      {Bin(), "serve", "--checkpoint", ckpt, "--threads", "1", "--port-file", tmp.File("port")},
+      tmp.File("serve.log"));
+  const std::string port = testing::WaitForPortFile(tmp.File("port"));
+  ASSERT_FALSE(port.empty());
+  auto remote = RunCommand(eval + " --no-lower-bound --server 127.0.0.1:" + port + " --json " +
+                           tmp.File("remote.json"));
+  ASSERT_EQ(remote.exit_code, 0) << remote.err;
+  auto r = nlohmann::json::parse(*ReadFile(tmp.File("remote.json")));
+  EXPECT_FALSE(r["systems"].contains("fresh_init"));
+  for (size_t i = 0; i < j["examples"].size(); ++i) {
+    EXPECT_EQ(r["examples"][i]["model"], j["examples"][i]["model"]) << i;
+  }
+  // A dataset without held-out inputs is named.
+  auto missing =
+      RunCommand(Bin() + " eval-tasks --checkpoint " + ckpt + " --data " + tmp.File("nowhere"));
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("nowhere/eval/tasks.jsonl"), std::string::npos) << missing.err;
+}
+
 TEST(Cli, SampleDataThenPrepareWithTheShippedConfig) {
   testing::TempDir tmp;
   auto gen = RunCommand(Bin() + " sample-data --records 400 --seed 3 --out " +

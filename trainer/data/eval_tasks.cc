@@ -30,8 +30,9 @@ absl::StatusOr<std::vector<EvalTask>> LoadEvalTasks(const std::string& path) {
   std::ifstream in(path);
   if (!in) {
     return absl::NotFoundError(
-        absl::StrCat(path, ": no held-out task inputs (prepare writes them with the finetune "
-                           "objective)"));
+        absl::StrCat(path,
+                     ": no held-out task inputs (prepare writes them with the finetune "
+                     "objective)"));
   }
   std::vector<EvalTask> tasks;
   std::string line;
