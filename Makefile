@@ -9,7 +9,7 @@ CACHE_DIR ?= $(or $(COPYFORGE_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/copy
 export CCACHE_DIR ?= $(CACHE_DIR)/ccache
 export COPYFORGE_CACHE := $(CACHE_DIR)
 
-.PHONY: all setup configure build test test-sanitize fuzz demo bench format check-format clean
+.PHONY: all setup configure build test test-sanitize fuzz demo demo-local bench format check-format clean
 
 all: build
 
@@ -38,8 +38,13 @@ test-sanitize: setup
 fuzz: setup
 	@bash scripts/fuzz.sh $(or $(FUZZ_SECONDS),60)
 
+# The cluster on loopback: coordinator, two workers, pretraining, fine-tuning, serving, eval-tasks.
 demo: build
 	@bash scripts/demo.sh $(BUILD_DIR)
+
+# The single-process walk-through: prepare, train, eval and generate in one process each.
+demo-local: build
+	@bash scripts/demo_local.sh $(BUILD_DIR)
 
 bench: build
 	@bash scripts/bench.sh $(BUILD_DIR)

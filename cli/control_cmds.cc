@@ -169,7 +169,15 @@ absl::Status RunWatch(const ClientFlags& f) {
   auto ctx = client.Context(true);
   auto reader = client.stub().WatchJob(ctx.get(), req);
   v1::Job job;
-  while (reader->Read(&job)) std::printf("%s\n", Describe(job).c_str()), std::fflush(stdout);
+  std::string last;
+  while (reader->Read(&job)) {
+    // The stream sends every change of the job record; print what a reader can see change.
+    std::string line = Describe(job);
+    if (line == last) continue;
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+    last = std::move(line);
+  }
   CF_RETURN_IF_ERROR(FromGrpc(reader->Finish(), "WatchJob"));
   if (job.state() != v1::SUCCEEDED) {
     return absl::AbortedError(absl::StrCat("job ", job.id(), " ended ",

@@ -143,6 +143,7 @@ absl::Status RunRemoteGenerate(const RemoteGenerateArgs& a) {
     if (grpc::Status s = stub->Generate(&context, req, &resp); !s.ok()) return fail(s);
     const v1::Completion& c = resp.completions(0);
     std::fwrite(c.text().data(), 1, c.text().size(), stdout);
+    std::fflush(stdout);
     std::fprintf(stderr, "\n[%s; %u prompt + %u generated tokens; %.3f s; checkpoint %s]",
                  Reason(c.finish_reason()), resp.usage().prompt_tokens(),
                  resp.usage().generated_tokens(), resp.timings().total_s(),

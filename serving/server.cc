@@ -588,6 +588,8 @@ absl::StatusOr<std::unique_ptr<GenerationServer>> GenerationServer::Start(const 
                                StepOf(resolved.checkpoint));
   if (!engine.ok()) return fail(engine.status());
   impl->Publish(*std::move(engine));
+  std::fprintf(stderr, "serve: now serving %s (step %lld)\n", resolved.checkpoint.c_str(),
+               static_cast<long long>(StepOf(resolved.checkpoint)));
   // Loaded: healthy.
   impl->server_->GetHealthCheckService()->SetServingStatus(true);
   impl->server_->GetHealthCheckService()->SetServingStatus(kServiceName, true);
