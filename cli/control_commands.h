@@ -14,6 +14,8 @@ using CommandFn = std::function<int()>;
 
 // coordinator, submit, status, watch, cancel.
 void RegisterControl(CLI::App& app, CommandFn* run);
+// health: a grpc.health.v1 check (TLS-capable), for exec probes.
+void RegisterHealth(CLI::App& app, CommandFn* run);
 
 }  // namespace copyforge
 

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "copyforge 0.1.0");
   copyforge::CommandFn run;
   copyforge::RegisterControl(app, &run);
+  copyforge::RegisterHealth(app, &run);
   CLI11_PARSE(app, argc, argv);
   return run();
 }

@@ -120,8 +120,7 @@ absl::StatusOr<Outputs> GenerateLocal(LoadedCheckpoint model, const std::string&
   o.max_new_tokens = std::max<int64_t>(f.max_new_tokens, 1);
   o.threads = f.threads;
   o.device = f.device;
-  CF_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine,
-                      Engine::Create(std::move(model), o, name));
+  CF_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Create(std::move(model), o, name));
   Outputs outputs(samples.size());
   std::mutex mu;
   std::condition_variable cv;
@@ -172,7 +171,8 @@ absl::StatusOr<Outputs> GenerateRemote(const std::vector<EvalSample>& samples,
       grpc::ClientContext context;
       AttachBearer(token.get(), &context);
       v1::GenerateResponse resp;
-      const grpc::Status st = stub->Generate(&context, RequestFor(samples[i], f, f.seed + i), &resp);
+      const grpc::Status st =
+          stub->Generate(&context, RequestFor(samples[i], f, f.seed + i), &resp);
       std::lock_guard<std::mutex> lock(mu);
       if (!st.ok()) {
         if (failure.ok()) failure = FromGrpc(st, "Generate at " + f.server);
@@ -233,8 +233,8 @@ absl::Status RunEvalTasks(const EvalTasksFlags& f) {
     CF_ASSIGN_OR_RETURN(checkpoint.tokenizer, Tokenizer::Load(data + "/tokenizer"));
   }
   const Gpt2Config config = checkpoint.config;
-  std::string served = absl::StrCat(f.checkpoint, " (step ",
-                                    ReadCheckpointStep(f.checkpoint).value_or(0), ")");
+  std::string served =
+      absl::StrCat(f.checkpoint, " (step ", ReadCheckpointStep(f.checkpoint).value_or(0), ")");
   Outputs model;
   if (f.server.empty()) {
     CF_ASSIGN_OR_RETURN(model, GenerateLocal(std::move(checkpoint), "model", samples, f));
@@ -268,10 +268,11 @@ absl::Status RunEvalTasks(const EvalTasksFlags& f) {
   std::printf("%s", FormatTaskTable(systems).c_str());
   nlohmann::ordered_json examples = nlohmann::ordered_json::array();
   for (size_t i = 0; i < samples.size(); ++i) {
-    examples.push_back({{"kind", samples[i].kind},
-                        {"prompt", samples[i].prompt},
-                        {"model", model[i]},
-                        {"reference", samples[i].kind == "blog_post" ? "" : samples[i].task.reference}});
+    examples.push_back(
+        {{"kind", samples[i].kind},
+         {"prompt", samples[i].prompt},
+         {"model", model[i]},
+         {"reference", samples[i].kind == "blog_post" ? "" : samples[i].task.reference}});
   }
   for (const char* kind : {"product_description", "review", "blog_post"}) {
     for (size_t i = 0; i < samples.size(); ++i) {

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   copyforge::RegisterPrepare(app, &run);
   copyforge::RegisterTrain(app, &run, argv);
   copyforge::RegisterControl(app, &run);
+  copyforge::RegisterHealth(app, &run);
   copyforge::RegisterWorkerCommand(app, &run);
   copyforge::RegisterServe(app, &run);
   copyforge::RegisterEvalTasks(app, &run);

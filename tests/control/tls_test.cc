@@ -80,6 +80,15 @@ TEST(TlsTest, MutualTlsAndTokensEndToEnd) {
   good.pem_private_key = Pem(tmp.File("client.key"));
   EXPECT_TRUE(list(grpc::SslCredentials(good)).ok());
 
+  // The exec probe: health over mutual TLS needs no token; without the client certificate the
+  // handshake fails and so does the probe.
+  auto health = testing::RunCommand(bin + " health --address " + at + tls_client);
+  EXPECT_EQ(health.exit_code, 0) << health.err;
+  EXPECT_NE(health.out.find("SERVING"), std::string::npos) << health.out;
+  auto no_cert_probe = testing::RunCommand(bin + " health --timeout 2 --address " + at +
+                                           " --tls-ca " + tmp.File("ca.pem"));
+  EXPECT_EQ(no_cert_probe.exit_code, 1) << no_cert_probe.out;
+
   // The CLI over mutual TLS: the right token per role.
   const std::string cli = " --coordinator " + at + tls_client;
   auto denied = testing::RunCommand(bin + " status" + cli);

@@ -71,10 +71,10 @@ TEST(TaskMetrics, ScoreOutputsAggregatesPerKind) {
   review_task.kind = "review";
   review_task.rating = 1;
   EvalSample review{"review", review_task, "Write a customer review.", {}, ""};
-  auto j = ScoreOutputs({description, review, review},
-                        {"The Lumina X200 desk lamp.", "Broken and useless, mail me at a@b.com",
-                         "I love it"},
-                        context);
+  auto j = ScoreOutputs(
+      {description, review, review},
+      {"The Lumina X200 desk lamp.", "Broken and useless, mail me at a@b.com", "I love it"},
+      context);
   EXPECT_EQ(j["review"]["outputs"], 2);
   EXPECT_DOUBLE_EQ(j["review"]["sentiment_agreement"].get<double>(), 0.5);
   EXPECT_DOUBLE_EQ(j["review"]["pii_outputs"].get<double>(), 0.5);

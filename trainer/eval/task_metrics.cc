@@ -16,34 +16,32 @@ namespace {
 
 const absl::flat_hash_set<std::string>& Stopwords() {
   static const auto* words = new absl::flat_hash_set<std::string>{
-      "a",    "an",   "the",  "and", "or",   "of",   "for",  "with", "in",   "on",
-      "to",   "by",   "at",   "is",  "it",   "this", "that", "from", "as",   "its",
-      "your", "you",  "our",  "set", "pack", "new",  "one",  "two",  "three"};
+      "a",    "an",  "the", "and", "or",   "of",   "for",  "with", "in",   "on",
+      "to",   "by",  "at",  "is",  "it",   "this", "that", "from", "as",   "its",
+      "your", "you", "our", "set", "pack", "new",  "one",  "two",  "three"};
   return *words;
 }
 
 // Opinion words of product and restaurant reviews.
 const absl::flat_hash_set<std::string>& PositiveWords() {
   static const auto* words = new absl::flat_hash_set<std::string>{
-      "good",      "great",     "excellent",   "amazing",    "love",      "loved",
-      "loves",     "perfect",   "best",        "awesome",    "fantastic", "wonderful",
-      "nice",      "happy",     "recommend",   "recommended", "favorite", "favourite",
-      "delicious", "friendly",  "comfortable", "sturdy",     "reliable",  "works",
-      "worth",     "beautiful", "pleased",     "impressed",  "solid",     "easy",
-      "fast",      "quick",     "helpful",     "fresh",      "tasty",     "glad",
-      "enjoy",     "enjoyed",   "superb",      "quality",    "well",      "outstanding"};
+      "good",      "great",       "excellent", "amazing",   "love",      "loved",    "loves",
+      "perfect",   "best",        "awesome",   "fantastic", "wonderful", "nice",     "happy",
+      "recommend", "recommended", "favorite",  "favourite", "delicious", "friendly", "comfortable",
+      "sturdy",    "reliable",    "works",     "worth",     "beautiful", "pleased",  "impressed",
+      "solid",     "easy",        "fast",      "quick",     "helpful",   "fresh",    "tasty",
+      "glad",      "enjoy",       "enjoyed",   "superb",    "quality",   "well",     "outstanding"};
   return *words;
 }
 
 const absl::flat_hash_set<std::string>& NegativeWords() {
   static const auto* words = new absl::flat_hash_set<std::string>{
-      "bad",          "poor",     "terrible",  "awful",    "worst",    "hate",
-      "hated",        "broke",    "broken",    "cheap",    "flimsy",   "disappointed",
-      "disappointing", "return",  "returned",  "refund",   "waste",    "useless",
-      "rude",         "cold",     "slow",      "dirty",    "bland",    "overpriced",
-      "stopped",      "defective", "horrible", "mediocre", "unhappy",  "problem",
-      "problems",     "fail",     "failed",    "fails",    "wrong",    "leaks",
-      "leaked",       "avoid",    "never",     "annoying", "worse",    "junk"};
+      "bad",      "poor",    "terrible",   "awful",   "worst",        "hate",          "hated",
+      "broke",    "broken",  "cheap",      "flimsy",  "disappointed", "disappointing", "return",
+      "returned", "refund",  "waste",      "useless", "rude",         "cold",          "slow",
+      "dirty",    "bland",   "overpriced", "stopped", "defective",    "horrible",      "mediocre",
+      "unhappy",  "problem", "problems",   "fail",    "failed",       "fails",         "wrong",
+      "leaks",    "leaked",  "avoid",      "never",   "annoying",     "worse",         "junk"};
   return *words;
 }
 
@@ -199,10 +197,9 @@ bool TemplateLeak(const std::string& prompt, const std::string& text) {
     line = absl::StripAsciiWhitespace(line);
     if (line.size() >= 8 && text.find(std::string(line)) != std::string::npos) return true;
   }
-  static const char* kLabels[] = {"Product:",  "Brand:",    "Category:", "Price:",
-                                  "Features:", "Rating:",   "Review:",   "Business:",
-                                  "Location:", "Categories:", "Topic:",  "Products:",
-                                  "Post:",     "Description:"};
+  static const char* kLabels[] = {
+      "Product:",  "Brand:",    "Category:",   "Price:", "Features:", "Rating:", "Review:",
+      "Business:", "Location:", "Categories:", "Topic:", "Products:", "Post:",   "Description:"};
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
     line = absl::StripLeadingAsciiWhitespace(line);
     for (const char* label : kLabels) {

@@ -51,10 +51,9 @@ nlohmann::ordered_json ScoreOutputs(const std::vector<EvalSample>& samples,
     // A scrubbing error counts as PII found: the measure must not pass what it cannot check.
     auto replaced = context.pii->Scrub(&scrubbed, {});
     k.pii.push_back(!replaced.ok() || *replaced > 0 ? 1 : 0);
-    const int64_t run =
-        context.copy_index == nullptr
-            ? 0
-            : context.copy_index->LongestCopiedRun(context.tokenizer->Encode(text));
+    const int64_t run = context.copy_index == nullptr
+                            ? 0
+                            : context.copy_index->LongestCopiedRun(context.tokenizer->Encode(text));
     k.copy_run.push_back(static_cast<double>(run));
     k.copied.push_back(run >= kCopyTokens ? 1 : 0);
     if (s.kind == "product_description") {
@@ -89,8 +88,8 @@ nlohmann::ordered_json ScoreOutputs(const std::vector<EvalSample>& samples,
     j["template_leakage"] = Mean(k.leak);
     j["pii_outputs"] = Mean(k.pii);
     j["copy_run_mean"] = Mean(k.copy_run);
-    j["copy_run_max"] = k.copy_run.empty() ? 0 : *std::max_element(k.copy_run.begin(),
-                                                                  k.copy_run.end());
+    j["copy_run_max"] =
+        k.copy_run.empty() ? 0 : *std::max_element(k.copy_run.begin(), k.copy_run.end());
     j[absl::StrCat("copied_", kCopyTokens, "plus")] = Mean(k.copied);
     out[kind] = j;
   }
