@@ -37,7 +37,8 @@ absl::Status RunHealth(const HealthFlags& f) {
   grpc::health::v1::HealthCheckResponse resp;
   const grpc::Status st = stub->Check(&context, req, &resp);
   if (!st.ok()) return FromGrpc(st, absl::StrCat("health check of ", f.address));
-  const std::string status = grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status());
+  const std::string status =
+      grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status());
   std::printf("%s %s\n", f.address.c_str(), status.c_str());
   if (f.alive || resp.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
     return absl::OkStatus();

@@ -1,5 +1,6 @@
 // copyforge prepare: raw corpora -> token shards.
 #include <cstdio>
+#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -24,7 +25,7 @@ struct PrepareFlags {
   bool no_exact = false, no_near = false;
   std::string csv_text, csv_title, csv_id, csv_rating;
   int threads = -1;
-  bool overwrite = false, quiet = false;
+  bool overwrite = false, quiet = false, if_missing = false;
 };
 
 absl::StatusOr<PrepareOptions> BuildOptions(const PrepareFlags& f) {
@@ -107,6 +108,12 @@ void PrintSummary(const PrepareOptions& o, const PrepareStats& s) {
 absl::Status RunPrepareCmd(const PrepareFlags& flags) {
   auto options = BuildOptions(flags);
   if (!options.ok()) return options.status();
+  if (flags.if_missing && std::filesystem::exists(options->out + "/manifest.json")) {
+    // Datasets are immutable once written: a job may be reading these shards.
+    std::printf("prepare: %s already holds a prepared dataset; left as it is (--if-missing)\n",
+                options->out.c_str());
+    return absl::OkStatus();
+  }
   auto stats = RunPrepare(*options);
   if (!stats.ok()) return stats.status();
   PrintSummary(*options, *stats);
@@ -156,6 +163,9 @@ void RegisterPrepare(CLI::App& app, CommandFn* run) {
   cmd->add_option("--csv-rating", f->csv_rating, "CSV column with the rating");
   cmd->add_option("--threads", f->threads, "Worker threads (0 = one per core)");
   cmd->add_flag("--overwrite", f->overwrite, "Replace an existing output directory");
+  cmd->add_flag("--if-missing", f->if_missing,
+                "Do nothing when the output directory already holds a prepared dataset (a "
+                "re-run Job never rewrites shards a training job may be reading)");
   cmd->add_flag("--quiet", f->quiet, "No progress line");
   cmd->callback([run, f] { *run = [f] { return ReportStatus("prepare", RunPrepareCmd(*f)); }; });
 }

@@ -1,5 +1,6 @@
 // copyforge sample-data: write the synthetic sample corpus used by the demo and tests.
 #include <cstdio>
+#include <filesystem>
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
@@ -12,9 +13,14 @@ struct SampleDataFlags {
   std::string out;
   SampleCorpusOptions options;
   bool overwrite = false;
+  bool if_missing = false;
 };
 
 absl::Status RunSampleData(const SampleDataFlags& flags) {
+  if (flags.if_missing && std::filesystem::exists(flags.out)) {
+    std::printf("sample-data: %s exists; left as it is (--if-missing)\n", flags.out.c_str());
+    return absl::OkStatus();
+  }
   SampleCorpusSummary s;
   absl::Status st = WriteSampleCorpus(flags.out, flags.options, flags.overwrite, &s);
   if (!st.ok()) return st;
@@ -46,6 +52,7 @@ void RegisterSampleData(CLI::App& app, CommandFn* run) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--seed", flags->options.seed, "Generator seed")->capture_default_str();
   cmd->add_flag("--overwrite", flags->overwrite, "Replace an existing output directory");
+  cmd->add_flag("--if-missing", flags->if_missing, "Do nothing when the output directory exists");
   cmd->callback([run, flags] {
     *run = [flags] { return ReportStatus("sample-data", RunSampleData(*flags)); };
   });

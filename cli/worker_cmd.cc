@@ -16,7 +16,11 @@ void RegisterWorkerCommand(CLI::App& app, CommandFn* run) {
   cmd->add_option("--id", f->worker_id, "Worker id (default: hostname-pid)");
   cmd->add_option("--host", f->host, "Address peers use to reach this worker")
       ->capture_default_str();
-  cmd->add_option("--threads", f->threads, "Trainer threads (0: all cores)")->capture_default_str();
+  cmd->add_option("--threads", f->threads, "Trainer threads (0: the CPUs available)")
+      ->capture_default_str();
+  cmd->add_option("--alive-file", f->alive_file,
+                  "Rewrite this file every few seconds while running (a liveness probe reads its "
+                  "age)");
   cmd->add_option("--token-file", f->token_file,
                   "File with the coordinator's worker token (re-read on change)");
   AddTlsFlags(cmd, &f->tls, /*server=*/false);

@@ -102,6 +102,7 @@ class Agent {
         continue;
       }
       Poll();
+      MarkAlive();
       v1::HeartbeatResponse response;
       const grpc::Status status = SendHeartbeat(Phase(), &response);
       if (!status.ok()) {
@@ -186,6 +187,20 @@ class Agent {
   }
 
   v1::WorkerPhase Phase() const { return phase_; }
+
+  // Rewrites the alive file at most every 5 s; a failure to write it is logged, not fatal.
+  void MarkAlive() {
+    if (o_.alive_file.empty()) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_alive_ < std::chrono::seconds(5)) return;
+    last_alive_ = now;
+    const auto unix_s = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    if (absl::Status st = WriteFileAtomic(o_.alive_file, absl::StrCat(unix_s, "\n")); !st.ok()) {
+      Log(o_.worker_id, absl::StrCat("cannot write the alive file: ", st.message()));
+    }
+  }
 
   // The run this worker is part of, on a registration or heartbeat.
   template <typename Request>
@@ -445,6 +460,7 @@ class Agent {
   std::unique_ptr<v1::WorkerService::Stub> stub_;
   std::unique_ptr<TokenFile> token_;
   int64_t incarnation_ = 0;
+  std::chrono::steady_clock::time_point last_alive_;  // when the alive file was last written
   std::string session_;     // this registration's credential (RegisterWorkerResponse)
   bool finishing_ = false;  // rank 0's trainer exited OK; registering its checkpoints
   bool permanent_ = false;  // the failed run would fail the same way on a restart

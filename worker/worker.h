@@ -22,6 +22,9 @@ struct WorkerOptions {
   std::string token_file;    // the coordinator's worker token (re-read when it changes)
   TlsFiles tls;              // TLS to the coordinator (its CA; this worker's client certificate)
   double stop_grace_s = 10;  // SIGTERM to the trainer, then SIGKILL after this long
+  // Rewritten (with the time) every few seconds while the worker's loop runs, whether or not the
+  // coordinator answers: a liveness probe reads its age (a hung worker stops updating it).
+  std::string alive_file;
 };
 
 // Runs until SIGTERM/SIGINT; returns OK after a clean exit.

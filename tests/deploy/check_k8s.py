@@ -6,9 +6,16 @@ copyforge image with a subcommand and flags that `copyforge <command> --help` li
 Services and mounts refer to ports, volumes and ConfigMap keys that exist; and every training
 job in a ConfigMap is accepted by a real coordinator (started on an ephemeral port).
 
-usage: check_k8s.py --bin BUILD/cli/copyforge [--root REPO]
+Every overlay (and the base) is rendered (render_k8s.py), each rendered object is validated
+against the Kubernetes OpenAPI schemas (validate_k8s.js, npm kubernetes-models; unknown fields
+are errors) and held to the production basics (production_checks.py). Where a Kustomize of v4 or
+later is installed (`kubectl kustomize`), its rendering must equal ours, ConfigMap hash suffixes
+aside.
+
+usage: check_k8s.py --bin BUILD/cli/copyforge --npm NODE_MODULES [--root REPO]
 """
 import argparse
+import json
 import os
 import re
 import signal
@@ -18,6 +25,10 @@ import tempfile
 import time
 
 import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import production_checks  # noqa: E402
+import render_k8s  # noqa: E402
 
 errors = []
 
@@ -95,6 +106,23 @@ def check_patches(binary, root, base_commands):
                     fail(where, f"copyforge {command} has no flag {flag}")
 
 
+def check_flags(where, binary, argv):
+    """argv is a subcommand and its arguments; every --flag must be one the subcommand has."""
+    flags = help_flags(binary, argv[0])
+    if flags is None:
+        fail(where, f"`copyforge {argv[0]} --help` fails")
+        return False
+    for a in argv[1:]:
+        if a.startswith("--") and a.split("=", 1)[0] not in flags:
+            fail(where, f"copyforge {argv[0]} has no flag {a.split('=', 1)[0]}")
+    return True
+
+
+# The Secrets the operator creates (docs/operations.md) and the keys each must hold.
+SECRETS = {"copyforge-tls": {"ca.crt", "tls.crt", "tls.key"},
+           "copyforge-tokens": {"job", "worker", "reader", "serve"}}
+
+
 def check_workload(path, doc, binary, generated):
     name = f"{path}: {doc['kind']} {doc['metadata']['name']}"
     spec = doc["spec"]
@@ -105,6 +133,13 @@ def check_workload(path, doc, binary, generated):
         cm = v.get("configMap", {}).get("name")
         if cm and cm not in generated:
             fail(name, f"volume {v['name']} uses ConfigMap {cm}, which nothing generates")
+        secret = v.get("secret", {})
+        if secret and secret.get("secretName") not in SECRETS:
+            fail(name, f"volume {v['name']} uses Secret {secret.get('secretName')}, not one of "
+                       f"{sorted(SECRETS)}")
+        for item in secret.get("items", []):
+            if item["key"] not in SECRETS.get(secret.get("secretName"), set()):
+                fail(name, f"volume {v['name']} reads key {item['key']} the Secret does not hold")
     for c in pod.get("initContainers", []) + pod["containers"]:
         where = f"{name} container {c['name']}"
         if c.get("image") != "copyforge":
@@ -123,19 +158,19 @@ def check_workload(path, doc, binary, generated):
             ref = env.get("valueFrom", {}).get("configMapKeyRef")
             if ref and ref["key"] not in generated.get(ref["name"], {}):
                 fail(where, f"env {env['name']} reads {ref['name']}/{ref['key']}, which is not generated")
-        if "command" in c:
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            command = (c.get(probe) or {}).get("exec", {}).get("command", [])
+            if command and command[0].endswith("copyforge-control"):
+                check_flags(where + f" {probe}", binary, command[1:])
+        command = c.get("command", [])
+        if command and not command[0].endswith("copyforge-control"):
             continue  # a shell step
         args = c.get("args", [])
         if not args:
             fail(where, "no copyforge subcommand")
             continue
-        flags = help_flags(binary, args[0])
-        if flags is None:
-            fail(where, f"`copyforge {args[0]} --help` fails")
+        if not check_flags(where, binary, args):
             continue
-        for a in args[1:]:
-            if a.startswith("--") and a.split("=", 1)[0] not in flags:
-                fail(where, f"copyforge {args[0]} has no flag {a.split('=', 1)[0]}")
         for ref in re.findall(r"\$\((\w+)\)", " ".join(args)):
             if ref not in {e["name"] for e in c.get("env", [])}:
                 fail(where, f"args use $({ref}), which is not in env")
@@ -225,9 +260,76 @@ def check_jobs_with_coordinator(binary, job_files, roots):
             coordinator.wait(timeout=30)
 
 
+def validate_schemas(name, objects, node_modules):
+    out = subprocess.run(["node", os.path.join(os.path.dirname(__file__), "validate_k8s.js"),
+                          node_modules], input=json.dumps(objects), capture_output=True, text=True)
+    if out.returncode != 0:
+        for line in out.stdout.splitlines() + out.stderr.splitlines():
+            if not line.startswith("validate_k8s:"):
+                fail(name, line)
+    return out.returncode == 0
+
+
+def kustomize_renders(directory):
+    """`kubectl kustomize` output, or None when no Kustomize of v4+ is installed."""
+    try:
+        version = subprocess.run(["kubectl", "version", "--client"], capture_output=True,
+                                 text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"Kustomize Version: v(\d+)", version)
+    if not match or int(match.group(1)) < 4:
+        return None
+    out = subprocess.run(["kubectl", "kustomize", directory], capture_output=True, text=True)
+    if out.returncode != 0:
+        fail(directory, "kubectl kustomize fails: " + out.stderr.strip())
+        return []
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def unhashed(objects):
+    text = json.dumps(objects, sort_keys=True)
+    return json.loads(re.sub(r"(copyforge-[a-z]+)-[0-9a-z]{10}\b", r"\1", text))
+
+
+def check_rendered(tops, node_modules):
+    """Renders every kustomization and checks what it renders."""
+    compared = 0
+    for top in tops:
+        name = os.path.relpath(top, os.path.join(top, "..", ".."))
+        try:
+            objects = render_k8s.render(top)
+        except render_k8s.RenderError as e:
+            fail(name, str(e))
+            continue
+        validate_schemas(name, objects, node_modules)
+        for problem in production_checks.check(name, objects):
+            errors.append(problem)
+        real = kustomize_renders(top)
+        if real is not None:
+            compared += 1
+            key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731
+            ours = sorted(unhashed(objects), key=key)
+            theirs = sorted(unhashed(real), key=key)
+            if ours != theirs:
+                fail(name, "renders differently from kubectl kustomize")
+    # The validator is not vacuous: a misspelt field and a wrong type are both reported.
+    bad = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bad"},
+            "spec": {"containers": [{"name": "c", "image": "i", "imagePullPolcy": "x",
+                                     "ports": [{"containerPort": "http"}]}]}}]
+    before = len(errors)
+    validate_schemas("self-check", bad, node_modules)
+    if len(errors) - before != 2:
+        fail("validate_k8s.js", "did not report the misspelt field and the wrong type")
+    else:
+        del errors[before:]
+    return compared
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin", required=True, help="the copyforge binary")
+    parser.add_argument("--npm", required=True, help="node_modules holding kubernetes-models")
     parser.add_argument("--root", default=os.path.join(os.path.dirname(__file__), "..", ".."))
     args = parser.parse_args()
     k8s = os.path.join(args.root, "deploy", "k8s")
@@ -262,13 +364,16 @@ def main():
                     base_commands[doc["metadata"]["name"]] = argv[0] if argv else None
     check_patches(args.bin, args.root, base_commands)
     check_jobs_with_coordinator(args.bin, sorted(job_files), coordinator_roots(base))
+    compared = check_rendered([base] + overlays, args.npm)
     if errors:
         print("check_k8s: " + str(len(errors)) + " problem(s)")
         for e in errors:
             print("  " + e)
         return 1
     print(f"check_k8s: {len(workloads)} workloads, {len(services)} services, "
-          f"{len(job_files)} training jobs accepted by a coordinator: ok")
+          f"{len(job_files)} training jobs accepted by a coordinator, {1 + len(overlays)} "
+          f"renderings schema-valid and production-ready ({compared} equal to kubectl "
+          "kustomize's): ok")
     return 0
 
 
