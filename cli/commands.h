@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "cli/control_commands.h"
 #include "protos/rpc_security.h"
+#include "serving/request_prompt.h"
 #include "trainer/model/sampler.h"
 
 namespace copyforge {
@@ -47,9 +48,7 @@ struct RemoteGenerateArgs {
   bool stream = false, no_stop = false;
   // A task input instead of --prompt: product_description, review or blog_post.
   std::string task;
-  std::string title, brand, category, price, business, business_categories, city, state, topic;
-  std::vector<std::string> features, products;
-  double rating = 0;
+  TaskInputFields fields;
 };
 absl::Status RunRemoteGenerate(const RemoteGenerateArgs& args);
 

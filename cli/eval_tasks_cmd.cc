@@ -50,26 +50,20 @@ struct EvalTasksFlags {
 v1::GenerateRequest RequestFor(const EvalSample& s, const EvalTasksFlags& f, uint64_t seed) {
   v1::GenerateRequest req;
   const EvalTask& t = s.task;
-  if (s.kind == "product_description") {
-    auto* p = req.mutable_product_description();
-    p->set_title(t.title);
-    p->set_brand(t.brand);
-    p->set_category(t.category);
-    p->set_price(t.price);
-    for (const std::string& x : t.features) p->add_features(x);
-  } else if (s.kind == "review") {
-    auto* r = req.mutable_review();
-    r->set_product_title(t.title);
-    r->set_category(t.category);
-    r->set_business_name(t.business_name);
-    r->set_business_categories(t.business_categories);
-    r->set_city(t.city);
-    r->set_state(t.state);
-    r->set_rating(static_cast<float>(t.rating));
-  } else {
-    req.mutable_blog_post()->set_topic(s.blog_topic);
-    for (const std::string& p : s.blog_products) req.mutable_blog_post()->add_products(p);
-  }
+  TaskInputFields fields;
+  fields.title = t.title;
+  fields.brand = t.brand;
+  fields.category = t.category;
+  fields.price = t.price;
+  fields.features = t.features;
+  fields.business_name = t.business_name;
+  fields.business_categories = t.business_categories;
+  fields.city = t.city;
+  fields.state = t.state;
+  fields.rating = t.rating;
+  fields.topic = s.blog_topic;
+  fields.products = s.blog_products;
+  SetTaskInput(s.kind, fields, &req).IgnoreError();  // the kinds ChooseSamples makes
   req.mutable_sampling()->set_temperature(static_cast<float>(f.temperature));
   req.mutable_sampling()->set_top_k(static_cast<int32_t>(f.top_k));
   req.mutable_sampling()->set_seed(seed);

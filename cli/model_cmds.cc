@@ -219,18 +219,18 @@ void RegisterGenerate(CLI::App& app, CommandFn* run) {
   RemoteGenerateArgs& t = flags->task;
   cmd->add_option("--task", t.task, "Remote task input instead of --prompt")
       ->check(CLI::IsMember({"product_description", "review", "blog_post"}));
-  cmd->add_option("--title", t.title, "Task: product title");
-  cmd->add_option("--brand", t.brand, "Task: brand");
-  cmd->add_option("--category", t.category, "Task: category");
-  cmd->add_option("--price", t.price, "Task: price");
-  cmd->add_option("--feature", t.features, "Task: a product feature (repeatable)");
-  cmd->add_option("--rating", t.rating, "Task review: rating 1-5");
-  cmd->add_option("--business", t.business, "Task review: business name");
-  cmd->add_option("--business-categories", t.business_categories, "Task review: categories");
-  cmd->add_option("--city", t.city, "Task review: city");
-  cmd->add_option("--state", t.state, "Task review: state");
-  cmd->add_option("--topic", t.topic, "Task blog_post: topic");
-  cmd->add_option("--product", t.products, "Task blog_post: a product (repeatable)");
+  cmd->add_option("--title", t.fields.title, "Task: product title");
+  cmd->add_option("--brand", t.fields.brand, "Task: brand");
+  cmd->add_option("--category", t.fields.category, "Task: category");
+  cmd->add_option("--price", t.fields.price, "Task: price");
+  cmd->add_option("--feature", t.fields.features, "Task: a product feature (repeatable)");
+  cmd->add_option("--rating", t.fields.rating, "Task review: rating 1-5");
+  cmd->add_option("--business", t.fields.business_name, "Task review: business name");
+  cmd->add_option("--business-categories", t.fields.business_categories, "Task review: categories");
+  cmd->add_option("--city", t.fields.city, "Task review: city");
+  cmd->add_option("--state", t.fields.state, "Task review: state");
+  cmd->add_option("--topic", t.fields.topic, "Task blog_post: topic");
+  cmd->add_option("--product", t.fields.products, "Task blog_post: a product (repeatable)");
   cmd->add_option("--tokenizer", flags->tokenizer_dir,
                   "Tokenizer directory (default: the checkpoint's)");
   cmd->add_option("--prompt", flags->prompt, "Prompt text (empty: start from <|endoftext|>)");

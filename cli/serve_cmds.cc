@@ -91,25 +91,8 @@ absl::Status RunRemoteGenerate(const RemoteGenerateArgs& a) {
   if (!token.ok()) return token.status();
   auto stub = v1::TextGeneration::NewStub(*channel);
   v1::GenerateRequest req;
-  if (a.task == "product_description") {
-    auto* p = req.mutable_product_description();
-    p->set_title(a.title);
-    p->set_brand(a.brand);
-    p->set_category(a.category);
-    p->set_price(a.price);
-    for (const std::string& f : a.features) p->add_features(f);
-  } else if (a.task == "review") {
-    auto* r = req.mutable_review();
-    r->set_product_title(a.title);
-    r->set_category(a.category);
-    r->set_business_name(a.business);
-    r->set_business_categories(a.business_categories);
-    r->set_city(a.city);
-    r->set_state(a.state);
-    r->set_rating(static_cast<float>(a.rating));
-  } else if (a.task == "blog_post") {
-    req.mutable_blog_post()->set_topic(a.topic);
-    for (const std::string& p : a.products) req.mutable_blog_post()->add_products(p);
+  if (!a.task.empty()) {
+    CF_RETURN_IF_ERROR(SetTaskInput(a.task, a.fields, &req));
   } else {
     req.set_prompt(a.prompt.empty() ? "<|endoftext|>" : a.prompt);
   }

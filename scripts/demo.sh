@@ -92,7 +92,7 @@ step "2/11 synthetic corpus in the Amazon 2018/2023, Yelp and CSV formats (plant
 run sample-data.log sample-data --out "$out/data" --records 3000 --overwrite | tail -4
 
 step "3/11 clean, scrub, deduplicate, template and tokenize into shards (configs/data/sample.yaml)"
-run prepare.log prepare --config configs/data/sample.yaml --overwrite --quiet
+run prepare.log prepare --config configs/data/sample.yaml --overwrite
 
 step "4/11 coordinator (mutual TLS, tokens per role) and two workers"
 background coordinator coordinator --port 0 --port-file "$out/coordinator.port" \

@@ -63,4 +63,32 @@ absl::StatusOr<std::string> RenderRequestPrompt(const v1::GenerateRequest& req,
   }
 }
 
+absl::Status SetTaskInput(const std::string& task, const TaskInputFields& f,
+                          v1::GenerateRequest* req) {
+  if (task == "product_description") {
+    auto* p = req->mutable_product_description();
+    p->set_title(f.title);
+    p->set_brand(f.brand);
+    p->set_category(f.category);
+    p->set_price(f.price);
+    for (const std::string& x : f.features) p->add_features(x);
+  } else if (task == "review") {
+    auto* r = req->mutable_review();
+    r->set_product_title(f.title);
+    r->set_category(f.category);
+    r->set_business_name(f.business_name);
+    r->set_business_categories(f.business_categories);
+    r->set_city(f.city);
+    r->set_state(f.state);
+    r->set_rating(static_cast<float>(f.rating));
+  } else if (task == "blog_post") {
+    req->mutable_blog_post()->set_topic(f.topic);
+    for (const std::string& p : f.products) req->mutable_blog_post()->add_products(p);
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("task \"", task, "\" is not product_description, review or blog_post"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace copyforge

@@ -5,6 +5,7 @@
 #define COPYFORGE_SERVING_REQUEST_PROMPT_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "serving.pb.h"
@@ -16,6 +17,21 @@ namespace copyforge {
 // when `templates` lack the task's template.
 absl::StatusOr<std::string> RenderRequestPrompt(const v1::GenerateRequest& req,
                                                 const TemplateSet& templates);
+
+// A task input's fields, flat, as command-line flags and held-out tasks carry them.
+struct TaskInputFields {
+  std::string title, brand, category, price;  // the product (a review's product_title)
+  std::vector<std::string> features;
+  std::string business_name, business_categories, city, state;  // a business review
+  double rating = 0;                                            // a review's stars
+  std::string topic;                                            // a blog post
+  std::vector<std::string> products;
+};
+
+// Sets `req`'s task input for `task` (product_description, review or blog_post) from `fields`;
+// INVALID_ARGUMENT naming the task when it is none of them.
+absl::Status SetTaskInput(const std::string& task, const TaskInputFields& fields,
+                          v1::GenerateRequest* req);
 
 }  // namespace copyforge
 

@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 import yaml
 
@@ -308,16 +309,41 @@ class Cluster:
             p = c.get(kind)
             if p is None:
                 continue
-            if "exec" not in p:
-                raise StoryError(f"{pod}: {kind} is not an exec probe")
+            if not self.probe_once(pod, state, c, p):
+                return False
+        return True
+
+    def probe_once(self, pod, state, c, p):
+        """One probe as the kubelet runs it: exec in the pod, or gRPC (plaintext), HTTP GET or
+        a TCP connect to the pod's port."""
+        timeout = p.get("timeoutSeconds", 1)
+        if "exec" in p:
             mounts = self.mounts(pod, state["spec"], c)
             _, values = self.environment(pod, c, mounts)
             argv = self.argv(pod, {"command": p["exec"]["command"]}, mounts, values,
                              state["ports"])
-            r = subprocess.run(argv, capture_output=True, timeout=p.get("timeoutSeconds", 1) + 10)
-            if r.returncode != 0:
+            return subprocess.run(argv, capture_output=True, timeout=timeout + 10).returncode == 0
+        kind = next(k for k in ("grpc", "httpGet", "tcpSocket") if k in p)
+        port = p[kind]["port"]
+        if isinstance(port, str):
+            port = next(cp["containerPort"] for cp in c.get("ports", []) if cp.get("name") == port)
+        address = f"127.0.0.1:{state['ports'][port]}"
+        if kind == "grpc":
+            r = subprocess.run([self.args.control, "health", "--address", address,
+                                "--timeout", str(timeout)], capture_output=True)
+            return r.returncode == 0
+        if kind == "httpGet":
+            try:
+                with urllib.request.urlopen(f"http://{address}{p['httpGet'].get('path', '/')}",
+                                            timeout=timeout) as r:
+                    return 200 <= r.status < 400
+            except OSError:
                 return False
-        return True
+        try:
+            socket.create_connection(("127.0.0.1", state["ports"][port]), timeout=timeout).close()
+            return True
+        except OSError:
+            return False
 
     def wait_probe(self, pod, kind, timeout):
         deadline = time.time() + timeout
