@@ -412,7 +412,9 @@ def story(cluster, args):
     objects = cluster.by_kind
     step = lambda text: print(f"[{time.time() - start:6.1f}s] {text}", flush=True)  # noqa: E731
     start = time.time()
-    objects["ConfigMap"]["copyforge-config"]["data"]["pretrain-job.yaml"] = SMALL_JOB
+    for name, cm in objects["ConfigMap"].items():  # copyforge-config (hashed or not)
+        if name == "copyforge-config" or name.startswith("copyforge-config-"):
+            cm["data"]["pretrain-job.yaml"] = SMALL_JOB
     make_secrets(cluster, args.root)
 
     step("coordinator-0 starts; its startup and readiness probes pass")
