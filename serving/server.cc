@@ -17,6 +17,7 @@
 #include "protos/bearer_token.h"
 #include "protos/grpc_status.h"
 #include "serving.grpc.pb.h"
+#include "serving/frontend.h"
 #include "serving/metrics.h"
 #include "serving/request_prompt.h"
 #include "trainer/data/templates.h"
@@ -43,35 +44,8 @@ v1::FinishReason ToProto(FinishReason r) {
   }
 }
 
-// The chunks of one RPC's sequences, handed from the engine thread to the RPC thread.
-struct Mailbox {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::deque<std::pair<uint32_t, EngineChunk>> chunks;
-  std::atomic<bool> cancelled{false};
-};
-
 // The training step of a checkpoint written by `copyforge train` (0 when unknown).
 int64_t StepOf(const std::string& checkpoint) { return ReadCheckpointStep(checkpoint).value_or(0); }
-
-std::string Outcome(const absl::Status& s) {
-  switch (s.code()) {
-    case absl::StatusCode::kOk:
-      return "success";
-    case absl::StatusCode::kCancelled:
-      return "cancelled";
-    case absl::StatusCode::kDeadlineExceeded:
-      return "deadline_exceeded";
-    case absl::StatusCode::kInvalidArgument:
-      return "invalid_argument";
-    case absl::StatusCode::kResourceExhausted:
-      return "resource_exhausted";
-    case absl::StatusCode::kUnavailable:
-      return "unavailable";
-    default:
-      return "error";
-  }
-}
 
 }  // namespace
 
@@ -81,124 +55,18 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
 
   // TextGeneration callers need one of --token-file's tokens when it is set.
   grpc::Status CheckCaller(const grpc::ServerContext& context) {
-    if (tokens_ == nullptr || tokens_->Accepts(PresentedBearer(context.client_metadata()))) {
-      return grpc::Status::OK;
-    }
-    metrics_.Rejected("unauthenticated");
+    if (front_->Authorize(PresentedBearer(context.client_metadata()))) return grpc::Status::OK;
     return Unauthenticated();
   }
 
-  // Turns a request into engine requests (one per return sequence), or INVALID_ARGUMENT naming
-  // the field.
-  absl::StatusOr<std::vector<EngineRequest>> Convert(Engine& engine, const v1::GenerateRequest& req,
-                                                     grpc::ServerContext* context,
-                                                     std::shared_ptr<Mailbox> box) {
-    if (absl::Status st = CheckGenerateRequest(req, options_.limits, engine.options().max_batch);
-        !st.ok()) {
-      return st;
-    }
-    auto rendered = RenderRequestPrompt(req, templates_);
-    if (!rendered.ok()) return rendered.status();
-    const std::string& text = *rendered;
-    if (text.empty()) return absl::InvalidArgumentError("prompt is empty");
-    if (!IsValidUtf8(text)) return absl::InvalidArgumentError("prompt is not valid UTF-8");
-    const uint32_t n = std::max<uint32_t>(1, req.num_return_sequences());  // bounded above
-    SamplingParams sampling;
-    const v1::SamplingParams& s = req.sampling();
-    sampling.temperature = s.temperature();
-    sampling.top_k = s.top_k();
-    sampling.top_p = s.top_p() == 0 ? 1.0 : s.top_p();
-    sampling.repetition_penalty = s.repetition_penalty() == 0 ? 1.0 : s.repetition_penalty();
-    sampling.seed = s.seed();
-    if (absl::Status st = sampling.Validate(); !st.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("sampling.", st.message()));
-    }
-    const std::vector<int32_t> prompt = engine.Encode(text);
-    std::vector<EngineRequest> out;
-    Clock::time_point deadline = Clock::time_point::max();
+  // The RPC as the front end sees its caller: its deadline, and whether it went away.
+  static Caller CallerOf(grpc::ServerContext* context) {
+    Caller caller;
     if (context->deadline() != std::chrono::system_clock::time_point::max()) {
-      deadline = Clock::now() + (context->deadline() - std::chrono::system_clock::now());
+      caller.deadline = Clock::now() + (context->deadline() - std::chrono::system_clock::now());
     }
-    for (uint32_t i = 0; i < n; ++i) {
-      EngineRequest r;
-      r.prompt = prompt;
-      r.sampling = sampling;
-      r.sampling.seed = sampling.seed + i;
-      r.max_new_tokens = req.stopping().max_new_tokens();
-      r.stop.assign(req.stopping().stop().begin(), req.stopping().stop().end());
-      r.ignore_eos = req.stopping().ignore_eos();
-      r.logprobs = req.return_logprobs();
-      r.deadline = deadline;
-      r.cancelled = [box, context] { return box->cancelled.load() || context->IsCancelled(); };
-      r.on_chunk = [box, i](const EngineChunk& chunk) {
-        {
-          std::lock_guard<std::mutex> lock(box->mu);
-          box->chunks.emplace_back(i, chunk);
-        }
-        box->cv.notify_all();
-      };
-      out.push_back(std::move(r));
-    }
-    return out;
-  }
-
-  // Validates and submits every sequence; on a failure the submitted ones are cancelled.
-  grpc::Status SubmitAll(const v1::GenerateRequest& req, grpc::ServerContext* context,
-                         const std::shared_ptr<Mailbox>& box, uint32_t* n) {
-    auto refuse = [&](const absl::Status& st) {
-      metrics_.Rejected(Outcome(st));
-      return ToGrpc(st);
-    };
-    if (draining_) return refuse(absl::UnavailableError("the server is draining (shutting down)"));
-    Engine* engine = live();
-    if (engine == nullptr) return refuse(NotLoaded());
-    auto requests = Convert(*engine, req, context, box);
-    if (!requests.ok()) return refuse(requests.status());
-    *n = static_cast<uint32_t>(requests->size());
-    for (EngineRequest& r : *requests) {
-      if (absl::Status st = engine->Submit(std::move(r)); !st.ok()) {
-        box->cancelled = true;
-        return refuse(st);
-      }
-    }
-    return grpc::Status::OK;
-  }
-
-  // Waits for the next chunk (polling for client cancellation).
-  static void Next(Mailbox& box, grpc::ServerContext* context,
-                   std::pair<uint32_t, EngineChunk>* out) {
-    std::unique_lock<std::mutex> lock(box.mu);
-    while (box.chunks.empty()) {
-      box.cv.wait_for(lock, std::chrono::milliseconds(50));
-      if (context->IsCancelled()) box.cancelled = true;
-    }
-    *out = std::move(box.chunks.front());
-    box.chunks.pop_front();
-  }
-
-  void Record(const EngineChunk& done) {
-    metrics_.Finished(Outcome(done.status), done.prompt_tokens, done.generated_tokens,
-                      done.time_to_first_token_s, done.total_s);
-  }
-
-  ServingGauges Gauges() {
-    ServingGauges g;
-    Engine* engine = live();
-    g.serving = false;
-    if (engine == nullptr) return g;  // waiting for the first checkpoint: not serving
-    const EngineStats s = engine->stats();
-    const EngineOptions& o = engine->options();
-    g.queue_size = s.queued;
-    g.batch_size = s.running;
-    g.free_slots = s.free_slots;
-    g.slots = o.max_batch;
-    g.kv_cache_usage = static_cast<double>(s.reserved_tokens) /
-                       static_cast<double>(std::max<int64_t>(1, o.max_batch_tokens));
-    g.model_step = s.checkpoint_step;
-    g.engine_steps = s.steps;
-    g.models_loaded = s.models;
-    g.serving = !draining_;
-    return g;
+    caller.gone = [context] { return context->IsCancelled(); };
+    return caller;
   }
 
   grpc::Status Generate(grpc::ServerContext* context, const v1::GenerateRequest* req,
@@ -206,14 +74,15 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
     if (grpc::Status st = CheckCaller(*context); !st.ok()) return st;
     auto box = std::make_shared<Mailbox>();
     uint32_t n = 0;
-    if (grpc::Status st = SubmitAll(*req, context, box, &n); !st.ok()) return st;
+    const Caller caller = CallerOf(context);
+    if (absl::Status st = front_->Submit(*req, caller, box, &n); !st.ok()) return ToGrpc(st);
     for (uint32_t i = 0; i < n; ++i) resp->add_completions();
     uint32_t done = 0;
     absl::Status failure;
     double queue = 0, ttft = 0, total = 0;
     while (done < n) {
       std::pair<uint32_t, EngineChunk> item;
-      Next(*box, context, &item);
+      Frontend::Next(*box, caller, &item);
       auto& [i, chunk] = item;
       v1::Completion* c = resp->mutable_completions(static_cast<int>(i));
       c->mutable_text()->append(chunk.text);
@@ -221,7 +90,7 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
       for (float lp : chunk.logprobs) c->add_logprobs(lp);
       if (chunk.done) {
         ++done;
-        Record(chunk);
+        front_->Record(chunk);
         c->set_finish_reason(ToProto(chunk.reason));
         if (!chunk.status.ok() && failure.ok()) failure = chunk.status;
         resp->mutable_usage()->set_prompt_tokens(static_cast<uint32_t>(chunk.prompt_tokens));
@@ -247,12 +116,13 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
     if (grpc::Status st = CheckCaller(*context); !st.ok()) return st;
     auto box = std::make_shared<Mailbox>();
     uint32_t n = 0;
-    if (grpc::Status st = SubmitAll(*req, context, box, &n); !st.ok()) return st;
+    const Caller caller = CallerOf(context);
+    if (absl::Status st = front_->Submit(*req, caller, box, &n); !st.ok()) return ToGrpc(st);
     uint32_t done = 0;
     absl::Status failure;
     while (done < n) {
       std::pair<uint32_t, EngineChunk> item;
-      Next(*box, context, &item);
+      Frontend::Next(*box, caller, &item);
       auto& [i, chunk] = item;
       v1::GenerateStreamResponse m;
       m.set_index(i);
@@ -261,7 +131,7 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
       for (float lp : chunk.logprobs) m.add_logprobs(lp);
       if (chunk.done) {
         ++done;
-        Record(chunk);
+        front_->Record(chunk);
         if (!chunk.status.ok()) {
           if (failure.ok()) failure = chunk.status;
           continue;
@@ -283,14 +153,14 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
   grpc::Status Tokenize(grpc::ServerContext* context, const v1::TokenizeRequest* req,
                         v1::TokenizeResponse* resp) override {
     if (grpc::Status st = CheckCaller(*context); !st.ok()) return st;
-    if (absl::Status st = CheckTokenizeRequest(*req, options_.limits); !st.ok()) {
+    if (absl::Status st = CheckTokenizeRequest(*req, front_->limits()); !st.ok()) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(st.message()));
     }
     if (!IsValidUtf8(req->text())) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "text is not valid UTF-8");
     }
-    Engine* engine = live();
-    if (engine == nullptr) return ToGrpc(NotLoaded());
+    Engine* engine = front_->live();
+    if (engine == nullptr) return ToGrpc(Frontend::NotLoaded());
     for (int32_t id : engine->Encode(req->text())) resp->add_token_ids(id);
     return grpc::Status::OK;
   }
@@ -298,8 +168,8 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
   grpc::Status GetModelInfo(grpc::ServerContext* context, const v1::GetModelInfoRequest*,
                             v1::ModelInfo* info) override {
     if (grpc::Status st = CheckCaller(*context); !st.ok()) return st;
-    Engine* engine = live();
-    if (engine == nullptr) return ToGrpc(NotLoaded());
+    Engine* engine = front_->live();
+    if (engine == nullptr) return ToGrpc(Frontend::NotLoaded());
     const Gpt2Config& c = engine->config();
     const EngineOptions& o = engine->options();
     const EngineStats stats = engine->stats();
@@ -320,33 +190,17 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
     return grpc::Status::OK;
   }
 
-  // The engine exists once the first checkpoint is loaded; until then the ports are open, health
-  // says NOT_SERVING and TextGeneration answers UNAVAILABLE. `engine_` is written once, before
-  // `live_` publishes it, and read through live() by the RPC threads.
-  Engine* live() const { return live_.load(std::memory_order_acquire); }
-  static absl::Status NotLoaded() {
-    return absl::UnavailableError("no model loaded yet (waiting for the first checkpoint)");
-  }
-  void Publish(std::unique_ptr<Engine> engine) {
-    engine_ = std::move(engine);
-    live_.store(engine_.get(), std::memory_order_release);
-  }
-
   ServerOptions options_;
-  std::unique_ptr<Engine> engine_;
-  std::atomic<Engine*> live_{nullptr};
+  std::unique_ptr<Frontend> front_;  // engine, caller checks, conversion, metrics
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
-  std::atomic<bool> draining_{false};
-  ServingMetrics metrics_;
   std::unique_ptr<MetricsHttpServer> http_;
-  TemplateSet templates_;
 
   absl::Status Reload(const std::string& path) {
     std::lock_guard<std::mutex> lock(reload_mu_);
     auto refuse = [&](const absl::Status& why) {
       std::fprintf(stderr, "serve: refused checkpoint %s: %s; still serving %s\n", path.c_str(),
-                   std::string(why.message()).c_str(), engine_->stats().checkpoint.c_str());
+                   std::string(why.message()).c_str(), front_->live()->stats().checkpoint.c_str());
       refused_.push_back(path);
       return why;
     };
@@ -356,7 +210,7 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
     auto checkpoint = LoadCheckpoint(path);
     if (!checkpoint.ok()) return refuse(checkpoint.status());
     const int64_t step = StepOf(path);
-    if (absl::Status st = engine_->Swap(*std::move(checkpoint), path, step); !st.ok()) {
+    if (absl::Status st = front_->live()->Swap(*std::move(checkpoint), path, step); !st.ok()) {
       return refuse(st);
     }
     std::fprintf(stderr,
@@ -368,7 +222,7 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
 
   bool Known(const std::string& path) {
     std::lock_guard<std::mutex> lock(reload_mu_);
-    return path == engine_->stats().checkpoint ||
+    return path == front_->live()->stats().checkpoint ||
            std::find(refused_.begin(), refused_.end(), path) != refused_.end();
   }
 
@@ -414,7 +268,6 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
     if (follower_.joinable()) follower_.join();
   }
 
-  std::unique_ptr<TokenFile> tokens_;             // null: TextGeneration is open
   std::unique_ptr<TokenFile> coordinator_token_;  // for following a coordinator
   std::mutex reload_mu_;
   std::vector<std::string> refused_;
@@ -429,28 +282,29 @@ GenerationServer::GenerationServer(std::unique_ptr<Impl> impl) : impl_(std::move
 GenerationServer::~GenerationServer() {
   impl_->StopFollowing();
   if (impl_->server_) impl_->server_->Shutdown(std::chrono::system_clock::now());
-  if (impl_->engine_) impl_->engine_->Stop();
+  if (impl_->front_ && impl_->front_->live()) impl_->front_->live()->Stop();
 }
 
 int GenerationServer::port() const { return impl_->port_; }
 int GenerationServer::metrics_port() const { return impl_->http_ ? impl_->http_->port() : 0; }
 
 absl::Status GenerationServer::Reload(const std::string& checkpoint) {
-  if (impl_->live() == nullptr) return Impl::NotLoaded();
+  if (impl_->front_->live() == nullptr) return Frontend::NotLoaded();
   return impl_->Reload(checkpoint);
 }
 
 void GenerationServer::Drain() {
   impl_->StopFollowing();
-  impl_->draining_ = true;
+  impl_->front_->SetDraining();
   impl_->server_->GetHealthCheckService()->SetServingStatus(false);
   const auto deadline = Clock::now() + std::chrono::duration<double>(impl_->options_.drain_grace_s);
-  while (impl_->live() != nullptr && Clock::now() < deadline) {
-    const EngineStats s = impl_->engine_->stats();
+  Engine* engine = impl_->front_->live();
+  while (engine != nullptr && Clock::now() < deadline) {
+    const EngineStats s = engine->stats();
     if (s.running == 0 && s.queued == 0) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  if (impl_->live() != nullptr) impl_->engine_->Stop();
+  if (engine != nullptr) engine->Stop();
   impl_->server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
 }
 
@@ -537,12 +391,11 @@ absl::StatusOr<std::unique_ptr<GenerationServer>> GenerationServer::Start(const 
     return absl::InvalidArgumentError("--checkpoint, --follow-run or --coordinator is required");
   }
   auto impl = std::make_unique<Impl>(resolved);
-  impl->tokens_ = *std::move(tokens);
   impl->coordinator_token_ = *std::move(coordinator_token);
   auto templates =
       o.templates.empty() ? TemplateSet::Default() : TemplateSet::LoadFile(o.templates);
   if (!templates.ok()) return templates.status();
-  impl->templates_ = *std::move(templates);
+  impl->front_ = std::make_unique<Frontend>(o.limits, *std::move(templates), *std::move(tokens));
   // The ports open before the model loads: probes see NOT_SERVING (not a refused connection)
   // while the server waits for its first checkpoint and loads it.
   grpc::EnableDefaultHealthCheckService(true);
@@ -563,8 +416,9 @@ absl::StatusOr<std::unique_ptr<GenerationServer>> GenerationServer::Start(const 
   if (o.metrics_port >= 0) {
     Impl* raw = impl.get();
     auto http = MetricsHttpServer::Start(
-        o.metrics_host, o.metrics_port, [raw] { return raw->metrics_.Render(raw->Gauges()); },
-        [raw] { return !raw->draining_; }, o.tls);
+        o.metrics_host, o.metrics_port,
+        [raw] { return raw->front_->metrics().Render(raw->front_->Gauges()); },
+        [raw] { return !raw->front_->draining(); }, o.tls);
     if (!http.ok()) return fail(http.status());
     impl->http_ = *std::move(http);
   }
@@ -587,7 +441,7 @@ absl::StatusOr<std::unique_ptr<GenerationServer>> GenerationServer::Start(const 
   auto engine = Engine::Create(*std::move(checkpoint), o.engine, resolved.checkpoint,
                                StepOf(resolved.checkpoint));
   if (!engine.ok()) return fail(engine.status());
-  impl->Publish(*std::move(engine));
+  impl->front_->Publish(*std::move(engine));
   std::fprintf(stderr, "serve: now serving %s (step %lld)\n", resolved.checkpoint.c_str(),
                static_cast<long long>(StepOf(resolved.checkpoint)));
   // Loaded: healthy.

@@ -1,0 +1,140 @@
+#include "serving/frontend.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "serving/request_prompt.h"
+#include "trainer/tokenizer/unicode.h"
+
+namespace copyforge {
+
+Frontend::Frontend(RequestLimits limits, TemplateSet templates, std::unique_ptr<TokenFile> tokens)
+    : limits_(limits), templates_(std::move(templates)), tokens_(std::move(tokens)) {}
+
+void Frontend::Publish(std::unique_ptr<Engine> engine) {
+  engine_ = std::move(engine);
+  live_.store(engine_.get(), std::memory_order_release);
+}
+
+absl::Status Frontend::NotLoaded() {
+  return absl::UnavailableError("no model loaded yet (waiting for the first checkpoint)");
+}
+
+bool Frontend::Authorize(const std::string& bearer) {
+  if (tokens_ == nullptr || tokens_->Accepts(bearer)) return true;
+  metrics_.Rejected("unauthenticated");
+  return false;
+}
+
+std::string Frontend::Outcome(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kOk:
+      return "success";
+    case absl::StatusCode::kCancelled:
+      return "cancelled";
+    case absl::StatusCode::kDeadlineExceeded:
+      return "deadline_exceeded";
+    case absl::StatusCode::kInvalidArgument:
+      return "invalid_argument";
+    case absl::StatusCode::kResourceExhausted:
+      return "resource_exhausted";
+    case absl::StatusCode::kUnavailable:
+      return "unavailable";
+    default:
+      return "error";
+  }
+}
+
+absl::Status Frontend::Submit(const v1::GenerateRequest& req, const Caller& caller,
+                              const std::shared_ptr<Mailbox>& box, uint32_t* n) {
+  auto refuse = [&](const absl::Status& st) {
+    metrics_.Rejected(Outcome(st));
+    return st;
+  };
+  if (draining_) return refuse(absl::UnavailableError("the server is draining (shutting down)"));
+  Engine* engine = live();
+  if (engine == nullptr) return refuse(NotLoaded());
+  if (absl::Status st = CheckGenerateRequest(req, limits_, engine->options().max_batch); !st.ok()) {
+    return refuse(st);
+  }
+  auto rendered = RenderRequestPrompt(req, templates_);
+  if (!rendered.ok()) return refuse(rendered.status());
+  const std::string& text = *rendered;
+  if (text.empty()) return refuse(absl::InvalidArgumentError("prompt is empty"));
+  if (!IsValidUtf8(text)) return refuse(absl::InvalidArgumentError("prompt is not valid UTF-8"));
+  SamplingParams sampling;
+  const v1::SamplingParams& s = req.sampling();
+  sampling.temperature = s.temperature();
+  sampling.top_k = s.top_k();
+  sampling.top_p = s.top_p() == 0 ? 1.0 : s.top_p();
+  sampling.repetition_penalty = s.repetition_penalty() == 0 ? 1.0 : s.repetition_penalty();
+  sampling.seed = s.seed();
+  if (absl::Status st = sampling.Validate(); !st.ok()) {
+    return refuse(absl::InvalidArgumentError(absl::StrCat("sampling.", st.message())));
+  }
+  const std::vector<int32_t> prompt = engine->Encode(text);
+  *n = std::max<uint32_t>(1, req.num_return_sequences());  // bounded above by the limits
+  for (uint32_t i = 0; i < *n; ++i) {
+    EngineRequest r;
+    r.prompt = prompt;
+    r.sampling = sampling;
+    r.sampling.seed = sampling.seed + i;
+    r.max_new_tokens = req.stopping().max_new_tokens();
+    r.stop.assign(req.stopping().stop().begin(), req.stopping().stop().end());
+    r.ignore_eos = req.stopping().ignore_eos();
+    r.logprobs = req.return_logprobs();
+    r.deadline = caller.deadline;
+    std::function<bool()> gone = caller.gone;
+    r.cancelled = [box, gone] { return box->cancelled.load() || (gone && gone()); };
+    r.on_chunk = [box, i](const EngineChunk& chunk) {
+      {
+        std::lock_guard<std::mutex> lock(box->mu);
+        box->chunks.emplace_back(i, chunk);
+      }
+      box->cv.notify_all();
+    };
+    if (absl::Status st = engine->Submit(std::move(r)); !st.ok()) {
+      box->cancelled = true;  // the sequences already queued leave at the next step
+      return refuse(st);
+    }
+  }
+  return absl::OkStatus();
+}
+
+void Frontend::Next(Mailbox& box, const Caller& caller, std::pair<uint32_t, EngineChunk>* out) {
+  std::unique_lock<std::mutex> lock(box.mu);
+  while (box.chunks.empty()) {
+    box.cv.wait_for(lock, std::chrono::milliseconds(50));
+    if (caller.gone && caller.gone()) box.cancelled = true;
+  }
+  *out = std::move(box.chunks.front());
+  box.chunks.pop_front();
+}
+
+void Frontend::Record(const EngineChunk& done) {
+  metrics_.Finished(Outcome(done.status), done.prompt_tokens, done.generated_tokens,
+                    done.time_to_first_token_s, done.total_s);
+}
+
+ServingGauges Frontend::Gauges() const {
+  ServingGauges g;
+  g.serving = false;
+  Engine* engine = live();
+  if (engine == nullptr) return g;  // waiting for the first checkpoint: not serving
+  const EngineStats s = engine->stats();
+  const EngineOptions& o = engine->options();
+  g.queue_size = s.queued;
+  g.batch_size = s.running;
+  g.free_slots = s.free_slots;
+  g.slots = o.max_batch;
+  g.kv_cache_usage = static_cast<double>(s.reserved_tokens) /
+                     static_cast<double>(std::max<int64_t>(1, o.max_batch_tokens));
+  g.model_step = s.checkpoint_step;
+  g.engine_steps = s.steps;
+  g.models_loaded = s.models;
+  g.serving = !draining_;
+  return g;
+}
+
+}  // namespace copyforge

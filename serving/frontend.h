@@ -1,0 +1,84 @@
+// What every front end of `copyforge serve` shares (the gRPC TextGeneration service and the
+// OpenAI-compatible HTTP API): the engine once a model is loaded, the caller check, turning a
+// GenerateRequest into engine requests (limits, template rendering, sampling checks) and
+// queueing them, handing the engine's chunks to the request's thread, and the metrics.
+#ifndef COPYFORGE_SERVING_FRONTEND_H_
+#define COPYFORGE_SERVING_FRONTEND_H_
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "protos/bearer_token.h"
+#include "serving.pb.h"
+#include "serving/engine.h"
+#include "serving/metrics.h"
+#include "serving/request_limits.h"
+#include "trainer/data/templates.h"
+
+namespace copyforge {
+
+// The chunks of one request's sequences, handed from the engine thread to the request's thread.
+struct Mailbox {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::pair<uint32_t, EngineChunk>> chunks;  // guarded by mu
+  std::atomic<bool> cancelled{false};
+};
+
+// A request's caller, as far as the engine needs it.
+struct Caller {
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  std::function<bool()> gone;  // true once the client has left (polled; may be empty)
+};
+
+class Frontend {
+ public:
+  // `tokens` null: callers need no token.
+  Frontend(RequestLimits limits, TemplateSet templates, std::unique_ptr<TokenFile> tokens);
+
+  // The engine, or null until the first model is loaded. Publish is called once.
+  Engine* live() const { return live_.load(std::memory_order_acquire); }
+  void Publish(std::unique_ptr<Engine> engine);
+  static absl::Status NotLoaded();
+  void SetDraining() { draining_ = true; }
+  bool draining() const { return draining_; }
+
+  // Whether a caller presenting `bearer` may generate; a refusal is counted.
+  bool Authorize(const std::string& bearer);
+  // Validates `req` (INVALID_ARGUMENT naming the field), renders its prompt and queues one
+  // engine request per return sequence, whose chunks arrive in `box`; *n is their number. A
+  // refusal (draining, no model, invalid, queue full) is counted and nothing stays queued.
+  absl::Status Submit(const v1::GenerateRequest& req, const Caller& caller,
+                      const std::shared_ptr<Mailbox>& box, uint32_t* n);
+  // Waits for the next chunk; marks the box cancelled once the caller is gone.
+  static void Next(Mailbox& box, const Caller& caller, std::pair<uint32_t, EngineChunk>* out);
+  // Counts a finished sequence (from its final chunk).
+  void Record(const EngineChunk& done);
+  ServingGauges Gauges() const;
+  ServingMetrics& metrics() { return metrics_; }
+  const RequestLimits& limits() const { return limits_; }
+  // The metrics outcome of a status: success, invalid_argument, resource_exhausted, ...
+  static std::string Outcome(const absl::Status& status);
+
+ private:
+  const RequestLimits limits_;
+  const TemplateSet templates_;
+  const std::unique_ptr<TokenFile> tokens_;
+  std::unique_ptr<Engine> engine_;  // written once by Publish, before live_ publishes it
+  std::atomic<Engine*> live_{nullptr};
+  std::atomic<bool> draining_{false};
+  ServingMetrics metrics_;
+};
+
+}  // namespace copyforge
+
+#endif  // COPYFORGE_SERVING_FRONTEND_H_
