@@ -25,6 +25,7 @@ struct ServeFlags {
   ServerOptions options;
   std::string port_file;
   std::string metrics_port_file;
+  std::string http_port_file;
 };
 
 absl::Status RunServe(const ServeFlags& f) {
@@ -46,9 +47,16 @@ absl::Status RunServe(const ServeFlags& f) {
     }
     return false;
   };
-  options.on_listening = [&f](int port, int metrics_port) {
+  options.on_listening = [&f](int port, int metrics_port, int http_port) {
     std::fprintf(stderr, "serve: listening on %s:%d (health NOT_SERVING until a model loads)\n",
                  f.options.host.c_str(), port);
+    if (http_port > 0) {
+      std::fprintf(stderr, "serve: OpenAI-compatible API on http%s://%s:%d/v1\n",
+                   f.options.tls.cert.empty() ? "" : "s", f.options.http_host.c_str(), http_port);
+      if (!f.http_port_file.empty()) {
+        CF_RETURN_IF_ERROR(WriteFileAtomic(f.http_port_file, std::to_string(http_port) + "\n"));
+      }
+    }
     if (metrics_port <= 0) return absl::OkStatus();
     std::fprintf(stderr, "serve: metrics on http://%s:%d/metrics\n", f.options.metrics_host.c_str(),
                  metrics_port);
@@ -215,6 +223,17 @@ void RegisterServe(CLI::App& app, CommandFn* run) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--metrics-port", f->options.metrics_port,
                   "HTTP port for /metrics and /healthz (-1: off, 0: an ephemeral one)")
+      ->capture_default_str();
+  cmd->add_option("--http-port", f->options.http_port,
+                  "OpenAI-compatible HTTP API (/v1/completions, /v1/models, /health): -1 off, 0 "
+                  "an ephemeral port")
+      ->capture_default_str();
+  cmd->add_option("--http-host", f->options.http_host, "Address of the HTTP API")
+      ->capture_default_str();
+  cmd->add_option("--http-port-file", f->http_port_file,
+                  "Write the HTTP API's port here (as soon as it listens)");
+  cmd->add_option("--model-name", f->options.model_name,
+                  "The model id the HTTP API serves (GET /v1/models; requests may name it)")
       ->capture_default_str();
   cmd->add_option("--metrics-port-file", f->metrics_port_file,
                   "Write the metrics port here (as soon as it listens)");

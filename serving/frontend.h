@@ -55,10 +55,11 @@ class Frontend {
   // Whether a caller presenting `bearer` may generate; a refusal is counted.
   bool Authorize(const std::string& bearer);
   // Validates `req` (INVALID_ARGUMENT naming the field), renders its prompt and queues one
-  // engine request per return sequence, whose chunks arrive in `box`; *n is their number. A
-  // refusal (draining, no model, invalid, queue full) is counted and nothing stays queued.
+  // engine request per return sequence, whose chunks arrive in `box` numbered from
+  // `index_base`; *n is their number. A refusal (draining, no model, invalid, queue full) is
+  // counted and nothing stays queued.
   absl::Status Submit(const v1::GenerateRequest& req, const Caller& caller,
-                      const std::shared_ptr<Mailbox>& box, uint32_t* n);
+                      const std::shared_ptr<Mailbox>& box, uint32_t* n, uint32_t index_base = 0);
   // Waits for the next chunk; marks the box cancelled once the caller is gone.
   static void Next(Mailbox& box, const Caller& caller, std::pair<uint32_t, EngineChunk>* out);
   // Counts a finished sequence (from its final chunk).

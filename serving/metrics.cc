@@ -57,6 +57,11 @@ void ServingMetrics::Finished(const std::string& outcome, int64_t prompt_tokens,
   }
 }
 
+void ServingMetrics::FrontEnd(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++front_ends_[name];
+}
+
 void ServingMetrics::Rejected(const std::string& outcome) {
   std::lock_guard<std::mutex> lock(mu_);
   ++requests_[outcome];
@@ -78,6 +83,15 @@ std::string ServingMetrics::Render(const ServingGauges& g) const {
       auto it = requests_.find(o);
       absl::StrAppend(&out, "copyforge_requests_total{outcome=\"", o, "\"} ",
                       it == requests_.end() ? 0 : it->second, "\n");
+    }
+    absl::StrAppend(
+        &out,
+        "# HELP copyforge_frontend_requests_total TextGeneration and /v1 calls by front end\n"
+        "# TYPE copyforge_frontend_requests_total counter\n");
+    for (const char* f : {"grpc", "http"}) {
+      auto it = front_ends_.find(f);
+      absl::StrAppend(&out, "copyforge_frontend_requests_total{front_end=\"", f, "\"} ",
+                      it == front_ends_.end() ? 0 : it->second, "\n");
     }
     absl::StrAppend(&out,
                     "# HELP copyforge_request_prompt_tokens_total Prompt tokens of finished "

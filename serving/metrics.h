@@ -56,11 +56,14 @@ class ServingMetrics {
                 double time_to_first_token_s, double total_s);
   // A request refused before it ran (invalid_argument, resource_exhausted, unavailable).
   void Rejected(const std::string& outcome);
+  // A generation call arrived at a front end ("grpc" or "http").
+  void FrontEnd(const std::string& name);
   std::string Render(const ServingGauges& gauges) const;
 
  private:
   mutable std::mutex mu_;
   std::map<std::string, uint64_t> requests_;
+  std::map<std::string, uint64_t> front_ends_;  // generation calls per front end
   uint64_t prompt_tokens_ = 0, generated_tokens_ = 0;
   Histogram ttft_, tpot_, latency_, generated_;
 };

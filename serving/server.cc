@@ -19,6 +19,7 @@
 #include "serving.grpc.pb.h"
 #include "serving/frontend.h"
 #include "serving/metrics.h"
+#include "serving/openai_http.h"
 #include "serving/request_prompt.h"
 #include "trainer/data/templates.h"
 #include "trainer/tokenizer/unicode.h"
@@ -55,6 +56,7 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
 
   // TextGeneration callers need one of --token-file's tokens when it is set.
   grpc::Status CheckCaller(const grpc::ServerContext& context) {
+    front_->metrics().FrontEnd("grpc");
     if (front_->Authorize(PresentedBearer(context.client_metadata()))) return grpc::Status::OK;
     return Unauthenticated();
   }
@@ -195,6 +197,7 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   std::unique_ptr<MetricsHttpServer> http_;
+  std::unique_ptr<OpenAiHttpServer> openai_;  // the OpenAI-compatible API, when on
 
   absl::Status Reload(const std::string& path) {
     std::lock_guard<std::mutex> lock(reload_mu_);
@@ -281,12 +284,14 @@ GenerationServer::GenerationServer(std::unique_ptr<Impl> impl) : impl_(std::move
 
 GenerationServer::~GenerationServer() {
   impl_->StopFollowing();
+  impl_->openai_.reset();
   if (impl_->server_) impl_->server_->Shutdown(std::chrono::system_clock::now());
   if (impl_->front_ && impl_->front_->live()) impl_->front_->live()->Stop();
 }
 
 int GenerationServer::port() const { return impl_->port_; }
 int GenerationServer::metrics_port() const { return impl_->http_ ? impl_->http_->port() : 0; }
+int GenerationServer::http_port() const { return impl_->openai_ ? impl_->openai_->port() : 0; }
 
 absl::Status GenerationServer::Reload(const std::string& checkpoint) {
   if (impl_->front_->live() == nullptr) return Frontend::NotLoaded();
@@ -379,11 +384,13 @@ absl::StatusOr<std::unique_ptr<GenerationServer>> GenerationServer::Start(const 
   const bool authenticated = !o.tls.ca.empty() || *tokens != nullptr;
   for (const auto& [what, host, on] :
        {std::tuple{"serve", o.host, true},
-        std::tuple{"serve metrics", o.metrics_host, o.metrics_port >= 0}}) {
+        std::tuple{"serve metrics", o.metrics_host, o.metrics_port >= 0},
+        std::tuple{"serve http", o.http_host, o.http_port >= 0}}) {
     if (!on) continue;
     // The metrics port serves no generation, only counters and the probe: TLS is enough there.
-    auto exposure = CheckExposure(what, host, !o.tls.cert.empty(),
-                                  authenticated || std::string(what) != "serve", o.insecure);
+    auto exposure =
+        CheckExposure(what, host, !o.tls.cert.empty(),
+                      authenticated || std::string(what) == "serve metrics", o.insecure);
     if (!exposure.ok()) return exposure.status();
     if (!exposure->empty()) std::fprintf(stderr, "%s\n", exposure->c_str());
   }
@@ -422,8 +429,16 @@ absl::StatusOr<std::unique_ptr<GenerationServer>> GenerationServer::Start(const 
     if (!http.ok()) return fail(http.status());
     impl->http_ = *std::move(http);
   }
+  if (o.http_port >= 0) {
+    const int threads = std::clamp(o.engine.max_batch + o.engine.max_queue + 4, 8, 256);
+    auto openai = OpenAiHttpServer::Start(o.http_host, o.http_port, o.tls, impl->front_.get(),
+                                          o.model_name, threads);
+    if (!openai.ok()) return fail(openai.status());
+    impl->openai_ = *std::move(openai);
+  }
   if (o.on_listening) {
-    if (absl::Status st = o.on_listening(impl->port_, impl->http_ ? impl->http_->port() : 0);
+    if (absl::Status st = o.on_listening(impl->port_, impl->http_ ? impl->http_->port() : 0,
+                                         impl->openai_ ? impl->openai_->port() : 0);
         !st.ok()) {
       return fail(st);
     }

@@ -33,7 +33,7 @@ struct ServerOptions {
   std::function<bool()> stop_waiting;
   // Called once the gRPC (and metrics) ports listen, before the first checkpoint is awaited and
   // loaded (health NOT_SERVING until then): the bound ports; an error stops the start.
-  std::function<absl::Status(int port, int metrics_port)> on_listening;
+  std::function<absl::Status(int port, int metrics_port, int http_port)> on_listening;
   std::string templates;  // task-input templates (default: the built-in ecommerce.yaml)
   EngineOptions engine;
   RequestLimits limits;       // per-request bounds (serving/request_limits.h)
@@ -41,6 +41,11 @@ struct ServerOptions {
   // Prometheus /metrics and /healthz over HTTP: -1 off, 0 an ephemeral port.
   int metrics_port = -1;
   std::string metrics_host = "127.0.0.1";
+  // The OpenAI-compatible HTTP API (serving/openai_http.h): -1 off, 0 an ephemeral port; the
+  // same TLS files, tokens and exposure rule as the gRPC port. `model_name` is the id it serves.
+  int http_port = -1;
+  std::string http_host = "127.0.0.1";
+  std::string model_name = "copyforge";
   // Trust: TLS for gRPC and the metrics endpoint (with a CA, client certificates are required),
   // the bearer tokens TextGeneration callers must send (health and reflection stay open for
   // probes), and TLS + the reader token for following a coordinator.
@@ -57,6 +62,7 @@ class GenerationServer {
   ~GenerationServer();
   int port() const;
   int metrics_port() const;  // 0 when off
+  int http_port() const;     // 0 when off
   // Stops admitting (health NOT_SERVING, new requests UNAVAILABLE), lets in-flight requests
   // finish for up to the grace period, then stops.
   void Drain();

@@ -20,6 +20,7 @@
 
 #include "control.grpc.pb.h"
 #include "health.grpc.pb.h"
+#include "nlohmann/json.hpp"
 #include "serving.grpc.pb.h"
 #include "tests/control/fake_worker.h"
 #include "tests/test_util.h"
@@ -41,7 +42,7 @@ class ServerTest : public ::testing::Test {
     // Tests that start the server their own way.
     static const std::set<std::string> kOwnServer = {
         "HotReloadUnderLoadWithZeroFailures", "FollowsTheCoordinatorsCheckpoints",
-        "OverloadIsResourceExhausted", "WaitsForTheFirstCheckpoint"};
+        "OverloadIsResourceExhausted", "WaitsForTheFirstCheckpoint", "OpenAiCompatibleHttpApi"};
     if (!kOwnServer.count(::testing::UnitTest::GetInstance()->current_test_info()->name())) {
       Start({"--checkpoint", tmp_.File("ckpt")});
     }
@@ -362,6 +363,73 @@ TEST_F(ServerTest, ClientCancelMidStreamThenTheServerStillAnswers) {
 
 // A server brought up before its job has written a checkpoint waits for the first one (with a
 // progress line), then serves it; a shutdown signal ends the wait at once.
+// The OpenAI-compatible HTTP API on the same engine: the official `openai` npm client (unary,
+// streaming, n, stop, logprobs, echo, error classes), curl for the raw protocol, the serving
+// token, 503 while no model is loaded, and both front ends in the metrics.
+TEST_F(ServerTest, OpenAiCompatibleHttpApi) {
+  testing::WriteTestFile(tmp_.File("token"), "http-secret\n");
+  Start({"--checkpoint", tmp_.File("ckpt"), "--http-port", "0", "--http-port-file",
+         tmp_.File("hport"), "--token-file", tmp_.File("token")});
+  const std::string hport = testing::WaitForPortFile(tmp_.File("hport"));
+  ASSERT_FALSE(hport.empty()) << Log();
+  const std::string base = "http://127.0.0.1:" + hport;
+  auto client = testing::RunCommand(
+      "node " + testing::Env("COPYFORGE_SOURCE_DIR") + "/tests/fixtures/openai_client.js " +
+      testing::Env("COPYFORGE_NPM_DIR") + "/node_modules " + base + "/v1 http-secret");
+  EXPECT_EQ(client.exit_code, 0) << client.out << client.err;
+  EXPECT_NE(client.out.find("openai_client: ok"), std::string::npos) << client.err;
+
+  const std::string curl = "curl -sS -H 'Authorization: Bearer http-secret' ";
+  auto unary = testing::RunCommand(curl + base +
+                                   "/v1/completions -d '{\"prompt\":\"Hello\",\"max_tokens\":3,"
+                                   "\"temperature\":0}'");
+  auto j = nlohmann::json::parse(unary.out);
+  EXPECT_EQ(j["usage"]["completion_tokens"], 3) << unary.out;
+  // The same request over gRPC gives the same text: one engine behind both front ends.
+  grpc::ClientContext c;
+  c.AddMetadata("authorization", "Bearer http-secret");
+  v1::GenerateResponse resp;
+  v1::GenerateRequest req = Greedy("Hello", 3);
+  req.mutable_stopping()->set_ignore_eos(false);
+  ASSERT_TRUE(stub_->Generate(&c, req, &resp).ok());
+  EXPECT_EQ(resp.completions(0).text(), j["choices"][0]["text"]);
+
+  auto sse = testing::RunCommand(curl + "-N " + base +
+                                 "/v1/completions -d '{\"prompt\":\"Hello\",\"max_tokens\":3,"
+                                 "\"stream\":true}'");
+  EXPECT_EQ(sse.out.rfind("data: {", 0), 0u) << sse.out;
+  EXPECT_NE(sse.out.find("\"finish_reason\":\"length\""), std::string::npos) << sse.out;
+  EXPECT_EQ(sse.out.substr(sse.out.size() - 14), "data: [DONE]\n\n") << sse.out;
+  auto status = [&](const std::string& args) {
+    return testing::RunCommand("curl -s -o /dev/null -w '%{http_code}' " + args).out;
+  };
+  EXPECT_EQ(status(base + "/v1/completions -d '{\"prompt\":\"x\"}'"), "401");
+  EXPECT_EQ(status("-H 'Authorization: Bearer http-secret' " + base +
+                   "/v1/completions -d '{\"prompt\":\"x\",\"top_p\":2}'"),
+            "400");
+  EXPECT_EQ(status(base + "/health"), "200");
+  EXPECT_EQ(status(base + "/v1/nothing"), "404");
+  const std::string metrics = HttpGet("/metrics");
+  EXPECT_EQ(metrics.find("copyforge_frontend_requests_total{front_end=\"http\"} 0"),
+            std::string::npos);
+  EXPECT_EQ(metrics.find("copyforge_frontend_requests_total{front_end=\"grpc\"} 0"),
+            std::string::npos);
+
+  // No model yet: health 503 "loading", completions 503 in OpenAI's shape.
+  testing::Process waiting({bin_, "serve", "--follow-run", tmp_.File("no-run"), "--wait-checkpoint",
+                            "60", "--http-port", "0", "--http-port-file", tmp_.File("hport2")},
+                           tmp_.File("serve2.log"));
+  const std::string hport2 = testing::WaitForPortFile(tmp_.File("hport2"));
+  ASSERT_FALSE(hport2.empty());
+  const std::string base2 = "http://127.0.0.1:" + hport2;
+  EXPECT_EQ(status(base2 + "/health"), "503");
+  auto loading =
+      testing::RunCommand("curl -sS " + base2 + "/v1/completions -d '{\"prompt\":\"x\"}'");
+  EXPECT_NE(loading.out.find("no model loaded yet"), std::string::npos) << loading.out;
+  waiting.Signal(SIGTERM);
+  waiting.Wait();
+}
+
 TEST_F(ServerTest, WaitsForTheFirstCheckpoint) {
   namespace fs = std::filesystem;
   fs::create_directories(tmp_.File("run/checkpoints"));

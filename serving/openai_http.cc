@@ -1,0 +1,267 @@
+#include "serving/openai_http.h"
+
+#include <httplib.h>
+
+#include <chrono>
+#include <cstring>
+#include <random>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "serving/openai_api.h"
+
+namespace copyforge {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+void Reply(httplib::Response& res, int status, const Json& body) {
+  res.status = status;
+  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                  "application/json");
+}
+
+void Error(httplib::Response& res, const ApiError& e) { Reply(res, e.http_status, e.ToJson()); }
+
+std::string Bearer(const httplib::Request& req) {
+  const std::string h = req.get_header_value("Authorization");
+  return absl::StartsWithIgnoreCase(h, "Bearer ") ? h.substr(7) : "";
+}
+
+const char* FinishReasonOf(FinishReason r) { return r == FinishReason::kLength ? "length" : "stop"; }
+
+int64_t UnixNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string CompletionId() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(rng()));
+  return absl::StrCat("cmpl-", buf);
+}
+
+// One /v1/completions call in flight: its sequences' chunks arrive in `box`.
+struct Call {
+  CompletionRequest request;
+  std::shared_ptr<Mailbox> box = std::make_shared<Mailbox>();
+  uint32_t sequences = 0;
+  std::string id = CompletionId();
+  int64_t created = UnixNow();
+  Caller caller;
+};
+
+// Submits every prompt of the call; on a refusal the ones queued are cancelled.
+absl::Status SubmitCall(Frontend* front, Call* call) {
+  for (size_t p = 0; p < call->request.requests.size(); ++p) {
+    uint32_t n = 0;
+    absl::Status st = front->Submit(call->request.requests[p], call->caller, call->box, &n,
+                                    static_cast<uint32_t>(p) * call->request.n);
+    if (!st.ok()) {
+      call->box->cancelled = true;
+      return st;
+    }
+    call->sequences += n;
+  }
+  return absl::OkStatus();
+}
+
+void HandleUnary(Frontend* front, const std::string& model, Call& call, httplib::Response& res) {
+  Engine* engine = front->live();
+  std::vector<ChoiceResult> choices(call.sequences);
+  int64_t prompt_tokens = 0, completion_tokens = 0;
+  absl::Status failure;
+  for (uint32_t done = 0; done < call.sequences;) {
+    std::pair<uint32_t, EngineChunk> item;
+    Frontend::Next(*call.box, call.caller, &item);
+    auto& [i, chunk] = item;
+    ChoiceResult& c = choices[i];
+    c.text += chunk.text;
+    for (int32_t id : chunk.ids) c.tokens.push_back(engine->TokenText(id));
+    c.logprobs.insert(c.logprobs.end(), chunk.logprobs.begin(), chunk.logprobs.end());
+    if (!chunk.done) continue;
+    ++done;
+    front->Record(chunk);
+    if (!chunk.status.ok() && failure.ok()) failure = chunk.status;
+    c.finish_reason = FinishReasonOf(chunk.reason);
+    if (i % call.request.n == 0) prompt_tokens += chunk.prompt_tokens;
+    completion_tokens += chunk.generated_tokens;
+  }
+  if (!failure.ok()) return Error(res, ErrorFromStatus(failure));
+  if (call.request.echo) {
+    for (size_t i = 0; i < choices.size(); ++i) {
+      choices[i].text = call.request.echo_text[i / call.request.n] + choices[i].text;
+    }
+  }
+  Reply(res, 200,
+        CompletionResponse(call.id, call.created, model, choices, prompt_tokens, completion_tokens,
+                           call.request.logprobs >= 0));
+}
+
+// Streams the call as server-sent events; returns false once the client is gone.
+bool Stream(Frontend* front, const std::string& model, Call& call, httplib::DataSink& sink) {
+  auto send = [&sink](const Json& event) {
+    const std::string data = absl::StrCat(
+        "data: ", event.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "\n\n");
+    return sink.write(data.data(), data.size());
+  };
+  bool open = true;
+  if (call.request.echo) {
+    for (uint32_t i = 0; i < call.sequences && open; ++i) {
+      open = send(CompletionChunk(call.id, call.created, model, i,
+                                  call.request.echo_text[i / call.request.n], ""));
+    }
+  }
+  int64_t prompt_tokens = 0, completion_tokens = 0;
+  for (uint32_t done = 0; done < call.sequences;) {
+    std::pair<uint32_t, EngineChunk> item;
+    Frontend::Next(*call.box, call.caller, &item);
+    auto& [i, chunk] = item;
+    if (chunk.done) {
+      ++done;
+      front->Record(chunk);
+      if (i % call.request.n == 0) prompt_tokens += chunk.prompt_tokens;
+      completion_tokens += chunk.generated_tokens;
+    }
+    if (!open) continue;  // drain what the engine still sends for a cancelled call
+    if (chunk.done && !chunk.status.ok()) {
+      open = send(ErrorFromStatus(chunk.status).ToJson());
+      continue;
+    }
+    if (!chunk.text.empty() || chunk.done) {
+      open = send(CompletionChunk(call.id, call.created, model, i, chunk.text,
+                                  chunk.done ? FinishReasonOf(chunk.reason) : ""));
+    }
+    if (!open) call.box->cancelled = true;
+  }
+  if (open && call.request.include_usage) {
+    open = send({{"id", call.id},
+                 {"object", "text_completion"},
+                 {"created", call.created},
+                 {"model", model},
+                 {"choices", Json::array()},
+                 {"usage",
+                  {{"prompt_tokens", prompt_tokens},
+                   {"completion_tokens", completion_tokens},
+                   {"total_tokens", prompt_tokens + completion_tokens}}}});
+  }
+  if (open) {
+    static const std::string kDone = "data: [DONE]\n\n";
+    open = sink.write(kDone.data(), kDone.size());
+  }
+  sink.done();
+  return open;
+}
+
+void Completions(Frontend* front, const std::string& model, const httplib::Request& req,
+                 httplib::Response& res) {
+  front->metrics().FrontEnd("http");
+  if (!front->Authorize(Bearer(req))) {
+    ApiError e;
+    e.http_status = 401;
+    e.type = "authentication_error";
+    e.code = "invalid_api_key";
+    e.message = "missing or invalid credentials";
+    return Error(res, e);
+  }
+  auto call = std::make_shared<Call>();
+  ApiError parse_error;
+  auto parsed = ParseCompletionRequest(req.body, model, &parse_error);
+  if (!parsed.ok()) {
+    front->metrics().Rejected(Frontend::Outcome(parsed.status()));
+    return Error(res, parse_error);
+  }
+  call->request = *std::move(parsed);
+  if (absl::Status st = SubmitCall(front, call.get()); !st.ok()) {
+    return Error(res, ErrorFromStatus(st));
+  }
+  if (!call->request.stream) return HandleUnary(front, model, *call, res);
+  res.set_header("Cache-Control", "no-cache");
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [front, model, call](size_t, httplib::DataSink& sink) {
+        Stream(front, model, *call, sink);
+        return true;
+      },
+      [call](bool) { call->box->cancelled = true; });
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> OpenAiHttpServer::Start(
+    const std::string& host, int port, const TlsFiles& tls, Frontend* front,
+    const std::string& model, int threads) {
+  std::unique_ptr<OpenAiHttpServer> s(new OpenAiHttpServer());
+  if (tls.cert.empty()) {
+    s->server_ = std::make_unique<httplib::Server>();
+  } else {
+    auto https = std::make_unique<httplib::SSLServer>(tls.cert.c_str(), tls.key.c_str(),
+                                                      tls.ca.empty() ? nullptr : tls.ca.c_str());
+    if (!https->is_valid()) {
+      return absl::InvalidArgumentError(absl::StrCat("http: cannot use --tls-cert ", tls.cert,
+                                                     " / --tls-key ", tls.key));
+    }
+    s->server_ = std::move(https);
+  }
+  httplib::Server& http = *s->server_;
+  // A streaming request holds its thread while it runs: enough threads for every slot and
+  // queue place, bounded.
+  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  http.set_read_timeout(10, 0);
+  http.set_write_timeout(30, 0);
+  http.set_payload_max_length(4 << 20);  // as the gRPC port's message limit
+  http.Post("/v1/completions", [front, model](const httplib::Request& req, httplib::Response& res) {
+    Completions(front, model, req, res);
+  });
+  http.Get("/v1/models", [front, model](const httplib::Request& req, httplib::Response& res) {
+    if (!front->Authorize(Bearer(req))) {
+      ApiError e;
+      e.http_status = 401;
+      e.type = "authentication_error";
+      e.message = "missing or invalid credentials";
+      return Error(res, e);
+    }
+    Json entry = {{"id", model}, {"object", "model"}, {"created", 0}, {"owned_by", "copyforge"}};
+    if (Engine* engine = front->live()) {
+      const EngineStats st = engine->stats();
+      entry["checkpoint"] = st.checkpoint;
+      entry["checkpoint_step"] = st.checkpoint_step;
+      entry["max_model_len"] = engine->config().n_positions;
+    }
+    Reply(res, 200, {{"object", "list"}, {"data", Json::array({entry})}});
+  });
+  // Open like gRPC health: SERVING once a model is loaded and while not draining.
+  http.Get("/health", [front](const httplib::Request&, httplib::Response& res) {
+    const bool serving = front->live() != nullptr && !front->draining();
+    Reply(res, serving ? 200 : 503,
+          {{"status", serving ? "ok" : front->draining() ? "draining" : "loading"}});
+  });
+  http.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    ApiError e;
+    e.http_status = res.status;
+    e.message = res.status == 404 ? "no such route" : "bad request";
+    Error(res, e);
+  });
+  const int bound =
+      port == 0 ? http.bind_to_any_port(host) : (http.bind_to_port(host, port) ? port : -1);
+  if (bound <= 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen for HTTP on ", host, ":", port, ": ", std::strerror(errno)));
+  }
+  s->port_ = bound;
+  s->thread_ = std::thread([&http] { http.listen_after_bind(); });
+  for (int i = 0; i < 2000 && !http.is_running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return s;
+}
+
+OpenAiHttpServer::~OpenAiHttpServer() {
+  if (server_) server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace copyforge
