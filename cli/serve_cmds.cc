@@ -224,6 +224,10 @@ void RegisterServe(CLI::App& app, CommandFn* run) {
   cmd->add_option("--metrics-port", f->options.metrics_port,
                   "HTTP port for /metrics and /healthz (-1: off, 0: an ephemeral one)")
       ->capture_default_str();
+  cmd->add_flag(
+      "--no-pii-filter", [f](int64_t) { f->options.pii_filter = false; },
+      "Return generated text without passing it through the PII scrubber (on by default: "
+      "e-mail addresses, URLs and phone numbers are replaced, stream-safe)");
   cmd->add_option("--http-port", f->options.http_port,
                   "OpenAI-compatible HTTP API (/v1/completions, /v1/models, /health): -1 off, 0 "
                   "an ephemeral port")

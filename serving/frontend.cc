@@ -9,8 +9,12 @@
 
 namespace copyforge {
 
-Frontend::Frontend(RequestLimits limits, TemplateSet templates, std::unique_ptr<TokenFile> tokens)
-    : limits_(limits), templates_(std::move(templates)), tokens_(std::move(tokens)) {}
+Frontend::Frontend(RequestLimits limits, TemplateSet templates, std::unique_ptr<TokenFile> tokens,
+                   bool pii_filter)
+    : limits_(limits),
+      templates_(std::move(templates)),
+      tokens_(std::move(tokens)),
+      pii_filter_(pii_filter) {}
 
 void Frontend::Publish(std::unique_ptr<Engine> engine) {
   engine_ = std::move(engine);
@@ -75,6 +79,7 @@ absl::Status Frontend::Submit(const v1::GenerateRequest& req, const Caller& call
     return refuse(absl::InvalidArgumentError(absl::StrCat("sampling.", st.message())));
   }
   const std::vector<int32_t> prompt = engine->Encode(text);
+  if (pii_filter_) box->scrubber = &scrubber_;
   *n = std::max<uint32_t>(1, req.num_return_sequences());  // bounded above by the limits
   for (uint32_t i = 0; i < *n; ++i) {
     EngineRequest r;
@@ -111,6 +116,23 @@ void Frontend::Next(Mailbox& box, const Caller& caller, std::pair<uint32_t, Engi
   }
   *out = std::move(box.chunks.front());
   box.chunks.pop_front();
+  lock.unlock();
+  if (box.scrubber == nullptr) return;
+  auto& [index, chunk] = *out;
+  PiiStreamFilter& filter = box.filters.try_emplace(index, box.scrubber).first->second;
+  const int before = filter.replacements();
+  absl::StatusOr<std::string> safe = filter.Push(chunk.text);
+  if (safe.ok() && chunk.done) {
+    absl::StatusOr<std::string> rest = filter.Finish();
+    safe = rest.ok() ? absl::StatusOr<std::string>(*safe + *rest) : rest;
+  }
+  metrics_.OutputPii(filter.replacements() - before, !safe.ok());
+  if (safe.ok()) {
+    chunk.text = *std::move(safe);
+    return;
+  }
+  chunk.text.clear();
+  if (chunk.done && chunk.status.ok()) chunk.status = safe.status();
 }
 
 void Frontend::Record(const EngineChunk& done) {

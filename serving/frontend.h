@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -21,6 +22,7 @@
 #include "serving.pb.h"
 #include "serving/engine.h"
 #include "serving/metrics.h"
+#include "serving/pii_stream.h"
 #include "serving/request_limits.h"
 #include "trainer/data/templates.h"
 
@@ -32,6 +34,9 @@ struct Mailbox {
   std::condition_variable cv;
   std::deque<std::pair<uint32_t, EngineChunk>> chunks;  // guarded by mu
   std::atomic<bool> cancelled{false};
+  // The output PII filter of each sequence (null scrubber: off); used by the request's thread.
+  const PiiScrubber* scrubber = nullptr;
+  std::map<uint32_t, PiiStreamFilter> filters;
 };
 
 // A request's caller, as far as the engine needs it.
@@ -42,8 +47,10 @@ struct Caller {
 
 class Frontend {
  public:
-  // `tokens` null: callers need no token.
-  Frontend(RequestLimits limits, TemplateSet templates, std::unique_ptr<TokenFile> tokens);
+  // `tokens` null: callers need no token. `pii_filter`: generated text passes the PII scrubber
+  // before it is returned (serving/pii_stream.h).
+  Frontend(RequestLimits limits, TemplateSet templates, std::unique_ptr<TokenFile> tokens,
+           bool pii_filter = true);
 
   // The engine, or null until the first model is loaded. Publish is called once.
   Engine* live() const { return live_.load(std::memory_order_acquire); }
@@ -60,8 +67,10 @@ class Frontend {
   // counted and nothing stays queued.
   absl::Status Submit(const v1::GenerateRequest& req, const Caller& caller,
                       const std::shared_ptr<Mailbox>& box, uint32_t* n, uint32_t index_base = 0);
-  // Waits for the next chunk; marks the box cancelled once the caller is gone.
-  static void Next(Mailbox& box, const Caller& caller, std::pair<uint32_t, EngineChunk>* out);
+  // Waits for the next chunk; marks the box cancelled once the caller is gone. With the PII
+  // filter on, the chunk's text is what is safe to send (held-back text comes with later chunks,
+  // the rest with the final one); a scrubbing failure withholds the text and fails the sequence.
+  void Next(Mailbox& box, const Caller& caller, std::pair<uint32_t, EngineChunk>* out);
   // Counts a finished sequence (from its final chunk).
   void Record(const EngineChunk& done);
   ServingGauges Gauges() const;
@@ -74,6 +83,8 @@ class Frontend {
   const RequestLimits limits_;
   const TemplateSet templates_;
   const std::unique_ptr<TokenFile> tokens_;
+  const bool pii_filter_;
+  const PiiScrubber scrubber_;
   std::unique_ptr<Engine> engine_;  // written once by Publish, before live_ publishes it
   std::atomic<Engine*> live_{nullptr};
   std::atomic<bool> draining_{false};

@@ -57,6 +57,13 @@ void ServingMetrics::Finished(const std::string& outcome, int64_t prompt_tokens,
   }
 }
 
+void ServingMetrics::OutputPii(int replaced, bool withheld) {
+  if (replaced == 0 && !withheld) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  pii_replaced_ += static_cast<uint64_t>(std::max(0, replaced));
+  pii_withheld_ += withheld ? 1 : 0;
+}
+
 void ServingMetrics::FrontEnd(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   ++front_ends_[name];
@@ -93,6 +100,15 @@ std::string ServingMetrics::Render(const ServingGauges& g) const {
       absl::StrAppend(&out, "copyforge_frontend_requests_total{front_end=\"", f, "\"} ",
                       it == front_ends_.end() ? 0 : it->second, "\n");
     }
+    absl::StrAppend(&out,
+                    "# HELP copyforge_output_pii_replacements_total PII the output filter "
+                    "replaced in generated text\n# TYPE copyforge_output_pii_replacements_total "
+                    "counter\ncopyforge_output_pii_replacements_total ",
+                    pii_replaced_,
+                    "\n# HELP copyforge_output_pii_withheld_total Chunks withheld because "
+                    "scrubbing failed\n# TYPE copyforge_output_pii_withheld_total counter\n"
+                    "copyforge_output_pii_withheld_total ",
+                    pii_withheld_, "\n");
     absl::StrAppend(&out,
                     "# HELP copyforge_request_prompt_tokens_total Prompt tokens of finished "
                     "requests\n# TYPE copyforge_request_prompt_tokens_total counter\n"

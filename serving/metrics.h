@@ -56,6 +56,8 @@ class ServingMetrics {
                 double time_to_first_token_s, double total_s);
   // A request refused before it ran (invalid_argument, resource_exhausted, unavailable).
   void Rejected(const std::string& outcome);
+  // The output PII filter replaced `replaced` strings in a chunk; `withheld`: scrubbing failed.
+  void OutputPii(int replaced, bool withheld);
   // A generation call arrived at a front end ("grpc" or "http").
   void FrontEnd(const std::string& name);
   std::string Render(const ServingGauges& gauges) const;
@@ -64,6 +66,7 @@ class ServingMetrics {
   mutable std::mutex mu_;
   std::map<std::string, uint64_t> requests_;
   std::map<std::string, uint64_t> front_ends_;  // generation calls per front end
+  uint64_t pii_replaced_ = 0, pii_withheld_ = 0;
   uint64_t prompt_tokens_ = 0, generated_tokens_ = 0;
   Histogram ttft_, tpot_, latency_, generated_;
 };

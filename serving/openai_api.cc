@@ -231,7 +231,9 @@ nlohmann::ordered_json LogprobsJson(const std::vector<std::string>& tokens,
     offsets.push_back(offset);
     offset += tokens[i].size();
   }
-  return {{"tokens", tokens}, {"token_logprobs", logprobs}, {"top_logprobs", top},
+  return {{"tokens", tokens},
+          {"token_logprobs", logprobs},
+          {"top_logprobs", top},
           {"text_offset", offsets}};
 }
 

@@ -28,7 +28,9 @@ std::string Bearer(const httplib::Request& req) {
   return absl::StartsWithIgnoreCase(h, "Bearer ") ? h.substr(7) : "";
 }
 
-const char* FinishReasonOf(FinishReason r) { return r == FinishReason::kLength ? "length" : "stop"; }
+const char* FinishReasonOf(FinishReason r) {
+  return r == FinishReason::kLength ? "length" : "stop";
+}
 
 int64_t UnixNow() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -75,7 +77,7 @@ void HandleUnary(Frontend* front, const std::string& model, Call& call, httplib:
   absl::Status failure;
   for (uint32_t done = 0; done < call.sequences;) {
     std::pair<uint32_t, EngineChunk> item;
-    Frontend::Next(*call.box, call.caller, &item);
+    front->Next(*call.box, call.caller, &item);
     auto& [i, chunk] = item;
     ChoiceResult& c = choices[i];
     c.text += chunk.text;
@@ -117,7 +119,7 @@ bool Stream(Frontend* front, const std::string& model, Call& call, httplib::Data
   int64_t prompt_tokens = 0, completion_tokens = 0;
   for (uint32_t done = 0; done < call.sequences;) {
     std::pair<uint32_t, EngineChunk> item;
-    Frontend::Next(*call.box, call.caller, &item);
+    front->Next(*call.box, call.caller, &item);
     auto& [i, chunk] = item;
     if (chunk.done) {
       ++done;
@@ -200,8 +202,8 @@ absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> OpenAiHttpServer::Start(
     auto https = std::make_unique<httplib::SSLServer>(tls.cert.c_str(), tls.key.c_str(),
                                                       tls.ca.empty() ? nullptr : tls.ca.c_str());
     if (!https->is_valid()) {
-      return absl::InvalidArgumentError(absl::StrCat("http: cannot use --tls-cert ", tls.cert,
-                                                     " / --tls-key ", tls.key));
+      return absl::InvalidArgumentError(
+          absl::StrCat("http: cannot use --tls-cert ", tls.cert, " / --tls-key ", tls.key));
     }
     s->server_ = std::move(https);
   }
@@ -236,7 +238,9 @@ absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> OpenAiHttpServer::Start(
   http.Get("/health", [front](const httplib::Request&, httplib::Response& res) {
     const bool serving = front->live() != nullptr && !front->draining();
     Reply(res, serving ? 200 : 503,
-          {{"status", serving ? "ok" : front->draining() ? "draining" : "loading"}});
+          {{"status", serving             ? "ok"
+                      : front->draining() ? "draining"
+                                          : "loading"}});
   });
   http.set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return;

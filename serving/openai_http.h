@@ -23,8 +23,8 @@ namespace copyforge {
 class OpenAiHttpServer {
  public:
   // `front` must outlive the server. `model` is the id clients name (GET /v1/models).
-  static absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> Start(const std::string& host,
-                                                                 int port, const TlsFiles& tls,
+  static absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> Start(const std::string& host, int port,
+                                                                 const TlsFiles& tls,
                                                                  Frontend* front,
                                                                  const std::string& model,
                                                                  int threads);

@@ -84,7 +84,7 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
     double queue = 0, ttft = 0, total = 0;
     while (done < n) {
       std::pair<uint32_t, EngineChunk> item;
-      Frontend::Next(*box, caller, &item);
+      front_->Next(*box, caller, &item);
       auto& [i, chunk] = item;
       v1::Completion* c = resp->mutable_completions(static_cast<int>(i));
       c->mutable_text()->append(chunk.text);
@@ -124,7 +124,7 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
     absl::Status failure;
     while (done < n) {
       std::pair<uint32_t, EngineChunk> item;
-      Frontend::Next(*box, caller, &item);
+      front_->Next(*box, caller, &item);
       auto& [i, chunk] = item;
       v1::GenerateStreamResponse m;
       m.set_index(i);
@@ -402,7 +402,8 @@ absl::StatusOr<std::unique_ptr<GenerationServer>> GenerationServer::Start(const 
   auto templates =
       o.templates.empty() ? TemplateSet::Default() : TemplateSet::LoadFile(o.templates);
   if (!templates.ok()) return templates.status();
-  impl->front_ = std::make_unique<Frontend>(o.limits, *std::move(templates), *std::move(tokens));
+  impl->front_ =
+      std::make_unique<Frontend>(o.limits, *std::move(templates), *std::move(tokens), o.pii_filter);
   // The ports open before the model loads: probes see NOT_SERVING (not a refused connection)
   // while the server waits for its first checkpoint and loads it.
   grpc::EnableDefaultHealthCheckService(true);

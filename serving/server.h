@@ -46,6 +46,8 @@ struct ServerOptions {
   int http_port = -1;
   std::string http_host = "127.0.0.1";
   std::string model_name = "copyforge";
+  // Generated text passes the corpus pipeline's PII scrubber before it is returned (stream-safe).
+  bool pii_filter = true;
   // Trust: TLS for gRPC and the metrics endpoint (with a CA, client certificates are required),
   // the bearer tokens TextGeneration callers must send (health and reflection stay open for
   // probes), and TLS + the reader token for following a coordinator.
