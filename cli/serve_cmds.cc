@@ -85,6 +85,8 @@ const char* Reason(v1::FinishReason r) {
       return "eos";
     case v1::STOP_SEQUENCE:
       return "stop_sequence";
+    case v1::COPY_LIMIT:
+      return "copy_limit";
     default:
       return "unspecified";
   }
@@ -228,6 +230,14 @@ void RegisterServe(CLI::App& app, CommandFn* run) {
       "--no-pii-filter", [f](int64_t) { f->options.pii_filter = false; },
       "Return generated text without passing it through the PII scrubber (on by default: "
       "e-mail addresses, URLs and phone numbers are replaced, stream-safe)");
+  cmd->add_option("--copy-index", f->options.copy_index,
+                  "The training split's copy index (prepare's ngrams.bin): every response reports "
+                  "its longest run copied verbatim from a training text");
+  cmd->add_option("--max-copy-tokens", f->options.max_copy_tokens,
+                  "Cut a sequence whose verbatim run from the training split grows past this "
+                  "(finish reason COPY_LIMIT; 0: report only)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--http-port", f->options.http_port,
                   "OpenAI-compatible HTTP API (/v1/completions, /v1/models, /health): -1 off, 0 "
                   "an ephemeral port")

@@ -119,6 +119,7 @@ run submit-finetune.log submit "${client[@]}" configs/jobs/demo-finetune.yaml
 background serve serve --coordinator "$coordinator" --job demo-finetune --wait-checkpoint 900 \
   --port 0 --port-file "$out/serve.port" --metrics-port 0 --metrics-port-file "$out/metrics.port" \
   --threads 2 --max-batch 8 "${tls_server[@]}" --token-file "$out/secrets/serve.token" \
+  --copy-index "$out/shards/ngrams.bin" \
   --coordinator-token-file "$out/secrets/reader.token"
 echo "   serve follows demo-finetune: it loads the first checkpoint and hot-swaps each newer one"
 run watch-finetune.log watch "${client[@]}" demo-finetune

@@ -45,7 +45,8 @@ struct EngineOptions {
   double max_memory_gb = 0;
 };
 
-enum class FinishReason { kNone, kLength, kEos, kStopSequence };
+// kCopyLimit: the front end's regurgitation guard cut the sequence (serving/frontend.h).
+enum class FinishReason { kNone, kLength, kEos, kStopSequence, kCopyLimit };
 
 // What a request hears back, on the engine thread: text deltas (whole UTF-8 characters, stop
 // sequences held back until they cannot match), then one final chunk with `done`.
@@ -59,6 +60,9 @@ struct EngineChunk {
   std::string checkpoint;  // the model that served it (set on the final chunk)
   int64_t checkpoint_step = 0;
   int64_t prompt_tokens = 0, generated_tokens = 0;
+  // Set by the front end on the final chunk when a copy index is loaded: the longest run of
+  // generated tokens found verbatim in the training split (-1: not measured).
+  int64_t longest_copy = -1;
   double queue_s = 0, time_to_first_token_s = 0, total_s = 0;
 };
 

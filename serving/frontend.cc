@@ -9,12 +9,52 @@
 
 namespace copyforge {
 
-Frontend::Frontend(RequestLimits limits, TemplateSet templates, std::unique_ptr<TokenFile> tokens,
-                   bool pii_filter)
-    : limits_(limits),
+Frontend::Frontend(const FrontendOptions& options, TemplateSet templates,
+                   std::unique_ptr<TokenFile> tokens)
+    : limits_(options.limits),
       templates_(std::move(templates)),
       tokens_(std::move(tokens)),
-      pii_filter_(pii_filter) {}
+      pii_filter_(options.pii_filter),
+      max_copy_tokens_(options.max_copy_tokens) {}
+
+absl::StatusOr<std::unique_ptr<Frontend>> Frontend::Create(const FrontendOptions& options,
+                                                           TemplateSet templates,
+                                                           std::unique_ptr<TokenFile> tokens) {
+  auto front = std::make_unique<Frontend>(options, std::move(templates), std::move(tokens));
+  if (!options.copy_index.empty()) {
+    absl::StatusOr<NgramIndex> index = NgramIndex::Load(options.copy_index);
+    if (!index.ok()) return index.status();
+    front->copy_index_ = std::make_unique<NgramIndex>(*std::move(index));
+  } else if (options.max_copy_tokens > 0) {
+    return absl::InvalidArgumentError(
+        "--max-copy-tokens needs --copy-index (prepare's ngrams.bin)");
+  }
+  return front;
+}
+
+void Frontend::GuardCopies(Mailbox& box, uint32_t index, EngineChunk& chunk) {
+  Mailbox::CopyGuard& g = box.guards[index];
+  const int n = copy_index_->n();
+  for (int32_t id : chunk.ids) {
+    g.window.push_back(id);
+    if (static_cast<int>(g.window.size()) > n) g.window.erase(g.window.begin());
+    if (static_cast<int>(g.window.size()) < n) continue;
+    g.run = copy_index_->Contains(NgramHash(g.window.data(), n)) ? g.run + 1 : 0;
+    g.longest = std::max(g.longest, g.run);
+    if (max_copy_tokens_ > 0 && !g.cut && g.run + n - 1 > max_copy_tokens_) {
+      g.cut = true;  // the engine drops the sequence at its next step
+      std::lock_guard<std::mutex> lock(box.mu);
+      box.cut.insert(index);
+    }
+  }
+  if (!chunk.done) return;
+  chunk.longest_copy = g.longest == 0 ? 0 : g.longest + n - 1;
+  metrics_.Copied(chunk.longest_copy, g.cut);
+  if (g.cut && absl::IsCancelled(chunk.status)) {
+    chunk.status = absl::OkStatus();
+    chunk.reason = FinishReason::kCopyLimit;
+  }
+}
 
 void Frontend::Publish(std::unique_ptr<Engine> engine) {
   engine_ = std::move(engine);
@@ -92,7 +132,11 @@ absl::Status Frontend::Submit(const v1::GenerateRequest& req, const Caller& call
     r.logprobs = req.return_logprobs();
     r.deadline = caller.deadline;
     std::function<bool()> gone = caller.gone;
-    r.cancelled = [box, gone] { return box->cancelled.load() || (gone && gone()); };
+    r.cancelled = [box, gone, index = index_base + i] {
+      if (box->cancelled.load() || (gone && gone())) return true;
+      std::lock_guard<std::mutex> lock(box->mu);
+      return box->cut.count(index) > 0;
+    };
     r.on_chunk = [box, index = index_base + i](const EngineChunk& chunk) {
       {
         std::lock_guard<std::mutex> lock(box->mu);
@@ -117,8 +161,9 @@ void Frontend::Next(Mailbox& box, const Caller& caller, std::pair<uint32_t, Engi
   *out = std::move(box.chunks.front());
   box.chunks.pop_front();
   lock.unlock();
-  if (box.scrubber == nullptr) return;
   auto& [index, chunk] = *out;
+  if (copy_index_ != nullptr) GuardCopies(box, index, chunk);
+  if (box.scrubber == nullptr) return;
   PiiStreamFilter& filter = box.filters.try_emplace(index, box.scrubber).first->second;
   const int before = filter.replacements();
   absl::StatusOr<std::string> safe = filter.Push(chunk.text);

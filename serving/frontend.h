@@ -13,8 +13,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -24,6 +26,7 @@
 #include "serving/metrics.h"
 #include "serving/pii_stream.h"
 #include "serving/request_limits.h"
+#include "trainer/data/ngram_index.h"
 #include "trainer/data/templates.h"
 
 namespace copyforge {
@@ -37,6 +40,15 @@ struct Mailbox {
   // The output PII filter of each sequence (null scrubber: off); used by the request's thread.
   const PiiScrubber* scrubber = nullptr;
   std::map<uint32_t, PiiStreamFilter> filters;
+  // The regurgitation guard of each sequence (used by the request's thread) and the sequences it
+  // cut, which the engine drops at its next step (guarded by mu).
+  struct CopyGuard {
+    std::vector<int32_t> window;   // the last n generated tokens
+    int64_t run = 0, longest = 0;  // consecutive indexed windows ending here; the most
+    bool cut = false;
+  };
+  std::map<uint32_t, CopyGuard> guards;
+  std::set<uint32_t> cut;
 };
 
 // A request's caller, as far as the engine needs it.
@@ -45,12 +57,25 @@ struct Caller {
   std::function<bool()> gone;  // true once the client has left (polled; may be empty)
 };
 
+struct FrontendOptions {
+  RequestLimits limits;
+  // Generated text passes the PII scrubber before it is returned (serving/pii_stream.h).
+  bool pii_filter = true;
+  // The regurgitation guard: with the training split's copy index (prepare's ngrams.bin), each
+  // response reports the longest run it copies verbatim from a training text; a run longer than
+  // max_copy_tokens (0: report only) cuts the sequence (finish reason COPY_LIMIT).
+  std::string copy_index;
+  int64_t max_copy_tokens = 0;
+};
+
 class Frontend {
  public:
-  // `tokens` null: callers need no token. `pii_filter`: generated text passes the PII scrubber
-  // before it is returned (serving/pii_stream.h).
-  Frontend(RequestLimits limits, TemplateSet templates, std::unique_ptr<TokenFile> tokens,
-           bool pii_filter = true);
+  // `tokens` null: callers need no token. Errors name the copy index file.
+  static absl::StatusOr<std::unique_ptr<Frontend>> Create(const FrontendOptions& options,
+                                                          TemplateSet templates,
+                                                          std::unique_ptr<TokenFile> tokens);
+  Frontend(const FrontendOptions& options, TemplateSet templates,
+           std::unique_ptr<TokenFile> tokens);
 
   // The engine, or null until the first model is loaded. Publish is called once.
   Engine* live() const { return live_.load(std::memory_order_acquire); }
@@ -85,6 +110,9 @@ class Frontend {
   const std::unique_ptr<TokenFile> tokens_;
   const bool pii_filter_;
   const PiiScrubber scrubber_;
+  std::unique_ptr<NgramIndex> copy_index_;  // null: no guard
+  int64_t max_copy_tokens_ = 0;
+  void GuardCopies(Mailbox& box, uint32_t index, EngineChunk& chunk);
   std::unique_ptr<Engine> engine_;  // written once by Publish, before live_ publishes it
   std::atomic<Engine*> live_{nullptr};
   std::atomic<bool> draining_{false};

@@ -38,7 +38,15 @@ ServingMetrics::ServingMetrics()
     : ttft_({0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}),
       tpot_({0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}),
       latency_({0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}),
-      generated_({1, 8, 16, 32, 64, 128, 256, 512, 1024}) {}
+      generated_({1, 8, 16, 32, 64, 128, 256, 512, 1024}),
+      copied_({8, 12, 16, 24, 32, 48, 64, 128}) {}
+
+void ServingMetrics::Copied(int64_t longest_tokens, bool cut) {
+  copied_.Observe(static_cast<double>(longest_tokens));
+  if (!cut) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  ++copy_cut_;
+}
 
 void ServingMetrics::Finished(const std::string& outcome, int64_t prompt_tokens,
                               int64_t generated_tokens, double time_to_first_token_s,
@@ -139,6 +147,16 @@ std::string ServingMetrics::Render(const ServingGauges& g) const {
                "Mean time per generated token after the first", &out);
   latency_.Render("copyforge_request_duration_seconds", "From arrival to the last token", &out);
   generated_.Render("copyforge_request_generated_tokens", "Generated tokens per request", &out);
+  copied_.Render("copyforge_response_copied_tokens",
+                 "Longest run of a response copied verbatim from the training split", &out);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    absl::StrAppend(
+        &out,
+        "# HELP copyforge_copy_limit_cuts_total Sequences cut by --max-copy-tokens\n"
+        "# TYPE copyforge_copy_limit_cuts_total counter\ncopyforge_copy_limit_cuts_total ",
+        copy_cut_, "\n");
+  }
   AppendProcessMetrics(&out);
   return out;
 }

@@ -58,6 +58,8 @@ class ServingMetrics {
   void Rejected(const std::string& outcome);
   // The output PII filter replaced `replaced` strings in a chunk; `withheld`: scrubbing failed.
   void OutputPii(int replaced, bool withheld);
+  // A finished sequence's longest verbatim copy from the training split; `cut` by the guard.
+  void Copied(int64_t longest_tokens, bool cut);
   // A generation call arrived at a front end ("grpc" or "http").
   void FrontEnd(const std::string& name);
   std::string Render(const ServingGauges& gauges) const;
@@ -67,8 +69,9 @@ class ServingMetrics {
   std::map<std::string, uint64_t> requests_;
   std::map<std::string, uint64_t> front_ends_;  // generation calls per front end
   uint64_t pii_replaced_ = 0, pii_withheld_ = 0;
+  uint64_t copy_cut_ = 0;
   uint64_t prompt_tokens_ = 0, generated_tokens_ = 0;
-  Histogram ttft_, tpot_, latency_, generated_;
+  Histogram ttft_, tpot_, latency_, generated_, copied_;
 };
 
 // GET /metrics and /healthz on a port of its own, served by cpp-httplib with a pool of worker

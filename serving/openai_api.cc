@@ -250,6 +250,7 @@ nlohmann::ordered_json CompletionResponse(const std::string& id, int64_t created
                     {"logprobs", with_logprobs ? LogprobsJson(c.tokens, c.logprobs, 0)
                                                : nlohmann::ordered_json()},
                     {"finish_reason", c.finish_reason}});
+    if (c.longest_copy >= 0) list.back()["longest_copied_tokens"] = c.longest_copy;
   }
   return {{"id", id},
           {"object", "text_completion"},

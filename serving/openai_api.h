@@ -49,7 +49,8 @@ struct ChoiceResult {
   std::string text;
   std::vector<std::string> tokens;  // for logprobs
   std::vector<float> logprobs;
-  std::string finish_reason;  // "stop" or "length"
+  std::string finish_reason;  // "stop", "length" or "copy_limit"
+  int64_t longest_copy = -1;  // the regurgitation guard's measure (-1: no copy index)
 };
 
 nlohmann::ordered_json CompletionResponse(const std::string& id, int64_t created,

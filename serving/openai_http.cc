@@ -29,7 +29,9 @@ std::string Bearer(const httplib::Request& req) {
 }
 
 const char* FinishReasonOf(FinishReason r) {
-  return r == FinishReason::kLength ? "length" : "stop";
+  return r == FinishReason::kLength      ? "length"
+         : r == FinishReason::kCopyLimit ? "copy_limit"
+                                         : "stop";
 }
 
 int64_t UnixNow() {
@@ -88,6 +90,7 @@ void HandleUnary(Frontend* front, const std::string& model, Call& call, httplib:
     front->Record(chunk);
     if (!chunk.status.ok() && failure.ok()) failure = chunk.status;
     c.finish_reason = FinishReasonOf(chunk.reason);
+    c.longest_copy = chunk.longest_copy;
     if (i % call.request.n == 0) prompt_tokens += chunk.prompt_tokens;
     completion_tokens += chunk.generated_tokens;
   }
@@ -133,8 +136,12 @@ bool Stream(Frontend* front, const std::string& model, Call& call, httplib::Data
       continue;
     }
     if (!chunk.text.empty() || chunk.done) {
-      open = send(CompletionChunk(call.id, call.created, model, i, chunk.text,
-                                  chunk.done ? FinishReasonOf(chunk.reason) : ""));
+      Json event = CompletionChunk(call.id, call.created, model, i, chunk.text,
+                                   chunk.done ? FinishReasonOf(chunk.reason) : "");
+      if (chunk.done && chunk.longest_copy >= 0) {
+        event["choices"][0]["longest_copied_tokens"] = chunk.longest_copy;
+      }
+      open = send(event);
     }
     if (!open) call.box->cancelled = true;
   }

@@ -5,7 +5,8 @@
 namespace copyforge {
 
 absl::StatusOr<std::string> PiiStreamFilter::Scrub(std::string text) {
-  absl::StatusOr<int> n = failed_ ? absl::InternalError("failed before") : scrubber_->Scrub(&text, {});
+  absl::StatusOr<int> n =
+      failed_ ? absl::InternalError("failed before") : scrubber_->Scrub(&text, {});
   if (!n.ok()) {
     failed_ = true;
     held_.clear();

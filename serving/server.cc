@@ -40,6 +40,8 @@ v1::FinishReason ToProto(FinishReason r) {
       return v1::EOS;
     case FinishReason::kStopSequence:
       return v1::STOP_SEQUENCE;
+    case FinishReason::kCopyLimit:
+      return v1::COPY_LIMIT;
     default:
       return v1::FINISH_REASON_UNSPECIFIED;
   }
@@ -94,6 +96,8 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
         ++done;
         front_->Record(chunk);
         c->set_finish_reason(ToProto(chunk.reason));
+        c->set_longest_copied_tokens(
+            static_cast<uint32_t>(std::max<int64_t>(0, chunk.longest_copy)));
         if (!chunk.status.ok() && failure.ok()) failure = chunk.status;
         resp->mutable_usage()->set_prompt_tokens(static_cast<uint32_t>(chunk.prompt_tokens));
         resp->mutable_usage()->set_generated_tokens(resp->usage().generated_tokens() +
@@ -139,6 +143,8 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
           continue;
         }
         m.set_finish_reason(ToProto(chunk.reason));
+        m.set_longest_copied_tokens(
+            static_cast<uint32_t>(std::max<int64_t>(0, chunk.longest_copy)));
         m.mutable_usage()->set_prompt_tokens(static_cast<uint32_t>(chunk.prompt_tokens));
         m.mutable_usage()->set_generated_tokens(static_cast<uint32_t>(chunk.generated_tokens));
         m.mutable_timings()->set_queue_s(chunk.queue_s);
@@ -402,8 +408,14 @@ absl::StatusOr<std::unique_ptr<GenerationServer>> GenerationServer::Start(const 
   auto templates =
       o.templates.empty() ? TemplateSet::Default() : TemplateSet::LoadFile(o.templates);
   if (!templates.ok()) return templates.status();
-  impl->front_ =
-      std::make_unique<Frontend>(o.limits, *std::move(templates), *std::move(tokens), o.pii_filter);
+  FrontendOptions front;
+  front.limits = o.limits;
+  front.pii_filter = o.pii_filter;
+  front.copy_index = o.copy_index;
+  front.max_copy_tokens = o.max_copy_tokens;
+  auto frontend = Frontend::Create(front, *std::move(templates), *std::move(tokens));
+  if (!frontend.ok()) return frontend.status();
+  impl->front_ = *std::move(frontend);
   // The ports open before the model loads: probes see NOT_SERVING (not a refused connection)
   // while the server waits for its first checkpoint and loads it.
   grpc::EnableDefaultHealthCheckService(true);

@@ -48,6 +48,10 @@ struct ServerOptions {
   std::string model_name = "copyforge";
   // Generated text passes the corpus pipeline's PII scrubber before it is returned (stream-safe).
   bool pii_filter = true;
+  // The regurgitation guard (serving/frontend.h): prepare's ngrams.bin of the training split, and
+  // the longest verbatim run a response may carry (0: report only).
+  std::string copy_index;
+  int64_t max_copy_tokens = 0;
   // Trust: TLS for gRPC and the metrics endpoint (with a CA, client certificates are required),
   // the bearer tokens TextGeneration callers must send (health and reflection stay open for
   // probes), and TLS + the reader token for following a coordinator.

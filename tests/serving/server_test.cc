@@ -25,6 +25,7 @@
 #include "tests/control/fake_worker.h"
 #include "tests/test_util.h"
 #include "trainer/common/file_util.h"
+#include "trainer/data/ngram_index.h"
 
 namespace copyforge {
 namespace {
@@ -368,8 +369,12 @@ TEST_F(ServerTest, ClientCancelMidStreamThenTheServerStillAnswers) {
 // token, 503 while no model is loaded, and both front ends in the metrics.
 TEST_F(ServerTest, OpenAiCompatibleHttpApi) {
   testing::WriteTestFile(tmp_.File("token"), "http-secret\n");
+  NgramIndexBuilder copy_index(8);
+  copy_index.Add({1, 2, 3, 4, 5, 6, 7, 8, 9});
+  ASSERT_TRUE(copy_index.Write(tmp_.File("ngrams.bin")).ok());
   Start({"--checkpoint", tmp_.File("ckpt"), "--http-port", "0", "--http-port-file",
-         tmp_.File("hport"), "--token-file", tmp_.File("token")});
+         tmp_.File("hport"), "--token-file", tmp_.File("token"), "--copy-index",
+         tmp_.File("ngrams.bin")});
   const std::string hport = testing::WaitForPortFile(tmp_.File("hport"));
   ASSERT_FALSE(hport.empty()) << Log();
   const std::string base = "http://127.0.0.1:" + hport;
@@ -385,6 +390,7 @@ TEST_F(ServerTest, OpenAiCompatibleHttpApi) {
                                    "\"temperature\":0}'");
   auto j = nlohmann::json::parse(unary.out);
   EXPECT_EQ(j["usage"]["completion_tokens"], 3) << unary.out;
+  EXPECT_EQ(j["choices"][0]["longest_copied_tokens"], 0) << unary.out;  // the guard reports
   // The same request over gRPC gives the same text: one engine behind both front ends.
   grpc::ClientContext c;
   c.AddMetadata("authorization", "Bearer http-secret");

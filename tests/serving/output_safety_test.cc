@@ -1,5 +1,5 @@
-// The output PII filter: streamed in any pieces, what is sent equals scrubbing the whole text,
-// and no piece of an address is sent before it is replaced.
+// What the front end does to output before it leaves: the PII filter (streamed in any pieces,
+// what is sent equals scrubbing the whole text) and the regurgitation guard.
 #include "serving/pii_stream.h"
 
 #include <gtest/gtest.h>
@@ -7,6 +7,8 @@
 #include <random>
 
 #include "serving/frontend.h"
+#include "tests/test_util.h"
+#include "trainer/data/ngram_index.h"
 
 namespace copyforge {
 namespace {
@@ -62,7 +64,7 @@ TEST(PiiStreamFilter, AFailedScrubWithholdsTheRest) {
 TEST(PiiStreamFilter, FrontendNextScrubsEverySequence) {
   auto templates = TemplateSet::Default();
   ASSERT_TRUE(templates.ok());
-  Frontend front(RequestLimits{}, *std::move(templates), nullptr, /*pii_filter=*/true);
+  Frontend front(FrontendOptions{}, *std::move(templates), nullptr);
   PiiScrubber scrubber;
   Mailbox box;
   box.scrubber = &scrubber;
@@ -86,6 +88,63 @@ TEST(PiiStreamFilter, FrontendNextScrubsEverySequence) {
   EXPECT_EQ(text[1], text[0]);
   EXPECT_NE(front.metrics().Render({}).find("copyforge_output_pii_replacements_total 2"),
             std::string::npos);
+}
+
+// The regurgitation guard: a run copied from the training split is measured on the final chunk;
+// past --max-copy-tokens the sequence is cut (the engine's CANCELLED becomes COPY_LIMIT).
+TEST(CopyGuard, MeasuresCopiedRunsAndCutsPastTheLimit) {
+  testing::TempDir tmp;
+  std::vector<int32_t> training;
+  for (int32_t id = 100; id < 140; ++id) training.push_back(id);
+  NgramIndexBuilder builder(8);
+  builder.Add(training);
+  ASSERT_TRUE(builder.Write(tmp.File("ngrams.bin")).ok());
+  auto templates = TemplateSet::Default();
+  ASSERT_TRUE(templates.ok());
+  FrontendOptions options;
+  options.pii_filter = false;
+  options.copy_index = tmp.File("ngrams.bin");
+  options.max_copy_tokens = 12;
+  auto front = Frontend::Create(options, *std::move(templates), nullptr);
+  ASSERT_TRUE(front.ok()) << front.status();
+  Mailbox box;
+  for (int c = 0; c < 4; ++c) {  // sequence 0 copies 16 tokens, sequence 1 copies nothing
+    EngineChunk copied, fresh;
+    for (int k = 0; k < 4; ++k) {
+      copied.ids.push_back(100 + 4 * c + k);
+      fresh.ids.push_back(7 + 4 * c + k);
+    }
+    box.chunks.emplace_back(0, copied);
+    box.chunks.emplace_back(1, fresh);
+  }
+  EngineChunk cancelled, done;
+  cancelled.done = done.done = true;
+  cancelled.status = absl::CancelledError("cancelled");
+  done.reason = FinishReason::kLength;
+  box.chunks.emplace_back(0, cancelled);
+  box.chunks.emplace_back(1, done);
+  std::map<uint32_t, EngineChunk> last;
+  for (int i = 0; i < 10; ++i) {
+    std::pair<uint32_t, EngineChunk> item;
+    (*front)->Next(box, Caller{}, &item);
+    last[item.first] = item.second;
+  }
+  EXPECT_EQ(box.cut, std::set<uint32_t>{0});
+  EXPECT_TRUE(last[0].status.ok());
+  EXPECT_EQ(last[0].reason, FinishReason::kCopyLimit);
+  EXPECT_EQ(last[0].longest_copy, 16);
+  EXPECT_EQ(last[1].reason, FinishReason::kLength);
+  EXPECT_EQ(last[1].longest_copy, 0);
+  const std::string metrics = (*front)->metrics().Render({});
+  EXPECT_NE(metrics.find("copyforge_copy_limit_cuts_total 1"), std::string::npos);
+  // A limit without an index is refused; a bad index names its file.
+  FrontendOptions no_index;
+  no_index.max_copy_tokens = 5;
+  EXPECT_FALSE(Frontend::Create(no_index, *TemplateSet::Default(), nullptr).ok());
+  FrontendOptions bad;
+  bad.copy_index = tmp.File("missing.bin");
+  auto missing = Frontend::Create(bad, *TemplateSet::Default(), nullptr);
+  EXPECT_NE(missing.status().message().find("missing.bin"), std::string::npos);
 }
 
 }  // namespace
