@@ -137,10 +137,12 @@ absl::Status RunRemoteGenerate(const RemoteGenerateArgs& a) {
     const v1::Completion& c = resp.completions(0);
     std::fwrite(c.text().data(), 1, c.text().size(), stdout);
     std::fflush(stdout);
-    std::fprintf(stderr, "\n[%s; %u prompt + %u generated tokens; %.3f s; checkpoint %s]",
+    std::fprintf(stderr,
+                 "\n[%s; %u prompt + %u generated tokens; %.3f s; longest copy from training "
+                 "%u tokens; checkpoint %s]",
                  Reason(c.finish_reason()), resp.usage().prompt_tokens(),
                  resp.usage().generated_tokens(), resp.timings().total_s(),
-                 resp.checkpoint().c_str());
+                 c.longest_copied_tokens(), resp.checkpoint().c_str());
   }
   std::printf("\n");
   return absl::OkStatus();

@@ -175,7 +175,7 @@ metrics="https://127.0.0.1:$(cat "$out/metrics.port")/metrics"
 echo "   serving metrics ($metrics):"
 curl -s --cacert "$out/secrets/ca.pem" --cert "$out/secrets/client.pem" \
   --key "$out/secrets/client.key" "$metrics" |
-  grep -E '^copyforge_(requests_total|model_step|request_generated_tokens_(sum|count)|request_time_to_first_token_seconds_(sum|count))[ {]' |
+  grep -E '^copyforge_(requests_total|model_step|request_generated_tokens_(sum|count)|request_time_to_first_token_seconds_(sum|count)|response_copied_tokens_(sum|count)|output_pii_replacements_total)[ {]' |
   sed 's/^/     /'
 cat <<EOF
    logs:          ${logs#"$repo"/}/ (coordinator, workers, serve and every step)

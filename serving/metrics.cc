@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "serving/http_listener.h"
 #include "serving/process_metrics.h"
 
 namespace copyforge {
@@ -165,20 +166,10 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     const std::string& host, int port, std::function<std::string()> metrics,
     std::function<bool()> healthy, const TlsFiles& tls) {
   std::unique_ptr<MetricsHttpServer> s(new MetricsHttpServer());
-  if (tls.cert.empty()) {
-    s->server_ = std::make_unique<httplib::Server>();
-  } else {
-    // The same identity as the gRPC port; with a CA, only clients it signed are answered.
-    auto https = std::make_unique<httplib::SSLServer>(tls.cert.c_str(), tls.key.c_str(),
-                                                      tls.ca.empty() ? nullptr : tls.ca.c_str());
-    if (!https->is_valid()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("metrics: cannot use --tls-cert ", tls.cert, " / --tls-key ", tls.key,
-                       tls.ca.empty() ? "" : absl::StrCat(" / --tls-ca ", tls.ca)));
-    }
-    s->server_ = std::move(https);
-  }
-  httplib::Server& http = *s->server_;
+  auto listener = HttpListener::Create(tls, "metrics");
+  if (!listener.ok()) return listener.status();
+  s->listener_ = *std::move(listener);
+  httplib::Server& http = s->listener_->server();
   // Eight workers, and a client that sends nothing gives its worker back after a second: the
   // probe is answered while scrapers and idle connections come and go.
   http.new_task_queue = [] { return new httplib::ThreadPool(8); };
@@ -194,24 +185,10 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     res.status = ok ? 200 : 503;
     res.set_content(ok ? "ok\n" : "not serving\n", "text/plain");
   });
-  const int bound =
-      port == 0 ? http.bind_to_any_port(host) : (http.bind_to_port(host, port) ? port : -1);
-  if (bound <= 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen for metrics on ", host, ":", port, ": ", std::strerror(errno)));
-  }
-  s->port_ = bound;
-  s->thread_ = std::thread([&http] { http.listen_after_bind(); });
-  // Until the loop runs, stop() would not reach it (and the destructor would wait forever).
-  for (int i = 0; i < 2000 && !http.is_running(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  if (absl::Status st = s->listener_->Listen(host, port); !st.ok()) return st;
   return s;
 }
 
-MetricsHttpServer::~MetricsHttpServer() {
-  if (server_ != nullptr) server_->stop();
-  if (thread_.joinable()) thread_.join();
-}
+MetricsHttpServer::~MetricsHttpServer() = default;
 
 }  // namespace copyforge

@@ -15,10 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "protos/rpc_security.h"
-
-namespace httplib {
-class Server;
-}
+#include "serving/http_listener.h"
 
 namespace copyforge {
 
@@ -83,13 +80,11 @@ class MetricsHttpServer {
       const std::string& host, int port, std::function<std::string()> metrics,
       std::function<bool()> healthy, const TlsFiles& tls = {});
   ~MetricsHttpServer();
-  int port() const { return port_; }
+  int port() const { return listener_->port(); }
 
  private:
   MetricsHttpServer() = default;
-  int port_ = 0;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;  // runs server_'s accept loop
+  std::unique_ptr<HttpListener> listener_;
 };
 
 }  // namespace copyforge

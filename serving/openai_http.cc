@@ -203,18 +203,10 @@ absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> OpenAiHttpServer::Start(
     const std::string& host, int port, const TlsFiles& tls, Frontend* front,
     const std::string& model, int threads) {
   std::unique_ptr<OpenAiHttpServer> s(new OpenAiHttpServer());
-  if (tls.cert.empty()) {
-    s->server_ = std::make_unique<httplib::Server>();
-  } else {
-    auto https = std::make_unique<httplib::SSLServer>(tls.cert.c_str(), tls.key.c_str(),
-                                                      tls.ca.empty() ? nullptr : tls.ca.c_str());
-    if (!https->is_valid()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("http: cannot use --tls-cert ", tls.cert, " / --tls-key ", tls.key));
-    }
-    s->server_ = std::move(https);
-  }
-  httplib::Server& http = *s->server_;
+  auto listener = HttpListener::Create(tls, "http");
+  if (!listener.ok()) return listener.status();
+  s->listener_ = *std::move(listener);
+  httplib::Server& http = s->listener_->server();
   // A streaming request holds its thread while it runs: enough threads for every slot and
   // queue place, bounded.
   http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
@@ -256,23 +248,10 @@ absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> OpenAiHttpServer::Start(
     e.message = res.status == 404 ? "no such route" : "bad request";
     Error(res, e);
   });
-  const int bound =
-      port == 0 ? http.bind_to_any_port(host) : (http.bind_to_port(host, port) ? port : -1);
-  if (bound <= 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen for HTTP on ", host, ":", port, ": ", std::strerror(errno)));
-  }
-  s->port_ = bound;
-  s->thread_ = std::thread([&http] { http.listen_after_bind(); });
-  for (int i = 0; i < 2000 && !http.is_running(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  if (absl::Status st = s->listener_->Listen(host, port); !st.ok()) return st;
   return s;
 }
 
-OpenAiHttpServer::~OpenAiHttpServer() {
-  if (server_) server_->stop();
-  if (thread_.joinable()) thread_.join();
-}
+OpenAiHttpServer::~OpenAiHttpServer() = default;
 
 }  // namespace copyforge

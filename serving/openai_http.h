@@ -13,10 +13,7 @@
 #include "absl/status/statusor.h"
 #include "protos/rpc_security.h"
 #include "serving/frontend.h"
-
-namespace httplib {
-class Server;
-}
+#include "serving/http_listener.h"
 
 namespace copyforge {
 
@@ -29,13 +26,11 @@ class OpenAiHttpServer {
                                                                  const std::string& model,
                                                                  int threads);
   ~OpenAiHttpServer();
-  int port() const { return port_; }
+  int port() const { return listener_->port(); }
 
  private:
   OpenAiHttpServer() = default;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
-  int port_ = 0;
+  std::unique_ptr<HttpListener> listener_;
 };
 
 }  // namespace copyforge
