@@ -34,8 +34,8 @@ absl::Status HttpListener::Listen(const std::string& host, int port) {
   const int bound =
       port == 0 ? http.bind_to_any_port(host) : (http.bind_to_port(host, port) ? port : -1);
   if (bound <= 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen for ", what_, " on ", host, ":",
-                                               port, ": ", std::strerror(errno)));
+    return absl::UnavailableError(absl::StrCat("cannot listen for ", what_, " on ", host, ":", port,
+                                               ": ", std::strerror(errno)));
   }
   port_ = bound;
   thread_ = std::thread([&http] { http.listen_after_bind(); });
