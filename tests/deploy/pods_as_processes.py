@@ -245,12 +245,13 @@ class Cluster:
 
     def argv(self, pod, container, mounts, env_values, ports):
         command = container.get("command") or ["/usr/local/bin/copyforge"]
-        argv = [self.binary(command[0])] + command[1:] + container.get("args", [])
         out = []
-        for a in argv:
+        for a in command[1:] + container.get("args", []):
             a = re.sub(r"\$\((\w+)\)", lambda m: env_values.get(m.group(1), m.group(0)), str(a))
             out.append(self.map_network(self.map_paths(a, mounts), ports))
-        return out
+        # The image's binaries map to this build's (not through the mounts: the build may itself
+        # lie under a folder a pod mounts over, such as /tmp).
+        return [self.binary(command[0])] + out
 
     def binary(self, path):
         return {"/usr/local/bin/copyforge": self.args.bin,
