@@ -23,6 +23,13 @@ void Reply(httplib::Response& res, int status, const Json& body) {
 
 void Error(httplib::Response& res, const ApiError& e) { Reply(res, e.http_status, e.ToJson()); }
 
+// A missing or wrong bearer token, the same answer on every route.
+ApiError Unauthorized() {
+  ApiError e = ErrorFromStatus(absl::UnauthenticatedError("missing or invalid credentials"));
+  e.code = "invalid_api_key";
+  return e;
+}
+
 std::string Bearer(const httplib::Request& req) {
   const std::string h = req.get_header_value("Authorization");
   return absl::StartsWithIgnoreCase(h, "Bearer ") ? h.substr(7) : "";
@@ -167,14 +174,7 @@ bool Stream(Frontend* front, const std::string& model, Call& call, httplib::Data
 void Completions(Frontend* front, const std::string& model, const httplib::Request& req,
                  httplib::Response& res) {
   front->metrics().FrontEnd("http");
-  if (!front->Authorize(Bearer(req))) {
-    ApiError e;
-    e.http_status = 401;
-    e.type = "authentication_error";
-    e.code = "invalid_api_key";
-    e.message = "missing or invalid credentials";
-    return Error(res, e);
-  }
+  if (!front->Authorize(Bearer(req))) return Error(res, Unauthorized());
   auto call = std::make_shared<Call>();
   ApiError parse_error;
   auto parsed = ParseCompletionRequest(req.body, model, &parse_error);
@@ -217,13 +217,7 @@ absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> OpenAiHttpServer::Start(
     Completions(front, model, req, res);
   });
   http.Get("/v1/models", [front, model](const httplib::Request& req, httplib::Response& res) {
-    if (!front->Authorize(Bearer(req))) {
-      ApiError e;
-      e.http_status = 401;
-      e.type = "authentication_error";
-      e.message = "missing or invalid credentials";
-      return Error(res, e);
-    }
+    if (!front->Authorize(Bearer(req))) return Error(res, Unauthorized());
     Json entry = {{"id", model}, {"object", "model"}, {"created", 0}, {"owned_by", "copyforge"}};
     if (Engine* engine = front->live()) {
       const EngineStats st = engine->stats();

@@ -30,11 +30,12 @@ absl::StatusOr<std::string> PiiStreamFilter::Push(const std::string& text) {
   std::string whole = held_;
   if (!scrubber_->Scrub(&whole, {}).ok()) return Finish();  // fails closed in Scrub
   std::string head = held_.substr(0, cut);
-  std::string probe = head;
-  if (!scrubber_->Scrub(&probe, {}).ok()) return Finish();
-  if (whole.compare(0, probe.size(), probe) != 0) return std::string();
+  absl::StatusOr<int> replaced = scrubber_->Scrub(&head, {});
+  if (!replaced.ok()) return Finish();
+  if (whole.compare(0, head.size(), head) != 0) return std::string();
   held_.erase(0, cut);
-  return Scrub(std::move(head));
+  replacements_ += *replaced;
+  return head;  // already scrubbed
 }
 
 absl::StatusOr<std::string> PiiStreamFilter::Finish() {
