@@ -36,6 +36,7 @@ void RegisterTrain(CLI::App& app, CommandFn* run, char** argv);
 void RegisterWorkerCommand(CLI::App& app, CommandFn* run);
 void RegisterServe(CLI::App& app, CommandFn* run);
 void RegisterEvalTasks(CLI::App& app, CommandFn* run);
+void RegisterDetect(CLI::App& app, CommandFn* run);
 
 // `generate --server`: the request goes to a running `copyforge serve`.
 struct RemoteGenerateArgs {

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   copyforge::RegisterWorkerCommand(app, &run);
   copyforge::RegisterServe(app, &run);
   copyforge::RegisterEvalTasks(app, &run);
+  copyforge::RegisterDetect(app, &run);
   CLI11_PARSE(app, argc, argv);
   return run();
 }

@@ -240,6 +240,23 @@ void RegisterServe(CLI::App& app, CommandFn* run) {
                   "(finish reason COPY_LIMIT; 0: report only)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--watermark-key-file", f->options.watermark_key_file,
+                  "Secret the watermark key is derived from (none: a random key for this "
+                  "process, so only its Detect finds the watermark)");
+  cmd->add_option("--watermark-gamma", f->options.watermark.gamma,
+                  "Watermark: the green fraction of the vocabulary")
+      ->capture_default_str();
+  cmd->add_option("--watermark-delta", f->options.watermark.delta,
+                  "Watermark: the bias added to green logits")
+      ->capture_default_str();
+  cmd->add_option("--watermark-z", f->options.watermark.z_threshold,
+                  "Watermark detection: a z-score above this is reported as watermarked")
+      ->capture_default_str();
+  cmd->add_option("--watermark-tasks", f->options.watermark_tasks,
+                  "Tasks watermarked unless a request says otherwise (review, "
+                  "product_description, blog_post, prompt; 'none' for none)")
+      ->delimiter(',')
+      ->capture_default_str();
   cmd->add_option("--http-port", f->options.http_port,
                   "OpenAI-compatible HTTP API (/v1/completions, /v1/models, /health): -1 off, 0 "
                   "an ephemeral port")

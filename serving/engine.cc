@@ -328,7 +328,10 @@ class Engine::Impl {
           samplers.push_back(s->sampler.get());
           histories.push_back(s->history);
         }
-        if (!sampling.empty()) ids = Sampler::SampleBatch(logits, samplers, histories);
+        if (!sampling.empty()) {
+          logits = ShapeLogits(logits, sampling);
+          ids = Sampler::SampleBatch(logits, samplers, histories);
+        }
       } catch (const c10::Error& e) {
         // The step's sequences fail; their slots are freed at Reap and the engine goes on.
         std::vector<Sequence*> failed = rows;
@@ -348,10 +351,29 @@ class Engine::Impl {
       }
       for (size_t row = 0; row < rows.size(); ++row) rows[row]->length += 1;
       for (size_t row = 0; row < sampling.size(); ++row) {
+        if (sampling[row]->finished) continue;  // its logits processor failed
         Accept(*sampling[row], logits[static_cast<int64_t>(row)], ids[row]);
       }
     }
     if (!models.empty()) ++steps_;
+  }
+
+  // Runs each sampled row's logits processor (row r of `logits` belongs to sampling[r]); a
+  // processor's error fails its sequence, whose row is then sampled but never accepted.
+  torch::Tensor ShapeLogits(torch::Tensor logits, const std::vector<Sequence*>& sampling) {
+    bool any = false;
+    for (Sequence* s : sampling) any = any || s->request.processor != nullptr;
+    if (!any) return logits;
+    torch::Tensor host = logits.to(torch::kCPU, torch::kFloat).contiguous();
+    const int64_t vocab = host.size(1);
+    for (size_t row = 0; row < sampling.size(); ++row) {
+      Sequence& s = *sampling[row];
+      if (s.request.processor == nullptr || s.finished) continue;
+      absl::Status status =
+          s.request.processor->Process(host.data_ptr<float>() + row * vocab, vocab);
+      if (!status.ok()) Finish(s, FinishReason::kNone, status);
+    }
+    return device_.is_cpu() ? host : host.to(device_);
   }
 
   // A step's ids, positions or slots on the model's device.
@@ -366,6 +388,14 @@ class Engine::Impl {
     const int32_t id = static_cast<int32_t>(token);
     float logprob = 0;
     if (r.logprobs) logprob = torch::log_softmax(logits.to(torch::kFloat), -1)[id].item<float>();
+    if (r.processor != nullptr) {
+      absl::Status status = r.processor->Accept(id);
+      if (!status.ok()) {
+        s.next = -1;
+        Finish(s, FinishReason::kNone, status);
+        return;
+      }
+    }
     if (!s.has_first) {
       s.has_first = true;
       s.first_token_at = Clock::now();
@@ -550,6 +580,7 @@ std::string Engine::TokenText(int32_t id) const {
   const Tokenizer& tokenizer = *model->checkpoint.tokenizer;
   return id >= 0 && id < tokenizer.vocab_size() ? std::string(tokenizer.TokenBytes(id)) : "";
 }
+int32_t Engine::EosId() const { return impl_->current()->checkpoint.tokenizer->eot_id(); }
 const Gpt2Config& Engine::config() const { return impl_->config_; }
 absl::Status Engine::Swap(LoadedCheckpoint checkpoint, const std::string& name, int64_t step) {
   return impl_->Swap(std::move(checkpoint), name, step);

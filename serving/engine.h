@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "serving/logits_processor.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/model/sampler.h"
 
@@ -76,6 +77,8 @@ struct EngineRequest {
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   std::function<bool()> cancelled;  // polled before every step
   std::function<void(const EngineChunk&)> on_chunk;
+  // Shapes this sequence's logits before each draw (structured output, watermark); may be null.
+  std::shared_ptr<LogitsProcessor> processor;
 };
 
 struct EngineStats {
@@ -110,6 +113,8 @@ class Engine {
   std::vector<int32_t> Encode(const std::string& text) const;
   // The bytes of one token (empty beyond the vocabulary); may be part of a UTF-8 character.
   std::string TokenText(int32_t id) const;
+  // The end-of-text id of the current model's tokenizer (-1: none).
+  int32_t EosId() const;
   const Gpt2Config& config() const;
   const EngineOptions& options() const;
   // Stops admitting; running and queued requests finish with CANCELLED.

@@ -15,7 +15,9 @@ Frontend::Frontend(const FrontendOptions& options, TemplateSet templates,
       templates_(std::move(templates)),
       tokens_(std::move(tokens)),
       pii_filter_(options.pii_filter),
-      max_copy_tokens_(options.max_copy_tokens) {}
+      max_copy_tokens_(options.max_copy_tokens),
+      watermark_(options.watermark),
+      watermark_tasks_(options.watermark_tasks) {}
 
 absl::StatusOr<std::unique_ptr<Frontend>> Frontend::Create(const FrontendOptions& options,
                                                            TemplateSet templates,
@@ -28,6 +30,15 @@ absl::StatusOr<std::unique_ptr<Frontend>> Frontend::Create(const FrontendOptions
   } else if (options.max_copy_tokens > 0) {
     return absl::InvalidArgumentError(
         "--max-copy-tokens needs --copy-index (prepare's ngrams.bin)");
+  }
+  if (absl::Status st = options.watermark.Validate(); !st.ok()) return st;
+  for (const std::string& task : options.watermark_tasks) {
+    if (task != "review" && task != "product_description" && task != "blog_post" &&
+        task != "prompt" && task != "none") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--watermark-tasks: unknown task \"", task,
+                       "\" (review, product_description, blog_post, prompt, none)"));
+    }
   }
   return front;
 }
@@ -119,6 +130,18 @@ absl::Status Frontend::Submit(const v1::GenerateRequest& req, const Caller& call
     return refuse(absl::InvalidArgumentError(absl::StrCat("sampling.", st.message())));
   }
   const std::vector<int32_t> prompt = engine->Encode(text);
+  std::shared_ptr<SchemaMasks> masks;
+  if (req.has_response_format()) {
+    if (req.stopping().ignore_eos()) {
+      return refuse(absl::InvalidArgumentError(
+          "stopping.ignore_eos cannot be combined with response_format (the document ends "
+          "with the end of text)"));
+    }
+    auto m = Masks(req.response_format(), *engine);
+    if (!m.ok()) return refuse(m.status());
+    masks = *std::move(m);
+  }
+  box->watermarked = Watermarks(req);
   if (pii_filter_) box->scrubber = &scrubber_;
   *n = std::max<uint32_t>(1, req.num_return_sequences());  // bounded above by the limits
   for (uint32_t i = 0; i < *n; ++i) {
@@ -131,6 +154,11 @@ absl::Status Frontend::Submit(const v1::GenerateRequest& req, const Caller& call
     r.ignore_eos = req.stopping().ignore_eos();
     r.logprobs = req.return_logprobs();
     r.deadline = caller.deadline;
+    auto chain = std::make_shared<LogitsProcessorChain>();
+    if (masks != nullptr) chain->Add(std::make_unique<SchemaConstraint>(masks));
+    if (box->watermarked)
+      chain->Add(std::make_unique<WatermarkProcessor>(watermark_, prompt.back()));
+    if (!chain->empty()) r.processor = chain;
     std::function<bool()> gone = caller.gone;
     r.cancelled = [box, gone, index = index_base + i] {
       if (box->cancelled.load() || (gone && gone())) return true;
@@ -178,6 +206,86 @@ void Frontend::Next(Mailbox& box, const Caller& caller, std::pair<uint32_t, Engi
   }
   chunk.text.clear();
   if (chunk.done && chunk.status.ok()) chunk.status = safe.status();
+}
+
+bool Frontend::Watermarks(const v1::GenerateRequest& req) const {
+  switch (req.watermark().mode()) {
+    case v1::WatermarkOptions::ON:
+      return true;
+    case v1::WatermarkOptions::OFF:
+      return false;
+    default:
+      break;
+  }
+  const char* task = "prompt";
+  if (req.has_review()) task = "review";
+  if (req.has_product_description()) task = "product_description";
+  if (req.has_blog_post()) task = "blog_post";
+  return watermark_tasks_.count(task) > 0;
+}
+
+absl::StatusOr<WatermarkDetection> Frontend::Detect(const std::string& text,
+                                                    const std::vector<int32_t>& ids) {
+  if (!text.empty() && !ids.empty()) {
+    return absl::InvalidArgumentError("give text or token_ids, not both");
+  }
+  if (static_cast<int64_t>(text.size()) > limits_.max_prompt_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("text is longer than ", limits_.max_prompt_bytes, " bytes"));
+  }
+  if (!IsValidUtf8(text)) return absl::InvalidArgumentError("text is not valid UTF-8");
+  Engine* engine = live();
+  if (engine == nullptr) return NotLoaded();
+  if (static_cast<int64_t>(ids.size()) > engine->config().n_positions * 64) {
+    return absl::InvalidArgumentError("token_ids: too many ids");
+  }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= engine->config().vocab_size) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("token_ids[", i, "]: ", ids[i], " is outside the vocabulary"));
+    }
+  }
+  const std::vector<int32_t> tokens = ids.empty() ? engine->Encode(text) : ids;
+  if (tokens.size() < 2) return absl::InvalidArgumentError("text or token_ids: at least 2 tokens");
+  return DetectWatermark(watermark_, tokens, engine->EosId());
+}
+
+absl::StatusOr<std::shared_ptr<SchemaMasks>> Frontend::Masks(const v1::ResponseFormat& format,
+                                                             const Engine& engine) {
+  std::string text, field = "response_format.json_schema";
+  switch (format.schema_case()) {
+    case v1::ResponseFormat::kJsonSchema:
+      text = format.json_schema();
+      break;
+    case v1::ResponseFormat::kNamedSchema:
+      field = "response_format.named_schema";
+      if (format.named_schema() != "product_listing") {
+        return absl::InvalidArgumentError(absl::StrCat(
+            field, ": unknown schema \"", format.named_schema(), "\" (product_listing)"));
+      }
+      text = JsonSchema::ProductListing();
+      break;
+    default:
+      return absl::InvalidArgumentError("response_format: set json_schema or named_schema");
+  }
+  if (text.size() > 64 * 1024) return absl::InvalidArgumentError(field + ": longer than 64 KiB");
+  std::lock_guard<std::mutex> lock(masks_mu_);
+  auto it = masks_.find(text);
+  if (it != masks_.end()) return it->second;
+  absl::StatusOr<std::shared_ptr<const JsonSchema>> schema = JsonSchema::Compile(text);
+  if (!schema.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", schema.status().message()));
+  }
+  if (vocabulary_ == nullptr) {
+    std::vector<std::string> bytes(static_cast<size_t>(engine.config().vocab_size));
+    for (size_t id = 0; id < bytes.size(); ++id)
+      bytes[id] = engine.TokenText(static_cast<int32_t>(id));
+    vocabulary_ = std::make_shared<const VocabularyTrie>(bytes, engine.EosId());
+  }
+  if (masks_.size() >= 64) masks_.erase(masks_.begin());  // a bounded cache of schemas
+  auto masks = std::make_shared<SchemaMasks>(*std::move(schema), vocabulary_);
+  masks_.emplace(text, masks);
+  return masks;
 }
 
 void Frontend::Record(const EngineChunk& done) {

@@ -26,6 +26,8 @@
 #include "serving/metrics.h"
 #include "serving/pii_stream.h"
 #include "serving/request_limits.h"
+#include "serving/token_mask.h"
+#include "serving/watermark.h"
 #include "trainer/data/ngram_index.h"
 #include "trainer/data/templates.h"
 
@@ -49,6 +51,7 @@ struct Mailbox {
   };
   std::map<uint32_t, CopyGuard> guards;
   std::set<uint32_t> cut;
+  bool watermarked = false;  // set by Submit: every sequence of the request carries the watermark
 };
 
 // A request's caller, as far as the engine needs it.
@@ -66,6 +69,10 @@ struct FrontendOptions {
   // max_copy_tokens (0: report only) cuts the sequence (finish reason COPY_LIMIT).
   std::string copy_index;
   int64_t max_copy_tokens = 0;
+  // The watermark's key and strength, and the tasks watermarked when a request does not say
+  // (of "review", "product_description", "blog_post", "prompt").
+  WatermarkConfig watermark;
+  std::set<std::string> watermark_tasks = {"review"};
 };
 
 class Frontend {
@@ -96,6 +103,14 @@ class Frontend {
   // filter on, the chunk's text is what is safe to send (held-back text comes with later chunks,
   // the rest with the final one); a scrubbing failure withholds the text and fails the sequence.
   void Next(Mailbox& box, const Caller& caller, std::pair<uint32_t, EngineChunk>* out);
+  // Scores text (tokenized by the served model) or ids for the watermark with the server's key.
+  absl::StatusOr<WatermarkDetection> Detect(const std::string& text,
+                                            const std::vector<int32_t>& ids);
+  const WatermarkConfig& watermark() const { return watermark_; }
+  // The constraint masks of a request's response_format (compiled and cached per schema);
+  // null when it sets none. INVALID_ARGUMENT names the field and the schema path.
+  absl::StatusOr<std::shared_ptr<SchemaMasks>> Masks(const v1::ResponseFormat& format,
+                                                     const Engine& engine);
   // Counts a finished sequence (from its final chunk).
   void Record(const EngineChunk& done);
   ServingGauges Gauges() const;
@@ -113,6 +128,12 @@ class Frontend {
   std::unique_ptr<NgramIndex> copy_index_;  // null: no guard
   int64_t max_copy_tokens_ = 0;
   void GuardCopies(Mailbox& box, uint32_t index, EngineChunk& chunk);
+  bool Watermarks(const v1::GenerateRequest& req) const;
+  const WatermarkConfig watermark_;
+  const std::set<std::string> watermark_tasks_;
+  std::mutex masks_mu_;
+  std::shared_ptr<const VocabularyTrie> vocabulary_;  // guarded by masks_mu_; built on first use
+  std::map<std::string, std::shared_ptr<SchemaMasks>> masks_;  // guarded by masks_mu_
   std::unique_ptr<Engine> engine_;  // written once by Publish, before live_ publishes it
   std::atomic<Engine*> live_{nullptr};
   std::atomic<bool> draining_{false};

@@ -9,7 +9,8 @@
 namespace copyforge {
 namespace {
 
-using Json = nlohmann::json;
+// Ordered, so a response_format schema keeps its property order (the order generated).
+using Json = nlohmann::ordered_json;
 
 absl::Status Bad(ApiError* error, const std::string& param, const std::string& message) {
   error->http_status = 400;
@@ -82,6 +83,47 @@ nlohmann::ordered_json ApiError::ToJson() const {
             {"type", type},
             {"param", param.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(param)},
             {"code", code.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(code)}}}};
+}
+
+// OpenAI's response_format: {"type": "text"}, or {"type": "json_schema", "json_schema":
+// {"name": ..., "schema": {...}, "strict": ...}}; a json_schema named "product_listing" without
+// a schema takes the ready one.
+absl::Status ResponseFormatFrom(const Json& v, v1::GenerateRequest* req, ApiError* error) {
+  const std::string field = "response_format";
+  if (v.is_null()) return absl::OkStatus();
+  if (!v.is_object() || !v.contains("type") || !v["type"].is_string()) {
+    return Bad(error, field, "response_format must be an object with a type");
+  }
+  for (const auto& [k, x] : v.items()) {
+    if (k != "type" && k != "json_schema")
+      return Bad(error, field + "." + k, "unknown field " + field + "." + k);
+  }
+  const std::string type = v["type"].get<std::string>();
+  if (type == "text") return absl::OkStatus();
+  if (type != "json_schema") {
+    return Bad(error, field + ".type", "response_format.type must be text or json_schema");
+  }
+  const std::string where = field + ".json_schema";
+  if (!v.contains("json_schema") || !v["json_schema"].is_object()) {
+    return Bad(error, where, where + " must be an object with a schema or a ready schema's name");
+  }
+  const Json& js = v["json_schema"];
+  for (const auto& [k, x] : js.items()) {
+    if (k != "name" && k != "schema" && k != "strict" && k != "description") {
+      return Bad(error, where + "." + k, "unknown field " + where + "." + k);
+    }
+  }
+  if (js.contains("schema")) {
+    if (!js["schema"].is_object())
+      return Bad(error, where + ".schema", where + ".schema must be an object");
+    req->mutable_response_format()->set_json_schema(js["schema"].dump());
+    return absl::OkStatus();
+  }
+  if (!js.contains("name") || !js["name"].is_string()) {
+    return Bad(error, where + ".schema", where + " needs a schema (or the name product_listing)");
+  }
+  req->mutable_response_format()->set_named_schema(js["name"].get<std::string>());
+  return absl::OkStatus();
 }
 
 absl::StatusOr<CompletionRequest> ParseCompletionRequest(const std::string& body,
@@ -186,6 +228,12 @@ absl::StatusOr<CompletionRequest> ParseCompletionRequest(const std::string& body
         }
         out.include_usage = o.get<bool>();
       }
+    } else if (key == "response_format") {
+      if (absl::Status st = ResponseFormatFrom(v, &base, error); !st.ok()) return st;
+    } else if (key == "watermark") {
+      if (!v.is_boolean()) return Bad(error, key, "watermark must be a boolean");
+      base.mutable_watermark()->set_mode(v.get<bool>() ? v1::WatermarkOptions::ON
+                                                       : v1::WatermarkOptions::OFF);
     } else if (key == "user") {
       if (!v.is_string() || v.get<std::string>().size() > 256) {
         return Bad(error, key, "user must be a string of at most 256 bytes");
@@ -251,6 +299,7 @@ nlohmann::ordered_json CompletionResponse(const std::string& id, int64_t created
                                                : nlohmann::ordered_json()},
                     {"finish_reason", c.finish_reason}});
     if (c.longest_copy >= 0) list.back()["longest_copied_tokens"] = c.longest_copy;
+    if (c.watermarked) list.back()["watermarked"] = true;
   }
   return {{"id", id},
           {"object", "text_completion"},

@@ -1,7 +1,8 @@
 // The OpenAI completions protocol on our request types: a POST /v1/completions body becomes one
 // GenerateRequest per prompt (n becomes num_return_sequences), and engine results become
 // OpenAI's response and stream-chunk objects. Our task inputs and controls ride as extra body
-// fields (product_description, review, blog_post, top_k, repetition_penalty). Torch-free.
+// fields (product_description, review, blog_post, top_k, repetition_penalty, watermark);
+// response_format takes OpenAI's json_schema form. Torch-free.
 #ifndef COPYFORGE_SERVING_OPENAI_API_H_
 #define COPYFORGE_SERVING_OPENAI_API_H_
 
@@ -51,6 +52,7 @@ struct ChoiceResult {
   std::vector<float> logprobs;
   std::string finish_reason;  // "stop", "length" or "copy_limit"
   int64_t longest_copy = -1;  // the regurgitation guard's measure (-1: no copy index)
+  bool watermarked = false;
 };
 
 nlohmann::ordered_json CompletionResponse(const std::string& id, int64_t created,

@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <random>
@@ -98,6 +99,7 @@ void HandleUnary(Frontend* front, const std::string& model, Call& call, httplib:
     if (!chunk.status.ok() && failure.ok()) failure = chunk.status;
     c.finish_reason = FinishReasonOf(chunk.reason);
     c.longest_copy = chunk.longest_copy;
+    c.watermarked = call.box->watermarked;
     if (i % call.request.n == 0) prompt_tokens += chunk.prompt_tokens;
     completion_tokens += chunk.generated_tokens;
   }
@@ -148,6 +150,7 @@ bool Stream(Frontend* front, const std::string& model, Call& call, httplib::Data
       if (chunk.done && chunk.longest_copy >= 0) {
         event["choices"][0]["longest_copied_tokens"] = chunk.longest_copy;
       }
+      if (chunk.done && call.box->watermarked) event["choices"][0]["watermarked"] = true;
       open = send(event);
     }
     if (!open) call.box->cancelled = true;
@@ -197,6 +200,48 @@ void Completions(Frontend* front, const std::string& model, const httplib::Reque
       [call](bool) { call->box->cancelled = true; });
 }
 
+// POST /v1/detect: {"text": ...} or {"token_ids": [...]} scored with the server's watermark key.
+void DetectRoute(Frontend* front, const httplib::Request& req, httplib::Response& res) {
+  front->metrics().FrontEnd("http");
+  if (!front->Authorize(Bearer(req))) return Error(res, Unauthorized());
+  const Json j = Json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  ApiError bad;
+  if (!j.is_object()) {
+    bad.message = "the body must be a JSON object";
+    return Error(res, bad);
+  }
+  std::string text;
+  std::vector<int32_t> ids;
+  for (const auto& [key, v] : j.items()) {
+    bad.param = key;
+    if (key == "text" && v.is_string()) {
+      text = v.get<std::string>();
+    } else if (key == "token_ids" && v.is_array()) {
+      for (const Json& id : v) {
+        if (!id.is_number_integer()) {
+          bad.message = "token_ids must be integers";
+          return Error(res, bad);
+        }
+        ids.push_back(static_cast<int32_t>(std::clamp<int64_t>(id.get<int64_t>(), -1, 1 << 30)));
+      }
+    } else {
+      bad.message = key == "text" || key == "token_ids" ? key + " has the wrong type"
+                                                        : "unknown field " + key;
+      return Error(res, bad);
+    }
+  }
+  absl::StatusOr<WatermarkDetection> d = front->Detect(text, ids);
+  if (!d.ok()) return Error(res, ErrorFromStatus(d.status()));
+  Reply(res, 200,
+        {{"z_score", d->z},
+         {"p_value", d->p_value},
+         {"watermarked", d->watermarked},
+         {"scored_tokens", d->scored},
+         {"green_tokens", d->green},
+         {"threshold", front->watermark().z_threshold},
+         {"gamma", front->watermark().gamma}});
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> OpenAiHttpServer::Start(
@@ -215,6 +260,9 @@ absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> OpenAiHttpServer::Start(
   http.set_payload_max_length(4 << 20);  // as the gRPC port's message limit
   http.Post("/v1/completions", [front, model](const httplib::Request& req, httplib::Response& res) {
     Completions(front, model, req, res);
+  });
+  http.Post("/v1/detect", [front](const httplib::Request& req, httplib::Response& res) {
+    DetectRoute(front, req, res);
   });
   http.Get("/v1/models", [front, model](const httplib::Request& req, httplib::Response& res) {
     if (!front->Authorize(Bearer(req))) return Error(res, Unauthorized());

@@ -1,5 +1,7 @@
 #include "serving/server.h"
 
+#include <openssl/rand.h>
+
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -98,6 +100,7 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
         c->set_finish_reason(ToProto(chunk.reason));
         c->set_longest_copied_tokens(
             static_cast<uint32_t>(std::max<int64_t>(0, chunk.longest_copy)));
+        c->set_watermarked(box->watermarked);
         if (!chunk.status.ok() && failure.ok()) failure = chunk.status;
         resp->mutable_usage()->set_prompt_tokens(static_cast<uint32_t>(chunk.prompt_tokens));
         resp->mutable_usage()->set_generated_tokens(resp->usage().generated_tokens() +
@@ -145,6 +148,7 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
         m.set_finish_reason(ToProto(chunk.reason));
         m.set_longest_copied_tokens(
             static_cast<uint32_t>(std::max<int64_t>(0, chunk.longest_copy)));
+        m.set_watermarked(box->watermarked);
         m.mutable_usage()->set_prompt_tokens(static_cast<uint32_t>(chunk.prompt_tokens));
         m.mutable_usage()->set_generated_tokens(static_cast<uint32_t>(chunk.generated_tokens));
         m.mutable_timings()->set_queue_s(chunk.queue_s);
@@ -170,6 +174,22 @@ class GenerationServer::Impl final : public v1::TextGeneration::Service {
     Engine* engine = front_->live();
     if (engine == nullptr) return ToGrpc(Frontend::NotLoaded());
     for (int32_t id : engine->Encode(req->text())) resp->add_token_ids(id);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Detect(grpc::ServerContext* context, const v1::DetectRequest* req,
+                      v1::DetectResponse* resp) override {
+    if (grpc::Status st = CheckCaller(*context); !st.ok()) return st;
+    absl::StatusOr<WatermarkDetection> d = front_->Detect(
+        req->text(), std::vector<int32_t>(req->token_ids().begin(), req->token_ids().end()));
+    if (!d.ok()) return ToGrpc(d.status());
+    resp->set_z_score(d->z);
+    resp->set_p_value(d->p_value);
+    resp->set_watermarked(d->watermarked);
+    resp->set_scored_tokens(static_cast<uint32_t>(d->scored));
+    resp->set_green_tokens(static_cast<uint32_t>(d->green));
+    resp->set_threshold(front_->watermark().z_threshold);
+    resp->set_gamma(front_->watermark().gamma);
     return grpc::Status::OK;
   }
 
@@ -413,6 +433,21 @@ absl::StatusOr<std::unique_ptr<GenerationServer>> GenerationServer::Start(const 
   front.pii_filter = o.pii_filter;
   front.copy_index = o.copy_index;
   front.max_copy_tokens = o.max_copy_tokens;
+  front.watermark = o.watermark;
+  front.watermark_tasks = {o.watermark_tasks.begin(), o.watermark_tasks.end()};
+  if (!o.watermark_key_file.empty()) {
+    absl::StatusOr<uint64_t> key = KeyFromFile(o.watermark_key_file);
+    if (!key.ok()) return key.status();
+    front.watermark.key = *key;
+  } else {
+    uint64_t key = 0;
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(&key), sizeof(key)) != 1) {
+      return absl::InternalError("cannot draw a random watermark key");
+    }
+    front.watermark.key = key;
+    std::cerr << "serve: no --watermark-key-file: watermarking with a random key; only this "
+                 "process's Detect can find it\n";
+  }
   auto frontend = Frontend::Create(front, *std::move(templates), *std::move(tokens));
   if (!frontend.ok()) return frontend.status();
   impl->front_ = *std::move(frontend);

@@ -7,12 +7,15 @@
 
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "protos/rpc_security.h"
 #include "serving/engine.h"
 #include "serving/request_limits.h"
+#include "serving/watermark.h"
 
 namespace copyforge {
 
@@ -52,6 +55,12 @@ struct ServerOptions {
   // the longest verbatim run a response may carry (0: report only).
   std::string copy_index;
   int64_t max_copy_tokens = 0;
+  // The green-list watermark (serving/watermark.h): its key from a secret file (none: a random
+  // key for this process only, said on start-up), gamma, delta, detection threshold, and the
+  // tasks watermarked unless a request says otherwise.
+  std::string watermark_key_file;
+  WatermarkConfig watermark;
+  std::vector<std::string> watermark_tasks = {"review"};
   // Trust: TLS for gRPC and the metrics endpoint (with a CA, client certificates are required),
   // the bearer tokens TextGeneration callers must send (health and reflection stay open for
   // probes), and TLS + the reader token for following a coordinator.

@@ -8,6 +8,10 @@
 #include <mutex>
 #include <thread>
 
+#include "nlohmann/json.hpp"
+#include "serving/json_schema.h"
+#include "serving/token_mask.h"
+#include "serving/watermark.h"
 #include "tests/test_util.h"
 
 namespace copyforge {
@@ -324,6 +328,62 @@ TEST_F(EngineTest, BadRequestsNameTheLimitOrField) {
   check(Request(*engine, "", &r), "prompt is empty");
   check(Request(*engine, "one two three four five six seven eight nine ten", &r),
         "max_prompt_tokens 8");
+}
+
+}  // namespace
+}  // namespace copyforge
+
+namespace copyforge {
+namespace {
+
+// Logits processors (a schema mask and the watermark) in the real engine: every sampled
+// document validates, and each sequence's output is the same alone and in a full batch.
+TEST_F(EngineTest, ProcessorsShapeEachRowTheSameAloneAndInABatch) {
+  EngineOptions o;
+  o.max_batch = 8;
+  o.max_new_tokens = 300;
+  auto engine = Make(o);
+  std::vector<std::string> bytes(engine->config().vocab_size);
+  for (size_t id = 0; id < bytes.size(); ++id)
+    bytes[id] = engine->TokenText(static_cast<int32_t>(id));
+  auto vocabulary = std::make_shared<const VocabularyTrie>(bytes, engine->EosId());
+  auto schema = JsonSchema::Compile(
+      R"({"type":"object","properties":{"title":{"type":"string","minLength":1,"maxLength":12},)"
+      R"("stars":{"type":"integer","minimum":1,"maximum":5},)"
+      R"("tags":{"type":"array","items":{"enum":["new","sale","eco"]},"maxItems":2}},)"
+      R"("required":["title","stars"]})");
+  ASSERT_TRUE(schema.ok()) << schema.status();
+  auto masks = std::make_shared<SchemaMasks>(*schema, vocabulary);
+  WatermarkConfig mark;
+  mark.key = 99;
+  auto request = [&](uint64_t seed, Result* out) {
+    EngineRequest r = Request(*engine, "Listing:", out, 300);
+    r.ignore_eos = false;
+    r.sampling.temperature = 1;
+    r.sampling.seed = seed;
+    auto chain = std::make_shared<LogitsProcessorChain>();
+    chain->Add(std::make_unique<SchemaConstraint>(masks));
+    chain->Add(std::make_unique<WatermarkProcessor>(mark, r.prompt.back()));
+    r.processor = chain;
+    return r;
+  };
+  std::vector<std::unique_ptr<Result>> batched;
+  for (uint64_t seed = 0; seed < 8; ++seed) {
+    batched.push_back(std::make_unique<Result>());
+    ASSERT_TRUE(engine->Submit(request(seed, batched.back().get())).ok());
+  }
+  for (uint64_t seed = 0; seed < 8; ++seed) {
+    Result& r = *batched[seed];
+    r.Wait();
+    ASSERT_TRUE(r.status.ok()) << r.status;
+    EXPECT_EQ(r.reason, FinishReason::kEos) << r.text;
+    EXPECT_TRUE((*schema)->Accepts(r.text)) << r.text;
+    EXPECT_FALSE(nlohmann::json::parse(r.text, nullptr, false).is_discarded()) << r.text;
+    Result alone;
+    ASSERT_TRUE(engine->Submit(request(seed, &alone)).ok());
+    alone.Wait();
+    EXPECT_EQ(alone.ids, r.ids) << "seed " << seed;
+  }
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 #include "health.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "serving.grpc.pb.h"
+#include "serving/json_schema.h"
 #include "tests/control/fake_worker.h"
 #include "tests/test_util.h"
 #include "trainer/common/file_util.h"
@@ -41,9 +42,12 @@ class ServerTest : public ::testing::Test {
         testing::Env("COPYFORGE_GPT2_TOKENIZER") + " --out " + tmp_.File("ckpt"));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     // Tests that start the server their own way.
-    static const std::set<std::string> kOwnServer = {
-        "HotReloadUnderLoadWithZeroFailures", "FollowsTheCoordinatorsCheckpoints",
-        "OverloadIsResourceExhausted", "WaitsForTheFirstCheckpoint", "OpenAiCompatibleHttpApi"};
+    static const std::set<std::string> kOwnServer = {"HotReloadUnderLoadWithZeroFailures",
+                                                     "FollowsTheCoordinatorsCheckpoints",
+                                                     "OverloadIsResourceExhausted",
+                                                     "WaitsForTheFirstCheckpoint",
+                                                     "OpenAiCompatibleHttpApi",
+                                                     "StructuredOutputAndWatermarkOnBothFrontEnds"};
     if (!kOwnServer.count(::testing::UnitTest::GetInstance()->current_test_info()->name())) {
       Start({"--checkpoint", tmp_.File("ckpt")});
     }
@@ -434,6 +438,119 @@ TEST_F(ServerTest, OpenAiCompatibleHttpApi) {
   EXPECT_NE(loading.out.find("no model loaded yet"), std::string::npos) << loading.out;
   waiting.Signal(SIGTERM);
   waiting.Wait();
+}
+
+TEST_F(ServerTest, StructuredOutputAndWatermarkOnBothFrontEnds) {
+  testing::WriteTestFile(tmp_.File("wm.key"), "a watermark secret");
+  Start({"--checkpoint", tmp_.File("ckpt"), "--http-port", "0", "--http-port-file",
+         tmp_.File("hport"), "--watermark-key-file", tmp_.File("wm.key")});
+  const std::string hport = testing::WaitForPortFile(tmp_.File("hport"));
+  ASSERT_FALSE(hport.empty()) << Log();
+  // gRPC: the ready product-listing schema; every seed's document parses and has its fields.
+  for (uint64_t seed = 0; seed < 4; ++seed) {
+    grpc::ClientContext c;
+    v1::GenerateRequest req;
+    req.set_prompt("Product listing:");
+    req.mutable_sampling()->set_temperature(1);
+    req.mutable_sampling()->set_seed(seed);
+    req.mutable_stopping()->set_max_new_tokens(200);
+    req.mutable_response_format()->set_named_schema("product_listing");
+    req.mutable_watermark()->set_mode(v1::WatermarkOptions::OFF);
+    v1::GenerateResponse resp;
+    ASSERT_TRUE(stub_->Generate(&c, req, &resp).ok()) << Log();
+    const v1::Completion& done = resp.completions(0);
+    EXPECT_FALSE(done.watermarked());
+    // The tiny model's 128 positions end most listings early: what came is a valid prefix.
+    auto listing = JsonSchema::Compile(JsonSchema::ProductListing());
+    SchemaState state = (*listing)->Start();
+    EXPECT_TRUE((*listing)->Feed(state, done.text())) << done.text();
+    if (done.finish_reason() == v1::LENGTH) continue;
+    EXPECT_EQ(done.finish_reason(), v1::EOS);
+    auto j = nlohmann::json::parse(done.text(), nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << done.text();
+    EXPECT_TRUE(j["title"].is_string() && j["bullets"].is_array() && j["description"].is_string())
+        << done.text();
+  }
+  {  // A schema error names the field and the schema path.
+    grpc::ClientContext c;
+    v1::GenerateRequest req = Greedy("x", 5);
+    req.mutable_stopping()->set_ignore_eos(false);
+    req.mutable_response_format()->set_json_schema(
+        R"({"type":"object","properties":{"a":{"type":"string","format":"email"}}})");
+    v1::GenerateResponse resp;
+    const grpc::Status st = stub_->Generate(&c, req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(st.error_message().find("response_format.json_schema: /properties/a: keyword "
+                                      "'format' is not supported"),
+              std::string::npos)
+        << st.error_message();
+  }
+  // Reviews are watermarked by default; Detect finds it with the server's key, and `copyforge
+  // detect` agrees locally with the key file and over gRPC.
+  v1::GenerateRequest review;
+  review.mutable_review()->set_product_title("Steel bottle");
+  review.mutable_review()->set_rating(5);
+  review.mutable_sampling()->set_temperature(1);
+  review.mutable_stopping()->set_max_new_tokens(120);
+  review.mutable_stopping()->set_ignore_eos(true);
+  grpc::ClientContext gc;
+  v1::GenerateResponse generated;
+  ASSERT_TRUE(stub_->Generate(&gc, review, &generated).ok());
+  ASSERT_TRUE(generated.completions(0).watermarked());
+  grpc::ClientContext dc;
+  v1::DetectRequest detect;
+  detect.mutable_token_ids()->CopyFrom(generated.completions(0).token_ids());
+  v1::DetectResponse verdict;
+  ASSERT_TRUE(stub_->Detect(&dc, detect, &verdict).ok());
+  EXPECT_TRUE(verdict.watermarked()) << verdict.z_score();
+  EXPECT_GT(verdict.z_score(), 4);
+  grpc::ClientContext pc;
+  v1::DetectRequest plain;
+  plain.set_text(
+      "We bought this bottle for hiking and it kept water cold through a long summer day. The "
+      "lid seals well, the paint has not chipped after months of use, and it fits the cup "
+      "holder in our car. Cleaning is easy with a brush. Would buy again for the whole family.");
+  ASSERT_TRUE(stub_->Detect(&pc, plain, &verdict).ok());
+  EXPECT_FALSE(verdict.watermarked()) << verdict.z_score();
+  testing::WriteTestFile(tmp_.File("review.txt"), generated.completions(0).text());
+  auto local =
+      testing::RunCommand(bin_ + " detect --input " + tmp_.File("review.txt") + " --key-file " +
+                          tmp_.File("wm.key") + " --tokenizer " + tmp_.File("ckpt") + " --json");
+  ASSERT_EQ(local.exit_code, 0) << local.err;
+  EXPECT_EQ(nlohmann::json::parse(local.out)["watermarked"], true) << local.out;
+  auto remote =
+      testing::RunCommand(bin_ + " detect --server " + address_ + " --text '" + plain.text() + "'");
+  ASSERT_EQ(remote.exit_code, 0) << remote.err;
+  EXPECT_EQ(remote.out.rfind("not watermarked: z=", 0), 0u) << remote.out;
+
+  // HTTP: OpenAI's response_format with a schema of our own, watermark on a plain prompt, and
+  // /v1/detect.
+  const std::string base = "http://127.0.0.1:" + hport;
+  auto http = testing::RunCommand(
+      "curl -sS " + base +
+      R"(/v1/completions -d '{"prompt":"Item:","max_tokens":150,"seed":3,"watermark":true,)"
+      R"("response_format":{"type":"json_schema","json_schema":{"name":"item","schema":)"
+      R"({"type":"object","properties":{"name":{"type":"string","maxLength":10},)"
+      R"("count":{"type":"integer","minimum":0,"maximum":9}},"required":["name","count"]}}}}')");
+  auto body = nlohmann::json::parse(http.out, nullptr, false);
+  ASSERT_FALSE(body.is_discarded()) << http.out;
+  EXPECT_EQ(body["choices"][0]["watermarked"], true) << http.out;
+  ASSERT_EQ(body["choices"][0]["finish_reason"], "stop") << http.out;
+  auto doc = nlohmann::json::parse(body["choices"][0]["text"].get<std::string>());
+  EXPECT_TRUE(doc["name"].is_string() && doc["count"].is_number_integer()) << doc;
+  EXPECT_LE(doc["count"].get<int>(), 9);
+  auto bad = testing::RunCommand(
+      "curl -sS " + base +
+      R"(/v1/completions -d '{"prompt":"x","response_format":{"type":"json_object"}}')");
+  EXPECT_NE(bad.out.find("\"param\":\"response_format.type\""), std::string::npos) << bad.out;
+  nlohmann::json ask = {{"text", plain.text()}};
+  testing::WriteTestFile(tmp_.File("detect.json"), ask.dump());
+  auto detected =
+      testing::RunCommand("curl -sS " + base + "/v1/detect -d @" + tmp_.File("detect.json"));
+  auto answer = nlohmann::json::parse(detected.out, nullptr, false);
+  ASSERT_FALSE(answer.is_discarded()) << detected.out;
+  EXPECT_EQ(answer["watermarked"], false) << detected.out;
+  EXPECT_GT(answer["scored_tokens"].get<int>(), 40);
 }
 
 TEST_F(ServerTest, WaitsForTheFirstCheckpoint) {
