@@ -49,18 +49,7 @@ struct EvalTasksFlags {
 // The request a serving client would send for a sample.
 v1::GenerateRequest RequestFor(const EvalSample& s, const EvalTasksFlags& f, uint64_t seed) {
   v1::GenerateRequest req;
-  const EvalTask& t = s.task;
-  TaskInputFields fields;
-  fields.title = t.title;
-  fields.brand = t.brand;
-  fields.category = t.category;
-  fields.price = t.price;
-  fields.features = t.features;
-  fields.business_name = t.business_name;
-  fields.business_categories = t.business_categories;
-  fields.city = t.city;
-  fields.state = t.state;
-  fields.rating = t.rating;
+  TaskInputFields fields = TaskFieldsOf(s.task);
   fields.topic = s.blog_topic;
   fields.products = s.blog_products;
   SetTaskInput(s.kind, fields, &req).IgnoreError();  // the kinds ChooseSamples makes

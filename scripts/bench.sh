@@ -51,9 +51,12 @@ done
 "$build/bench/decode_bench" --model-config configs/model/gpt2-124m.yaml --batch 1 16 --iterations 5
 
 # bfloat16 vs float32 greedy agreement on the demo's trained checkpoint (run `make demo` first).
-demo_ckpt=$(ls -d "$build"/demo/run/checkpoints/step_* 2>/dev/null | sort | tail -1 || true)
+demo_ckpt=$(ls -d "$build"/demo/runs/demo-finetune/checkpoints/step_* 2>/dev/null | sort | tail -1 || true)
 if [ -n "$demo_ckpt" ]; then
   bash bench/bf16_agreement.sh "$demo_ckpt" "$build" 32
+  # Watermark detection / false positives / perplexity cost and structured output's cost per
+  # token, through the serving front end on the same checkpoint and its held-out tasks.
+  "$build/bench/output_control_bench" --checkpoint "$demo_ckpt" --data "$build/demo/shards" --count 60
 else
-  echo "bf16_agreement: skipped (no demo checkpoint; run make demo first)"
+  echo "bf16_agreement, output_control_bench: skipped (no demo checkpoint; run make demo first)"
 fi

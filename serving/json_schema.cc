@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -657,6 +658,14 @@ JsonSchema::Result JsonSchema::FeedNumber(SchemaState& s, uint8_t c) const {
     return kRejected;
   }
   return kTaken;
+}
+
+int64_t JsonSchema::PlainRoom(const SchemaState& s) const {
+  if (s.done || s.depth == 0) return -1;
+  const SchemaFrame& f = s.frames[s.depth - 1];
+  const SchemaNode& n = nodes_[f.node];
+  if (n.kind != SchemaNode::kString || f.phase != kStrContent || f.utf8_left > 0) return -1;
+  return n.max_length < 0 ? std::numeric_limits<int64_t>::max() : n.max_length - f.count;
 }
 
 std::string SchemaState::MaskKey(const JsonSchema& schema, int64_t horizon) const {

@@ -88,6 +88,11 @@ class JsonSchema {
   // Whether the document may end here (only the end of text may follow once `done`; a number or
   // literal at the top level may still be extended).
   bool Complete(const SchemaState& state) const;
+  // When the state reads the inside of a string with no escape or UTF-8 character pending, how
+  // many more characters the string may take (INT64_MAX: unbounded); -1 otherwise. Inside such a
+  // string every "plain" byte run (no quote, backslash or control byte, whole UTF-8 characters)
+  // of at most that many characters is accepted, which lets masks skip most of the vocabulary.
+  int64_t PlainRoom(const SchemaState& state) const;
   // Whether `text` is accepted in full.
   bool Accepts(std::string_view text) const;
 

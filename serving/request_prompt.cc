@@ -91,4 +91,19 @@ absl::Status SetTaskInput(const std::string& task, const TaskInputFields& f,
   return absl::OkStatus();
 }
 
+TaskInputFields TaskFieldsOf(const EvalTask& t) {
+  TaskInputFields fields;
+  fields.title = t.title;
+  fields.brand = t.brand;
+  fields.category = t.category;
+  fields.price = t.price;
+  fields.features = t.features;
+  fields.business_name = t.business_name;
+  fields.business_categories = t.business_categories;
+  fields.city = t.city;
+  fields.state = t.state;
+  fields.rating = t.rating;
+  return fields;
+}
+
 }  // namespace copyforge

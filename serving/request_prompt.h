@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "serving.pb.h"
+#include "trainer/data/eval_tasks.h"
 #include "trainer/data/templates.h"
 
 namespace copyforge {
@@ -27,6 +28,9 @@ struct TaskInputFields {
   std::string topic;                                            // a blog post
   std::vector<std::string> products;
 };
+
+// The fields of a held-out task (prepare's eval/tasks.jsonl); blog posts carry none there.
+TaskInputFields TaskFieldsOf(const EvalTask& task);
 
 // Sets `req`'s task input for `task` (product_description, review or blog_post) from `fields`;
 // INVALID_ARGUMENT naming the task when it is none of them.

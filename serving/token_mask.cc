@@ -8,20 +8,58 @@
 
 namespace copyforge {
 
-VocabularyTrie::VocabularyTrie(const std::vector<std::string>& token_bytes, int32_t eos)
-    : token_bytes_(token_bytes), vocab_(static_cast<int64_t>(token_bytes.size())), eos_(eos) {
-  // Built through ordered child maps, then flattened into first-child / next-sibling links.
+namespace {
+
+// Characters of `b` when it is plain string content (JsonSchema::PlainRoom), else -1. The UTF-8
+// rules are the automaton's: no overlong forms, no surrogates, nothing beyond U+10FFFF.
+int64_t PlainChars(const std::string& b) {
+  int64_t chars = 0;
+  for (size_t i = 0; i < b.size(); ++chars) {
+    const uint8_t c = static_cast<uint8_t>(b[i]);
+    if (c < 0x20 || c == '"' || c == '\\') return -1;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    int follow = 0;
+    uint8_t lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+      follow = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      follow = 2;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      follow = 3;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    } else {
+      return -1;
+    }
+    if (i + follow >= b.size()) return -1;  // the character is cut short
+    for (int k = 1; k <= follow; ++k) {
+      const uint8_t d = static_cast<uint8_t>(b[i + k]);
+      if (d < lo || d > hi) return -1;
+      lo = 0x80;
+      hi = 0xBF;
+    }
+    i += follow + 1;
+  }
+  return b.empty() ? -1 : chars;
+}
+
+// A byte trie of the tokens `keep` selects, flattened into first-child / next-sibling links.
+template <typename Node, typename Keep>
+std::vector<Node> BuildTrie(const std::vector<std::string>& token_bytes, Keep keep) {
   struct Building {
     std::map<uint8_t, int32_t> children;
     int32_t token = -1;
   };
   std::vector<Building> tree(1);
   for (int32_t id = 0; id < static_cast<int32_t>(token_bytes.size()); ++id) {
-    const std::string& bytes = token_bytes[id];
-    if (id == eos || bytes.empty()) continue;
-    max_token_bytes_ = std::max<int64_t>(max_token_bytes_, static_cast<int64_t>(bytes.size()));
+    if (!keep(id)) continue;
     int32_t at = 0;
-    for (char ch : bytes) {
+    for (char ch : token_bytes[id]) {
       const uint8_t b = static_cast<uint8_t>(ch);
       auto it = tree[at].children.find(b);
       if (it == tree[at].children.end()) {
@@ -32,18 +70,68 @@ VocabularyTrie::VocabularyTrie(const std::vector<std::string>& token_bytes, int3
     }
     tree[at].token = id;
   }
-  nodes_.resize(tree.size());
+  std::vector<Node> nodes(tree.size());
   for (size_t i = 0; i < tree.size(); ++i) {
-    nodes_[i].token = tree[i].token;
+    nodes[i].token = tree[i].token;
     int32_t previous = -1;
     for (const auto& [byte, child] : tree[i].children) {
-      nodes_[child].byte = byte;
+      nodes[child].byte = byte;
       if (previous < 0) {
-        nodes_[i].first_child = child;
+        nodes[i].first_child = child;
       } else {
-        nodes_[previous].next_sibling = child;
+        nodes[previous].next_sibling = child;
       }
       previous = child;
+    }
+  }
+  return nodes;
+}
+
+}  // namespace
+
+VocabularyTrie::VocabularyTrie(const std::vector<std::string>& token_bytes, int32_t eos)
+    : token_bytes_(token_bytes), vocab_(static_cast<int64_t>(token_bytes.size())), eos_(eos) {
+  std::vector<int64_t> plain(token_bytes.size(), -1);
+  int64_t most = 0;
+  for (int32_t id = 0; id < static_cast<int32_t>(token_bytes.size()); ++id) {
+    max_token_bytes_ = std::max<int64_t>(max_token_bytes_, token_bytes[id].size());
+    if (id == eos) continue;
+    plain[id] = PlainChars(token_bytes[id]);
+    most = std::max(most, plain[id]);
+  }
+  auto generated = [&](int32_t id) { return id != eos && !token_bytes[id].empty(); };
+  nodes_ = BuildTrie<Node>(token_bytes, generated);
+  other_nodes_ =
+      BuildTrie<Node>(token_bytes, [&](int32_t id) { return generated(id) && plain[id] < 0; });
+  plain_upto_.assign(static_cast<size_t>(most) + 1, std::vector<uint64_t>((vocab_ + 63) / 64, 0));
+  for (int32_t id = 0; id < static_cast<int32_t>(token_bytes.size()); ++id) {
+    if (plain[id] < 0) continue;
+    for (int64_t c = plain[id]; c <= most; ++c) plain_upto_[c][id / 64] |= uint64_t{1} << (id % 64);
+  }
+}
+
+void VocabularyTrie::Walk(const std::vector<Node>& nodes, const JsonSchema& schema,
+                          const SchemaState& state, int64_t max_bytes,
+                          std::vector<uint64_t>* bits) {
+  // Depth-first; levels[d] is the state after the first d bytes of the path.
+  std::vector<SchemaState> levels(static_cast<size_t>(max_bytes) + 1);
+  levels[0].CopyFrom(state);
+  struct Visit {
+    int32_t node;
+    int depth;
+  };
+  std::vector<Visit> stack;
+  for (int32_t c = nodes[0].first_child; c >= 0; c = nodes[c].next_sibling) stack.push_back({c, 1});
+  while (!stack.empty()) {
+    const Visit v = stack.back();
+    stack.pop_back();
+    SchemaState& s = levels[v.depth];
+    s.CopyFrom(levels[v.depth - 1]);
+    if (!schema.Feed(s, nodes[v.node].byte)) continue;
+    const int32_t token = nodes[v.node].token;
+    if (token >= 0) (*bits)[token / 64] |= uint64_t{1} << (token % 64);
+    for (int32_t c = nodes[v.node].first_child; c >= 0; c = nodes[c].next_sibling) {
+      stack.push_back({c, v.depth + 1});
     }
   }
 }
@@ -53,28 +141,18 @@ std::vector<uint64_t> VocabularyTrie::Allowed(const JsonSchema& schema,
   std::vector<uint64_t> bits((vocab_ + 63) / 64, 0);
   if (eos_ >= 0 && schema.Complete(state)) bits[eos_ / 64] |= uint64_t{1} << (eos_ % 64);
   if (state.done) return bits;
-  // Depth-first over the trie; levels[d] is the state after the first d bytes of the path.
-  std::vector<SchemaState> levels(static_cast<size_t>(max_token_bytes_) + 1);
-  levels[0].CopyFrom(state);
-  struct Visit {
-    int32_t node;
-    int depth;
-  };
-  std::vector<Visit> stack;
-  for (int32_t c = nodes_[0].first_child; c >= 0; c = nodes_[c].next_sibling)
-    stack.push_back({c, 1});
-  while (!stack.empty()) {
-    const Visit v = stack.back();
-    stack.pop_back();
-    SchemaState& s = levels[v.depth];
-    s.CopyFrom(levels[v.depth - 1]);
-    if (!schema.Feed(s, nodes_[v.node].byte)) continue;
-    const int32_t token = nodes_[v.node].token;
-    if (token >= 0) bits[token / 64] |= uint64_t{1} << (token % 64);
-    for (int32_t c = nodes_[v.node].first_child; c >= 0; c = nodes_[c].next_sibling) {
-      stack.push_back({c, v.depth + 1});
-    }
+  const int64_t room = schema.PlainRoom(state);
+  if (room < 0) {
+    Walk(nodes_, schema, state, max_token_bytes_, &bits);
+    return bits;
   }
+  // Inside a string: every plain token that fits, by a table; the rest (quotes, escapes, partial
+  // characters) walked.
+  if (room > 0 && !plain_upto_.empty()) {
+    const auto& fits = plain_upto_[std::min<int64_t>(room, plain_upto_.size() - 1)];
+    for (size_t w = 0; w < bits.size(); ++w) bits[w] |= fits[w];
+  }
+  Walk(other_nodes_, schema, state, max_token_bytes_, &bits);
   return bits;
 }
 
@@ -83,6 +161,9 @@ SchemaMasks::SchemaMasks(std::shared_ptr<const JsonSchema> schema,
     : schema_(std::move(schema)), vocabulary_(std::move(vocabulary)), capacity_(capacity) {}
 
 std::shared_ptr<const SchemaMasks::Mask> SchemaMasks::Allowed(const SchemaState& state) {
+  if (schema_->PlainRoom(state) >= 0) {  // a table and a small walk: no cache needed
+    return std::make_shared<const Mask>(vocabulary_->Allowed(*schema_, state));
+  }
   const std::string key = state.MaskKey(*schema_, vocabulary_->max_token_bytes());
   {
     absl::MutexLock lock(&mu_);

@@ -40,7 +40,14 @@ class VocabularyTrie {
     int32_t token = -1;  // the token spelled by the path to here
     uint8_t byte = 0;
   };
+  // Walks `nodes` from `state`, setting the bit of every token whose bytes the schema accepts.
+  static void Walk(const std::vector<Node>& nodes, const JsonSchema& schema,
+                   const SchemaState& state, int64_t max_bytes, std::vector<uint64_t>* bits);
   std::vector<Node> nodes_;  // nodes_[0]: the root
+  // Plain tokens (JsonSchema::PlainRoom): plain_upto_[c] has the bit of every plain token of at
+  // most c characters; the other tokens have their own, much smaller, trie.
+  std::vector<std::vector<uint64_t>> plain_upto_;
+  std::vector<Node> other_nodes_;
   std::vector<std::string> token_bytes_;
   int64_t vocab_ = 0;
   int32_t eos_ = -1;

@@ -253,6 +253,40 @@ class TokenMasks : public ::testing::Test {
 Tokenizer* TokenMasks::tokenizer_ = nullptr;
 std::shared_ptr<const VocabularyTrie>* TokenMasks::vocabulary_ = nullptr;
 
+// The masks (a table for plain tokens inside strings, trie walks elsewhere) equal feeding every
+// token's bytes to the automaton, at every byte of documents that reach the strings' limits.
+TEST_F(TokenMasks, MasksEqualFeedingEveryTokenToTheAutomaton) {
+  auto schema = MustCompile(R"({"type":"object","properties":{
+    "t":{"type":"string","minLength":2,"maxLength":5},
+    "b":{"type":"array","items":{"type":"string","maxLength":3},"maxItems":2},
+    "n":{"type":"number","minimum":-2,"maximum":30.5}},"required":["t","n"]})");
+  SchemaMasks masks(schema, *vocabulary_);
+  const VocabularyTrie& v = **vocabulary_;
+  const std::vector<std::string> docs = {
+      R"({"t":"ab\u00e9d\u0041","b":["x\"y","\u00e9\u00e9"],"n":-1.25})",
+      "{\"t\": \"\xC3\xA9t\xC3\xA9s\", \"n\": 30.5}"};
+  for (const std::string& doc : docs) {
+    SchemaState state = schema->Start();
+    for (size_t at = 0; at <= doc.size(); ++at) {
+      const auto mask = masks.Allowed(state);
+      for (int32_t id = 0; id < v.vocab(); ++id) {
+        bool fits;
+        if (id == v.eos()) {
+          fits = schema->Complete(state);
+        } else {
+          SchemaState t = state;
+          fits = schema->Feed(t, v.TokenBytes(id));
+        }
+        ASSERT_EQ(((*mask)[id / 64] >> (id % 64) & 1) != 0, fits)
+            << "token " << id << " '" << v.TokenBytes(id) << "' after " << doc.substr(0, at);
+      }
+      if (at < doc.size()) {
+        ASSERT_TRUE(schema->Feed(state, static_cast<uint8_t>(doc[at]))) << doc.substr(0, at + 1);
+      }
+    }
+  }
+}
+
 TEST_F(TokenMasks, EverySampledDocumentOfManySeedsValidates) {
   const char* small = R"({"type":"object","properties":{
     "title":{"type":"string","minLength":1,"maxLength":24},
