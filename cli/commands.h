@@ -37,6 +37,7 @@ void RegisterWorkerCommand(CLI::App& app, CommandFn* run);
 void RegisterServe(CLI::App& app, CommandFn* run);
 void RegisterEvalTasks(CLI::App& app, CommandFn* run);
 void RegisterDetect(CLI::App& app, CommandFn* run);
+void RegisterExport(CLI::App& app, CommandFn* run);
 
 // `generate --server`: the request goes to a running `copyforge serve`.
 struct RemoteGenerateArgs {

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   copyforge::RegisterServe(app, &run);
   copyforge::RegisterEvalTasks(app, &run);
   copyforge::RegisterDetect(app, &run);
+  copyforge::RegisterExport(app, &run);
   CLI11_PARSE(app, argc, argv);
   return run();
 }

