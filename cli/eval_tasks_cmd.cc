@@ -57,6 +57,9 @@ v1::GenerateRequest RequestFor(const EvalSample& s, const EvalTasksFlags& f, uin
   req.mutable_sampling()->set_top_k(static_cast<int32_t>(f.top_k));
   req.mutable_sampling()->set_seed(seed);
   req.mutable_stopping()->set_max_new_tokens(static_cast<uint32_t>(f.max_new_tokens));
+  // The model's own text: a server would watermark reviews by default, which the local path
+  // cannot (no key); the watermark's cost is measured by bench/output_control_bench.
+  req.mutable_watermark()->set_mode(v1::WatermarkOptions::OFF);
   return req;
 }
 

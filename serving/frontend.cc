@@ -171,6 +171,7 @@ absl::Status Frontend::Submit(const v1::GenerateRequest& req, const Caller& call
         box->chunks.emplace_back(index, chunk);
       }
       box->cv.notify_all();
+      if (box->on_ready) box->on_ready();
     };
     if (absl::Status st = engine->Submit(std::move(r)); !st.ok()) {
       box->cancelled = true;  // the sequences already queued leave at the next step
@@ -189,6 +190,21 @@ void Frontend::Next(Mailbox& box, const Caller& caller, std::pair<uint32_t, Engi
   *out = std::move(box.chunks.front());
   box.chunks.pop_front();
   lock.unlock();
+  Deliver(box, out);
+}
+
+bool Frontend::TryNext(Mailbox& box, std::pair<uint32_t, EngineChunk>* out) {
+  {
+    std::lock_guard<std::mutex> lock(box.mu);
+    if (box.chunks.empty()) return false;
+    *out = std::move(box.chunks.front());
+    box.chunks.pop_front();
+  }
+  Deliver(box, out);
+  return true;
+}
+
+void Frontend::Deliver(Mailbox& box, std::pair<uint32_t, EngineChunk>* out) {
   auto& [index, chunk] = *out;
   if (copy_index_ != nullptr) GuardCopies(box, index, chunk);
   if (box.scrubber == nullptr) return;

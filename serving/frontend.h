@@ -52,6 +52,9 @@ struct Mailbox {
   std::map<uint32_t, CopyGuard> guards;
   std::set<uint32_t> cut;
   bool watermarked = false;  // set by Submit: every sequence of the request carries the watermark
+  // Called on the engine thread after each chunk is queued (set before Submit; may be empty):
+  // how a callback front end learns there is something to take, without waiting on cv.
+  std::function<void()> on_ready;
 };
 
 // A request's caller, as far as the engine needs it.
@@ -103,6 +106,8 @@ class Frontend {
   // filter on, the chunk's text is what is safe to send (held-back text comes with later chunks,
   // the rest with the final one); a scrubbing failure withholds the text and fails the sequence.
   void Next(Mailbox& box, const Caller& caller, std::pair<uint32_t, EngineChunk>* out);
+  // The same without waiting: false when no chunk is queued.
+  bool TryNext(Mailbox& box, std::pair<uint32_t, EngineChunk>* out);
   // Scores text (tokenized by the served model) or ids for the watermark with the server's key.
   absl::StatusOr<WatermarkDetection> Detect(const std::string& text,
                                             const std::vector<int32_t>& ids);
@@ -128,6 +133,8 @@ class Frontend {
   std::unique_ptr<NgramIndex> copy_index_;  // null: no guard
   int64_t max_copy_tokens_ = 0;
   void GuardCopies(Mailbox& box, uint32_t index, EngineChunk& chunk);
+  // The copy guard and the PII filter on a chunk taken from the box (the request's thread).
+  void Deliver(Mailbox& box, std::pair<uint32_t, EngineChunk>* item);
   bool Watermarks(const v1::GenerateRequest& req) const;
   const WatermarkConfig watermark_;
   const std::set<std::string> watermark_tasks_;

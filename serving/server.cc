@@ -20,6 +20,7 @@
 #include "protos/grpc_status.h"
 #include "serving.grpc.pb.h"
 #include "serving/frontend.h"
+#include "serving/grpc_service.h"
 #include "serving/metrics.h"
 #include "serving/openai_http.h"
 #include "serving/request_prompt.h"
@@ -34,192 +35,18 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr char kServiceName[] = "copyforge.v1.TextGeneration";
 
-v1::FinishReason ToProto(FinishReason r) {
-  switch (r) {
-    case FinishReason::kLength:
-      return v1::LENGTH;
-    case FinishReason::kEos:
-      return v1::EOS;
-    case FinishReason::kStopSequence:
-      return v1::STOP_SEQUENCE;
-    case FinishReason::kCopyLimit:
-      return v1::COPY_LIMIT;
-    default:
-      return v1::FINISH_REASON_UNSPECIFIED;
-  }
-}
-
 // The training step of a checkpoint written by `copyforge train` (0 when unknown).
 int64_t StepOf(const std::string& checkpoint) { return ReadCheckpointStep(checkpoint).value_or(0); }
 
 }  // namespace
 
-class GenerationServer::Impl final : public v1::TextGeneration::Service {
+class GenerationServer::Impl {
  public:
   explicit Impl(ServerOptions options) : options_(std::move(options)) {}
 
-  // TextGeneration callers need one of --token-file's tokens when it is set.
-  grpc::Status CheckCaller(const grpc::ServerContext& context) {
-    front_->metrics().FrontEnd("grpc");
-    if (front_->Authorize(PresentedBearer(context.client_metadata()))) return grpc::Status::OK;
-    return Unauthenticated();
-  }
-
-  // The RPC as the front end sees its caller: its deadline, and whether it went away.
-  static Caller CallerOf(grpc::ServerContext* context) {
-    Caller caller;
-    if (context->deadline() != std::chrono::system_clock::time_point::max()) {
-      caller.deadline = Clock::now() + (context->deadline() - std::chrono::system_clock::now());
-    }
-    caller.gone = [context] { return context->IsCancelled(); };
-    return caller;
-  }
-
-  grpc::Status Generate(grpc::ServerContext* context, const v1::GenerateRequest* req,
-                        v1::GenerateResponse* resp) override {
-    if (grpc::Status st = CheckCaller(*context); !st.ok()) return st;
-    auto box = std::make_shared<Mailbox>();
-    uint32_t n = 0;
-    const Caller caller = CallerOf(context);
-    if (absl::Status st = front_->Submit(*req, caller, box, &n); !st.ok()) return ToGrpc(st);
-    for (uint32_t i = 0; i < n; ++i) resp->add_completions();
-    uint32_t done = 0;
-    absl::Status failure;
-    double queue = 0, ttft = 0, total = 0;
-    while (done < n) {
-      std::pair<uint32_t, EngineChunk> item;
-      front_->Next(*box, caller, &item);
-      auto& [i, chunk] = item;
-      v1::Completion* c = resp->mutable_completions(static_cast<int>(i));
-      c->mutable_text()->append(chunk.text);
-      for (int32_t id : chunk.ids) c->add_token_ids(id);
-      for (float lp : chunk.logprobs) c->add_logprobs(lp);
-      if (chunk.done) {
-        ++done;
-        front_->Record(chunk);
-        c->set_finish_reason(ToProto(chunk.reason));
-        c->set_longest_copied_tokens(
-            static_cast<uint32_t>(std::max<int64_t>(0, chunk.longest_copy)));
-        c->set_watermarked(box->watermarked);
-        if (!chunk.status.ok() && failure.ok()) failure = chunk.status;
-        resp->mutable_usage()->set_prompt_tokens(static_cast<uint32_t>(chunk.prompt_tokens));
-        resp->mutable_usage()->set_generated_tokens(resp->usage().generated_tokens() +
-                                                    static_cast<uint32_t>(chunk.generated_tokens));
-        resp->set_checkpoint(chunk.checkpoint);
-        resp->set_checkpoint_step(chunk.checkpoint_step);
-        queue = std::max(queue, chunk.queue_s);
-        ttft = std::max(ttft, chunk.time_to_first_token_s);
-        total = std::max(total, chunk.total_s);
-      }
-    }
-    if (!failure.ok()) return ToGrpc(failure);
-    resp->mutable_timings()->set_queue_s(queue);
-    resp->mutable_timings()->set_time_to_first_token_s(ttft);
-    resp->mutable_timings()->set_total_s(total);
-    resp->set_request_id(req->request_id());
-    return grpc::Status::OK;
-  }
-
-  grpc::Status GenerateStream(grpc::ServerContext* context, const v1::GenerateRequest* req,
-                              grpc::ServerWriter<v1::GenerateStreamResponse>* writer) override {
-    if (grpc::Status st = CheckCaller(*context); !st.ok()) return st;
-    auto box = std::make_shared<Mailbox>();
-    uint32_t n = 0;
-    const Caller caller = CallerOf(context);
-    if (absl::Status st = front_->Submit(*req, caller, box, &n); !st.ok()) return ToGrpc(st);
-    uint32_t done = 0;
-    absl::Status failure;
-    while (done < n) {
-      std::pair<uint32_t, EngineChunk> item;
-      front_->Next(*box, caller, &item);
-      auto& [i, chunk] = item;
-      v1::GenerateStreamResponse m;
-      m.set_index(i);
-      m.set_text(chunk.text);
-      for (int32_t id : chunk.ids) m.add_token_ids(id);
-      for (float lp : chunk.logprobs) m.add_logprobs(lp);
-      if (chunk.done) {
-        ++done;
-        front_->Record(chunk);
-        if (!chunk.status.ok()) {
-          if (failure.ok()) failure = chunk.status;
-          continue;
-        }
-        m.set_finish_reason(ToProto(chunk.reason));
-        m.set_longest_copied_tokens(
-            static_cast<uint32_t>(std::max<int64_t>(0, chunk.longest_copy)));
-        m.set_watermarked(box->watermarked);
-        m.mutable_usage()->set_prompt_tokens(static_cast<uint32_t>(chunk.prompt_tokens));
-        m.mutable_usage()->set_generated_tokens(static_cast<uint32_t>(chunk.generated_tokens));
-        m.mutable_timings()->set_queue_s(chunk.queue_s);
-        m.mutable_timings()->set_time_to_first_token_s(chunk.time_to_first_token_s);
-        m.mutable_timings()->set_total_s(chunk.total_s);
-      } else if (m.text().empty() && m.token_ids().empty()) {
-        continue;
-      }
-      if (!writer->Write(m)) box->cancelled = true;  // the client is gone; the engine drops it
-    }
-    return ToGrpc(failure);
-  }
-
-  grpc::Status Tokenize(grpc::ServerContext* context, const v1::TokenizeRequest* req,
-                        v1::TokenizeResponse* resp) override {
-    if (grpc::Status st = CheckCaller(*context); !st.ok()) return st;
-    if (absl::Status st = CheckTokenizeRequest(*req, front_->limits()); !st.ok()) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(st.message()));
-    }
-    if (!IsValidUtf8(req->text())) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "text is not valid UTF-8");
-    }
-    Engine* engine = front_->live();
-    if (engine == nullptr) return ToGrpc(Frontend::NotLoaded());
-    for (int32_t id : engine->Encode(req->text())) resp->add_token_ids(id);
-    return grpc::Status::OK;
-  }
-
-  grpc::Status Detect(grpc::ServerContext* context, const v1::DetectRequest* req,
-                      v1::DetectResponse* resp) override {
-    if (grpc::Status st = CheckCaller(*context); !st.ok()) return st;
-    absl::StatusOr<WatermarkDetection> d = front_->Detect(
-        req->text(), std::vector<int32_t>(req->token_ids().begin(), req->token_ids().end()));
-    if (!d.ok()) return ToGrpc(d.status());
-    resp->set_z_score(d->z);
-    resp->set_p_value(d->p_value);
-    resp->set_watermarked(d->watermarked);
-    resp->set_scored_tokens(static_cast<uint32_t>(d->scored));
-    resp->set_green_tokens(static_cast<uint32_t>(d->green));
-    resp->set_threshold(front_->watermark().z_threshold);
-    resp->set_gamma(front_->watermark().gamma);
-    return grpc::Status::OK;
-  }
-
-  grpc::Status GetModelInfo(grpc::ServerContext* context, const v1::GetModelInfoRequest*,
-                            v1::ModelInfo* info) override {
-    if (grpc::Status st = CheckCaller(*context); !st.ok()) return st;
-    Engine* engine = front_->live();
-    if (engine == nullptr) return ToGrpc(Frontend::NotLoaded());
-    const Gpt2Config& c = engine->config();
-    const EngineOptions& o = engine->options();
-    const EngineStats stats = engine->stats();
-    info->set_checkpoint(stats.checkpoint);
-    info->set_checkpoint_step(stats.checkpoint_step);
-    info->set_n_layer(c.n_layer);
-    info->set_n_head(c.n_head);
-    info->set_n_embd(c.n_embd);
-    info->set_n_positions(c.n_positions);
-    info->set_vocab_size(c.vocab_size);
-    info->set_dtype(o.dtype);
-    info->set_device(o.device);
-    info->set_max_prompt_tokens(static_cast<uint32_t>(o.max_prompt_tokens));
-    info->set_max_new_tokens(static_cast<uint32_t>(o.max_new_tokens));
-    info->set_max_batch(static_cast<uint32_t>(o.max_batch));
-    info->set_max_queue(static_cast<uint32_t>(o.max_queue));
-    info->set_max_batch_tokens(static_cast<uint64_t>(o.max_batch_tokens));
-    return grpc::Status::OK;
-  }
-
   ServerOptions options_;
-  std::unique_ptr<Frontend> front_;  // engine, caller checks, conversion, metrics
+  std::unique_ptr<Frontend> front_;                 // engine, caller checks, conversion, metrics
+  std::unique_ptr<TextGenerationService> service_;  // gRPC, on the callback API
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   std::unique_ptr<MetricsHttpServer> http_;
@@ -458,7 +285,8 @@ absl::StatusOr<std::unique_ptr<GenerationServer>> GenerationServer::Start(const 
   grpc::ServerBuilder builder;
   builder.AddListeningPort(absl::StrCat(o.host, ":", o.port), *credentials, &impl->port_);
   ApplyServerLimits(o.rpc_limits, &builder);
-  builder.RegisterService(impl.get());
+  impl->service_ = std::make_unique<TextGenerationService>(impl->front_.get());
+  builder.RegisterService(impl->service_.get());
   impl->server_ = builder.BuildAndStart();
   if (impl->server_ == nullptr || impl->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", o.host, ":", o.port));
