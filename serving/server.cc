@@ -15,10 +15,10 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
-#include "control.grpc.pb.h"
 #include "protos/bearer_token.h"
 #include "protos/grpc_status.h"
 #include "serving.grpc.pb.h"
+#include "serving/checkpoint_source.h"
 #include "serving/frontend.h"
 #include "serving/grpc_service.h"
 #include "serving/metrics.h"
@@ -82,55 +82,23 @@ class GenerationServer::Impl {
            std::find(refused_.begin(), refused_.end(), path) != refused_.end();
   }
 
-  // Follows the configured source until Stop.
+  // Loads each new checkpoint the source announces until StopFollowing.
   void Follow() {
-    while (!stop_follow_) {
-      if (!options_.follow_run.empty()) {
-        const auto list = ListCheckpoints(options_.follow_run);
-        if (!list.empty() && !Known(list.back())) Reload(list.back()).IgnoreError();
-        for (int i = 0; i < options_.poll_s * 20 && !stop_follow_; ++i) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        }
-        continue;
-      }
-      auto channel = OpenChannel(options_.coordinator, options_.tls);
-      if (!channel.ok()) return;  // checked at start-up; cannot change since
-      auto stub = v1::CheckpointService::NewStub(*channel);
-      {
-        std::lock_guard<std::mutex> lock(follow_mu_);
-        follow_context_ = std::make_unique<grpc::ClientContext>();
-        AttachBearer(coordinator_token_.get(), follow_context_.get());
-      }
-      v1::WatchCheckpointsRequest req;
-      req.set_job_id(options_.job);
-      auto reader = stub->WatchCheckpoints(follow_context_.get(), req);
-      v1::Checkpoint c;
-      while (!stop_follow_ && reader->Read(&c)) {
-        if (!Known(c.path())) Reload(c.path()).IgnoreError();
-      }
-      reader->Finish();
-      for (int i = 0; i < 20 && !stop_follow_; ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
-    }
+    source_->Follow([this](const std::string& path) {
+      if (!Known(path)) Reload(path).IgnoreError();
+    });
   }
 
   void StopFollowing() {
-    stop_follow_ = true;
-    {
-      std::lock_guard<std::mutex> lock(follow_mu_);
-      if (follow_context_) follow_context_->TryCancel();
-    }
+    if (source_) source_->Stop();
     if (follower_.joinable()) follower_.join();
   }
 
   std::unique_ptr<TokenFile> coordinator_token_;  // for following a coordinator
   std::mutex reload_mu_;
   std::vector<std::string> refused_;
+  std::unique_ptr<CheckpointSource> source_;  // null unless following a run or a coordinator
   std::thread follower_;
-  std::atomic<bool> stop_follow_{false};
-  std::mutex follow_mu_;
-  std::unique_ptr<grpc::ClientContext> follow_context_;
 };
 
 GenerationServer::GenerationServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -165,62 +133,6 @@ void GenerationServer::Drain() {
   if (engine != nullptr) engine->Stop();
   impl_->server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
 }
-
-namespace {
-
-// The newest checkpoint of the followed source: NOT_FOUND while there is none yet, UNAVAILABLE
-// while the coordinator does not answer.
-absl::StatusOr<std::string> LatestFollowedCheckpoint(const ServerOptions& o,
-                                                     const TokenFile* coordinator_token) {
-  if (!o.follow_run.empty()) {
-    const auto list = ListCheckpoints(o.follow_run);
-    if (list.empty())
-      return absl::NotFoundError(absl::StrCat(o.follow_run, " has no checkpoint yet"));
-    return list.back();
-  }
-  auto channel = OpenChannel(o.coordinator, o.tls);
-  if (!channel.ok()) return channel.status();
-  auto stub = v1::CheckpointService::NewStub(*channel);
-  grpc::ClientContext c;
-  AttachBearer(coordinator_token, &c);
-  c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  v1::GetLatestCheckpointRequest req;
-  req.set_job_id(o.job);
-  v1::Checkpoint latest;
-  const grpc::Status st = stub->GetLatestCheckpoint(&c, req, &latest);
-  if (!st.ok()) {
-    return FromGrpc(st, absl::StrCat("latest checkpoint of job ", o.job, " from ", o.coordinator));
-  }
-  return latest.path();
-}
-
-// A server may start before the job has written anything (a deployment brought up with its
-// training job): waits for the followed source's first checkpoint up to wait_checkpoint_s.
-absl::StatusOr<std::string> WaitForFirstCheckpoint(const ServerOptions& o,
-                                                   const TokenFile* coordinator_token) {
-  const auto start = std::chrono::steady_clock::now();
-  auto waited = [&] {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  };
-  double next_report = 0;
-  while (true) {
-    auto latest = LatestFollowedCheckpoint(o, coordinator_token);
-    if (latest.ok()) return latest;
-    const bool retry = absl::IsNotFound(latest.status()) || absl::IsUnavailable(latest.status());
-    if (!retry || waited() >= o.wait_checkpoint_s) return latest.status();
-    if (o.stop_waiting && o.stop_waiting()) {
-      return absl::CancelledError("stopped while waiting for the first checkpoint");
-    }
-    if (waited() >= next_report) {
-      std::fprintf(stderr, "serve: waiting for the first checkpoint (%s; %.0f of %.0f s)\n",
-                   std::string(latest.status().message()).c_str(), waited(), o.wait_checkpoint_s);
-      next_report += 10;
-    }
-    std::this_thread::sleep_for(std::chrono::duration<double>(std::min(o.poll_s, 2.0)));
-  }
-}
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<GenerationServer>> GenerationServer::Start(const ServerOptions& o) {
   ServerOptions resolved = o;
@@ -319,8 +231,17 @@ absl::StatusOr<std::unique_ptr<GenerationServer>> GenerationServer::Start(const 
       return fail(st);
     }
   }
+  if (!o.follow_run.empty()) {
+    impl->source_ = CheckpointSource::RunDirectory(o.follow_run, o.poll_s);
+  } else if (!o.coordinator.empty()) {
+    auto source =
+        CheckpointSource::Coordinator(o.coordinator, o.job, o.tls, impl->coordinator_token_.get());
+    if (!source.ok()) return fail(source.status());
+    impl->source_ = *std::move(source);
+  }
   if (resolved.checkpoint.empty()) {
-    auto first = WaitForFirstCheckpoint(o, impl->coordinator_token_.get());
+    auto first =
+        WaitForFirstCheckpoint(*impl->source_, o.wait_checkpoint_s, o.poll_s, o.stop_waiting);
     if (!first.ok()) return fail(first.status());
     resolved.checkpoint = *first;
   }
@@ -338,7 +259,7 @@ absl::StatusOr<std::unique_ptr<GenerationServer>> GenerationServer::Start(const 
   // Loaded: healthy.
   impl->server_->GetHealthCheckService()->SetServingStatus(true);
   impl->server_->GetHealthCheckService()->SetServingStatus(kServiceName, true);
-  if (!o.follow_run.empty() || !o.coordinator.empty()) {
+  if (impl->source_ != nullptr) {
     Impl* raw = impl.get();
     impl->follower_ = std::thread([raw] { raw->Follow(); });
   }
