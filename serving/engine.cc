@@ -1,5 +1,7 @@
 #include "serving/engine.h"
 
+#include "serving/text_stream.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -61,9 +63,7 @@ struct Sequence {
   bool finished = false;         // the final chunk was sent; the slot is released at Reap
   std::vector<int32_t> history;  // prompt + generated (repetition penalty)
   std::vector<int32_t> generated;
-  std::string text;  // the bytes of `generated`, appended token by token
-  size_t emitted_bytes = 0;
-  size_t max_stop = 0;
+  TextStream stream;  // the text of `generated`: stop sequences, UTF-8 boundaries
   Clock::time_point queued_at = Clock::now(), started_at, first_token_at;
   bool has_first = false;
 };
@@ -153,7 +153,7 @@ class Engine::Impl {
                                                      " tokens is over the limit max_batch_tokens ",
                                                      options_.max_batch_tokens));
     }
-    for (const std::string& s : r.stop) seq->max_stop = std::max(seq->max_stop, s.size());
+    seq->stream = TextStream(r.stop);
     seq->sampler = std::make_unique<Sampler>(r.sampling);
     seq->history = r.prompt;
     seq->request = std::move(r);
@@ -404,44 +404,28 @@ class Engine::Impl {
     const int32_t eos = tokenizer.eot_id();
     if (id == eos && !r.ignore_eos) {
       s.next = -1;
+      EngineChunk rest;  // what was held back for a stop sequence that can no longer complete
+      rest.text = s.stream.Append("", /*last=*/true).text;
+      if (!rest.text.empty()) Emit(s, std::move(rest));
       Finish(s, FinishReason::kEos, absl::OkStatus());
       return;
     }
     s.generated.push_back(id);
+    const bool at_limit = static_cast<int64_t>(s.generated.size()) >= r.max_new_tokens ||
+                          s.length + 1 >= config_.n_positions;
     // Byte-level BPE decodes by concatenation, so the text grows by this token's bytes (an id
     // beyond the tokenizer's vocabulary, possible with a padded embedding, adds none).
-    if (id < tokenizer.vocab_size()) s.text += tokenizer.TokenBytes(id);
-    const std::string& full = s.text;
+    TextStream::Update update = s.stream.Append(
+        id < tokenizer.vocab_size() ? tokenizer.TokenBytes(id) : std::string_view(), at_limit);
     EngineChunk chunk;
     chunk.ids.push_back(id);
     if (r.logprobs) chunk.logprobs.push_back(logprob);
-    // A stop sequence may have completed anywhere in the not yet emitted tail.
-    for (const std::string& stop : r.stop) {
-      const size_t from = s.emitted_bytes > stop.size() ? s.emitted_bytes - stop.size() : 0;
-      const size_t at = full.find(stop, from);
-      if (at != std::string::npos && at >= s.emitted_bytes) {
-        chunk.text = full.substr(s.emitted_bytes, at - s.emitted_bytes);
-        s.emitted_bytes = at;
-        s.next = -1;
-        Emit(s, std::move(chunk));
-        Finish(s, FinishReason::kStopSequence, absl::OkStatus());
-        return;
-      }
-    }
-    const bool at_limit = static_cast<int64_t>(s.generated.size()) >= r.max_new_tokens ||
-                          s.length + 1 >= config_.n_positions;
-    // Emit what can no longer be part of a stop sequence and ends on a character boundary.
-    size_t safe = full.size();
-    if (!at_limit) {
-      if (s.max_stop > 1) safe = full.size() >= s.max_stop - 1 ? full.size() - (s.max_stop - 1) : 0;
-      safe = std::max(CompleteUtf8Prefix(std::string_view(full).substr(0, safe)), s.emitted_bytes);
-    }
-    chunk.text = full.substr(s.emitted_bytes, safe - s.emitted_bytes);
-    s.emitted_bytes = safe;
-    if (at_limit) {
+    chunk.text = std::move(update.text);
+    if (update.stopped || at_limit) {
       s.next = -1;
       Emit(s, std::move(chunk));
-      Finish(s, FinishReason::kLength, absl::OkStatus());
+      Finish(s, update.stopped ? FinishReason::kStopSequence : FinishReason::kLength,
+             absl::OkStatus());
       return;
     }
     s.next = id;
@@ -449,7 +433,6 @@ class Engine::Impl {
   }
 
   void Emit(Sequence& s, EngineChunk chunk) {
-    chunk.text = SanitizeUtf8(chunk.text);
     if (s.request.on_chunk) s.request.on_chunk(chunk);
   }
 
