@@ -1,5 +1,6 @@
 #include "serving/engine.h"
 
+#include "serving/admission.h"
 #include "serving/text_stream.h"
 
 #include <unistd.h>
@@ -106,7 +107,8 @@ class Engine::Impl {
     pool_ =
         KvCache::Allocate(c, options_.max_batch, c.n_positions,
                           torch::TensorOptions().dtype(params[0].scalar_type()).device(device_));
-    for (int s = options_.max_batch - 1; s >= 0; --s) free_slots_.push_back(s);
+    admission_ = std::make_unique<Admission<Sequence>>(
+        options_.max_batch, options_.max_batch_tokens, options_.max_queue);
     stats_.free_slots = options_.max_batch;
     stats_.checkpoint = name;
     stats_.checkpoint_step = step;
@@ -160,11 +162,7 @@ class Engine::Impl {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) return absl::UnavailableError("the server is shutting down");
-      if (static_cast<int>(queue_.size()) >= options_.max_queue) {
-        return absl::ResourceExhaustedError(absl::StrCat("the queue is full (max_queue ",
-                                                         options_.max_queue, " waiting requests)"));
-      }
-      queue_.push_back(std::move(seq));
+      if (absl::Status st = admission_->Enqueue(std::move(seq)); !st.ok()) return st;
     }
     cv_.notify_all();
     return absl::OkStatus();
@@ -215,18 +213,11 @@ class Engine::Impl {
       std::unique_ptr<Sequence> admitted;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || !running_.empty(); });
+        cv_.wait(lock, [&] { return stopping_ || admission_->queued() > 0 || !running_.empty(); });
         if (stopping_) break;
         // Admit one waiting request per step, so prefills interleave with decoding.
-        if (!queue_.empty() && !free_slots_.empty() &&
-            reserved_ + queue_.front()->reserved <= options_.max_batch_tokens) {
-          admitted = std::move(queue_.front());
-          queue_.pop_front();
-          admitted->model = current_;
-          admitted->slot = free_slots_.back();
-          free_slots_.pop_back();
-          reserved_ += admitted->reserved;
-        }
+        admitted = admission_->Admit();
+        if (admitted) admitted->model = current_;
       }
       if (admitted) {
         admitted->started_at = Clock::now();
@@ -236,9 +227,9 @@ class Engine::Impl {
       Reap();
       std::lock_guard<std::mutex> lock(mu_);
       stats_.running = static_cast<int>(running_.size());
-      stats_.queued = static_cast<int>(queue_.size());
-      stats_.free_slots = static_cast<int>(free_slots_.size());
-      stats_.reserved_tokens = reserved_;
+      stats_.queued = admission_->queued();
+      stats_.free_slots = admission_->free_slots();
+      stats_.reserved_tokens = admission_->reserved();
       stats_.steps = steps_;
       std::vector<const ModelSlot*> live = {current_.get()};
       for (const auto& s : running_) {
@@ -249,10 +240,10 @@ class Engine::Impl {
       stats_.models = static_cast<int>(live.size());
     }
     // Shutting down: everyone hears CANCELLED.
-    std::deque<std::unique_ptr<Sequence>> waiting;
+    std::vector<std::unique_ptr<Sequence>> waiting;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      waiting.swap(queue_);
+      waiting = admission_->DropWaiting([](const Sequence&) { return true; });
     }
     for (auto& s : waiting) Finish(*s, FinishReason::kNone, absl::CancelledError("server stopped"));
     for (auto& s : running_)
@@ -461,9 +452,7 @@ class Engine::Impl {
   void Release(Sequence& s) {
     if (s.slot < 0) return;
     std::lock_guard<std::mutex> lock(mu_);
-    free_slots_.push_back(s.slot);
-    reserved_ -= s.reserved;
-    s.slot = -1;
+    admission_->Release(s);
   }
 
   // Drops finished sequences and those whose client went away or whose deadline passed.
@@ -484,19 +473,12 @@ class Engine::Impl {
                                   [](const std::unique_ptr<Sequence>& s) { return s->slot < 0; }),
                    running_.end());
     // Waiting requests can be cancelled or expire too.
-    std::deque<std::unique_ptr<Sequence>> dropped;
+    std::vector<std::unique_ptr<Sequence>> dropped;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      for (auto it = queue_.begin(); it != queue_.end();) {
-        const bool gone = ((*it)->request.cancelled && (*it)->request.cancelled()) ||
-                          now > (*it)->request.deadline;
-        if (gone) {
-          dropped.push_back(std::move(*it));
-          it = queue_.erase(it);
-        } else {
-          ++it;
-        }
-      }
+      dropped = admission_->DropWaiting([now](const Sequence& s) {
+        return (s.request.cancelled && s.request.cancelled()) || now > s.request.deadline;
+      });
     }
     for (auto& s : dropped) {
       Finish(*s, FinishReason::kNone,
@@ -510,10 +492,8 @@ class Engine::Impl {
   std::vector<std::unique_ptr<Sequence>> running_;  // engine thread only
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::unique_ptr<Sequence>> queue_;
-  std::vector<int> free_slots_;
-  int64_t reserved_ = 0;
-  int64_t steps_ = 0;  // engine thread
+  std::unique_ptr<Admission<Sequence>> admission_;  // guarded by mu_: queue, slots, budget
+  int64_t steps_ = 0;                               // engine thread
   bool stopping_ = false;
   EngineStats stats_;
   std::thread thread_;
