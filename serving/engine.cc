@@ -1,6 +1,7 @@
 #include "serving/engine.h"
 
 #include "serving/admission.h"
+#include "serving/step_plan.h"
 #include "serving/text_stream.h"
 
 #include <unistd.h>
@@ -253,51 +254,38 @@ class Engine::Impl {
 
   static bool Decoding(const Sequence& s) { return !s.finished && !s.prefilling && s.next >= 0; }
 
-  // One continuous-batching step: every decoding sequence advances by one token and the next
-  // chunk (at most prefill_chunk tokens) of the oldest prompt still prefilling goes into its
-  // slot in the same forward pass, so a long prompt neither stalls the running sequences nor
-  // costs a second pass over the weights. Sequences are grouped by model (more than one only
-  // while requests that started before a swap finish).
+  // One continuous-batching step over the passes PlanStep chose (serving/step_plan.h).
   void Step() {
-    Sequence* prefill = nullptr;
-    for (auto& s : running_) {
-      if (s->prefilling && !s->finished) {
-        prefill = s.get();
-        break;
-      }
-    }
-    std::vector<ModelSlot*> models;
-    auto add_model = [&](ModelSlot* m) {
-      if (std::find(models.begin(), models.end(), m) == models.end()) models.push_back(m);
-    };
-    if (prefill != nullptr) add_model(prefill->model.get());
+    std::vector<StepCandidate> candidates;
     for (const auto& s : running_) {
-      if (Decoding(*s)) add_model(s->model.get());
+      candidates.push_back({s->model.get(), Decoding(*s), s->prefilling && !s->finished,
+                            static_cast<int64_t>(s->request.prompt.size()), s->prefilled});
     }
-    for (ModelSlot* m : models) {
+    const std::vector<ModelPass> passes = PlanStep(candidates, options_.prefill_chunk);
+    for (const ModelPass& pass : passes) {
+      ModelSlot* m = static_cast<ModelSlot*>(const_cast<void*>(pass.model));
       std::vector<Sequence*> rows;
       std::vector<int64_t> tokens, slots, positions;
       SlotBatch batch;
-      for (const auto& s : running_) {
-        if (!Decoding(*s) || s->model.get() != m) continue;
-        rows.push_back(s.get());
+      for (size_t i : pass.decode) {
+        Sequence* s = running_[i].get();
+        rows.push_back(s);
         tokens.push_back(s->next);
         slots.push_back(s->slot);
         positions.push_back(s->length);
         batch.max_length = std::max(batch.max_length, s->length + 1);
       }
       PrefillChunk chunk;
+      Sequence* prefill = pass.prefill >= 0 ? running_[pass.prefill].get() : nullptr;
       Sequence* prefilled = nullptr;  // the sequence whose prompt ends in this step
-      if (prefill != nullptr && prefill->model.get() == m) {
+      if (prefill != nullptr) {
         const auto& prompt = prefill->request.prompt;
-        const int64_t total = static_cast<int64_t>(prompt.size());
-        const int64_t n =
-            std::min(std::max<int64_t>(1, options_.prefill_chunk), total - prefill->prefilled);
         chunk.slot = prefill->slot;
-        chunk.start = prefill->prefilled;
-        chunk.tokens = ToDevice(std::vector<int64_t>(prompt.begin() + prefill->prefilled,
-                                                     prompt.begin() + prefill->prefilled + n));
-        chunk.logits = prefill->prefilled + n == total;
+        chunk.start = pass.chunk_start;
+        chunk.tokens =
+            ToDevice(std::vector<int64_t>(prompt.begin() + pass.chunk_start,
+                                          prompt.begin() + pass.chunk_start + pass.chunk_tokens));
+        chunk.logits = pass.chunk_ends_prompt;
         if (chunk.logits) prefilled = prefill;
       }
       torch::Tensor input;
@@ -346,7 +334,7 @@ class Engine::Impl {
         Accept(*sampling[row], logits[static_cast<int64_t>(row)], ids[row]);
       }
     }
-    if (!models.empty()) ++steps_;
+    if (!passes.empty()) ++steps_;
   }
 
   // Runs each sampled row's logits processor (row r of `logits` belongs to sampling[r]); a
