@@ -51,6 +51,9 @@ struct RemoteGenerateArgs {
   // A task input instead of --prompt: product_description, review or blog_post.
   std::string task;
   TaskInputFields fields;
+  // Structured output: "product_listing" or @FILE with a JSON Schema; watermark: on, off or
+  // "" (the server's choice).
+  std::string response_format, watermark;
 };
 absl::Status RunRemoteGenerate(const RemoteGenerateArgs& args);
 

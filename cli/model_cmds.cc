@@ -231,6 +231,10 @@ void RegisterGenerate(CLI::App& app, CommandFn* run) {
   cmd->add_option("--state", t.fields.state, "Task review: state");
   cmd->add_option("--topic", t.fields.topic, "Task blog_post: topic");
   cmd->add_option("--product", t.fields.products, "Task blog_post: a product (repeatable)");
+  cmd->add_option("--response-format", t.response_format,
+                  "Remote: structured output: product_listing, or @FILE with a JSON Schema");
+  cmd->add_option("--watermark", t.watermark, "Remote: on or off (default: the server's choice)")
+      ->check(CLI::IsMember({"on", "off"}));
   cmd->add_option("--tokenizer", flags->tokenizer_dir,
                   "Tokenizer directory (default: the checkpoint's)");
   cmd->add_option("--prompt", flags->prompt, "Prompt text (empty: start from <|endoftext|>)");

@@ -114,6 +114,16 @@ absl::Status RunRemoteGenerate(const RemoteGenerateArgs& a) {
   req.mutable_stopping()->set_max_new_tokens(static_cast<uint32_t>(a.max_new_tokens));
   req.mutable_stopping()->set_ignore_eos(a.no_stop);
   for (const std::string& s : a.stop) req.mutable_stopping()->add_stop(s);
+  if (!a.response_format.empty() && a.response_format[0] == '@') {
+    CF_ASSIGN_OR_RETURN(std::string schema, ReadFile(a.response_format.substr(1)));
+    req.mutable_response_format()->set_json_schema(schema);
+  } else if (!a.response_format.empty()) {
+    req.mutable_response_format()->set_named_schema(a.response_format);
+  }
+  if (!a.watermark.empty()) {
+    req.mutable_watermark()->set_mode(a.watermark == "on" ? v1::WatermarkOptions::ON
+                                                          : v1::WatermarkOptions::OFF);
+  }
   grpc::ClientContext context;
   AttachBearer(token->get(), &context);
   std::fwrite(a.prompt.data(), 1, a.prompt.size(), stdout);

@@ -79,14 +79,14 @@ mkdir -p "$logs" "$out/runs" "$out/secrets"
 
 step "1/11 TLS certificates (a private CA, server and client) and bearer tokens"
 bash scripts/make_certs.sh "$out/secrets" 2
-for role in job worker reader serve; do
+for role in job worker reader serve watermark; do
   (umask 077; openssl rand -hex 32 > "$out/secrets/$role.token")
 done
 tls_server=(--tls-cert "$out/secrets/server.pem" --tls-key "$out/secrets/server.key"
             --tls-ca "$out/secrets/ca.pem")
 tls_client=(--tls-cert "$out/secrets/client.pem" --tls-key "$out/secrets/client.key"
             --tls-ca "$out/secrets/ca.pem")
-echo "   tokens for the job, worker, reader and serving roles in ${out#"$repo"/}/secrets"
+echo "   tokens for the job, worker, reader and serving roles and the watermark secret in ${out#"$repo"/}/secrets"
 
 step "2/11 synthetic corpus in the Amazon 2018/2023, Yelp and CSV formats (planted PII, duplicates)"
 run sample-data.log sample-data --out "$out/data" --records 3000 --overwrite | tail -4
@@ -119,7 +119,7 @@ run submit-finetune.log submit "${client[@]}" configs/jobs/demo-finetune.yaml
 background serve serve --coordinator "$coordinator" --job demo-finetune --wait-checkpoint 900 \
   --port 0 --port-file "$out/serve.port" --metrics-port 0 --metrics-port-file "$out/metrics.port" \
   --threads 2 --max-batch 8 "${tls_server[@]}" --token-file "$out/secrets/serve.token" \
-  --copy-index "$out/shards/ngrams.bin" \
+  --copy-index "$out/shards/ngrams.bin" --watermark-key-file "$out/secrets/watermark.token" \
   --coordinator-token-file "$out/secrets/reader.token"
 echo "   serve follows demo-finetune: it loads the first checkpoint and hot-swaps each newer one"
 run watch-finetune.log watch "${client[@]}" demo-finetune
@@ -156,9 +156,23 @@ step "9/11 generate through the server: a product description, reviews at 1 and 
   "$bin" "${gen[@]}" --stream --task review --title "Vantage C853 mineral sunscreen, white" \
     --category "Beauty & Personal Care > Skin Care" --rating 5
   echo
+  echo; echo "--- a product listing as JSON (structured output: the product_listing schema)"
+  "$bin" "${gen[@]}" --max-new-tokens 120 --response-format product_listing --task \
+    product_description --title "Everstead S107 coffee maker, white" --brand Everstead \
+    --category "Home & Kitchen > Small Appliances" --price '$137.13' --feature "six speed settings"
+  echo
 } 2>&1 | tee "$logs/generate.log"
 current_log="$logs/generate.log"
 [ "${PIPESTATUS[0]}" -eq 0 ]
+echo "--- the watermark: reviews are watermarked by default; detect with the server's key"
+"$bin" "${gen[@]}" --max-new-tokens 80 --task review --title "Vantage C853 mineral sunscreen, white" \
+  --category "Beauty & Personal Care > Skin Care" --rating 4 > "$out/review.txt" 2> /dev/null
+echo "   generated review:     $("$bin" detect --server "$server" "${tls_client[@]}" \
+  --token-file "$out/secrets/serve.token" --input "$out/review.txt")"
+grep '"kind":"review"' "$out/shards/eval/tasks.jsonl" | head -1 |
+  sed 's/.*"reference":"\([^"]*\)".*/\1/' > "$out/human-review.txt"
+echo "   held-out human review: $("$bin" detect --server "$server" "${tls_client[@]}" \
+  --token-file "$out/secrets/serve.token" --input "$out/human-review.txt")"
 
 step "10/11 eval-tasks on the served checkpoint (held-out inputs; human texts and a fresh model beside it)"
 run eval-tasks.log eval-tasks --checkpoint "$final" --data "$out/shards" --server "$server" \

@@ -397,7 +397,7 @@ def make_secrets(cluster, root):
     cluster.secrets["copyforge-tls"] = {"ca.crt": read("ca.pem"), "tls.crt": read("server.pem"),
                                         "tls.key": read("server.key")}
     cluster.secrets["copyforge-tokens"] = {k: (secrets.token_hex(32) + "\n").encode()
-                                           for k in ("job", "worker", "reader", "serve")}
+                                           for k in ("job", "worker", "reader", "serve", "watermark")}
 
 
 def job_status(cluster, client):
