@@ -46,6 +46,15 @@ struct Link {
   std::mutex mu;
   Call* call = nullptr;  // guarded by mu
   std::atomic<bool> scheduled{false};
+
+  // OnDone of `done`: later deliveries find no call; then the reactor deletes itself.
+  void Close(Call* done) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      call = nullptr;
+    }
+    delete done;
+  }
 };
 
 template <typename Call>
@@ -116,11 +125,8 @@ class GenerateCall : public grpc::ServerUnaryReactor {
 
   void OnCancel() override { box_->cancelled = true; }
   void OnDone() override {
-    {
-      std::lock_guard<std::mutex> lock(link_->mu);
-      link_->call = nullptr;
-    }
-    delete this;
+    const auto link = link_;  // outlives the reactor Close deletes
+    link->Close(this);
   }
 
  private:
@@ -194,11 +200,8 @@ class StreamCall : public grpc::ServerWriteReactor<v1::GenerateStreamResponse> {
   }
   void OnCancel() override { box_->cancelled = true; }
   void OnDone() override {
-    {
-      std::lock_guard<std::mutex> lock(link_->mu);
-      link_->call = nullptr;
-    }
-    delete this;
+    const auto link = link_;  // outlives the reactor Close deletes
+    link->Close(this);
   }
 
  private:

@@ -120,7 +120,7 @@ def check_flags(where, binary, argv):
 
 # The Secrets the operator creates (docs/operations.md) and the keys each must hold.
 SECRETS = {"copyforge-tls": {"ca.crt", "tls.crt", "tls.key"},
-           "copyforge-tokens": {"job", "worker", "reader", "serve"}}
+           "copyforge-tokens": {"job", "worker", "reader", "serve", "watermark"}}
 
 
 def check_workload(path, doc, binary, generated):
