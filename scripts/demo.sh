@@ -144,9 +144,11 @@ step "9/11 generate through the server: a product description, reviews at 1 and 
   "$bin" "${gen[@]}" --task product_description --title "Everstead S107 coffee maker, white" \
     --brand Everstead --category "Home & Kitchen > Small Appliances" --price '$137.13' \
     --feature "six speed settings" --feature "a removable drip tray"
+  # Reviews are watermarked by default; these two ask for the model's own text to show how the
+  # rating steers it (the watermark, and its detection, come after).
   for stars in 1 5; do
-    echo; echo "--- review, $stars star(s)"
-    "$bin" "${gen[@]}" --task review --title "Vantage C853 mineral sunscreen, white" \
+    echo; echo "--- review, $stars star(s) (--watermark off)"
+    "$bin" "${gen[@]}" --watermark off --task review --title "Vantage C853 mineral sunscreen, white" \
       --category "Beauty & Personal Care > Skin Care" --rating "$stars"
   done
   echo; echo "--- blog post"
@@ -157,7 +159,7 @@ step "9/11 generate through the server: a product description, reviews at 1 and 
     --category "Beauty & Personal Care > Skin Care" --rating 5
   echo
   echo; echo "--- a product listing as JSON (structured output: the product_listing schema)"
-  "$bin" "${gen[@]}" --max-new-tokens 120 --response-format product_listing --task \
+  "$bin" "${gen[@]}" --response-format product_listing --task \
     product_description --title "Everstead S107 coffee maker, white" --brand Everstead \
     --category "Home & Kitchen > Small Appliances" --price '$137.13' --feature "six speed settings"
   echo
@@ -165,7 +167,7 @@ step "9/11 generate through the server: a product description, reviews at 1 and 
 current_log="$logs/generate.log"
 [ "${PIPESTATUS[0]}" -eq 0 ]
 echo "--- the watermark: reviews are watermarked by default; detect with the server's key"
-"$bin" "${gen[@]}" --max-new-tokens 80 --task review --title "Vantage C853 mineral sunscreen, white" \
+"$bin" "${gen[@]}" --task review --title "Vantage C853 mineral sunscreen, white" \
   --category "Beauty & Personal Care > Skin Care" --rating 4 > "$out/review.txt" 2> /dev/null
 echo "   generated review:     $("$bin" detect --server "$server" "${tls_client[@]}" \
   --token-file "$out/secrets/serve.token" --input "$out/review.txt")"

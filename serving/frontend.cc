@@ -178,6 +178,7 @@ absl::Status Frontend::Submit(const v1::GenerateRequest& req, const Caller& call
       return refuse(st);
     }
   }
+  metrics_.OutputControl(static_cast<int>(*n), masks != nullptr, box->watermarked);
   return absl::OkStatus();
 }
 

@@ -73,6 +73,12 @@ void ServingMetrics::OutputPii(int replaced, bool withheld) {
   pii_withheld_ += withheld ? 1 : 0;
 }
 
+void ServingMetrics::OutputControl(int sequences, bool structured, bool watermarked) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (structured) structured_ += static_cast<uint64_t>(sequences);
+  if (watermarked) watermarked_ += static_cast<uint64_t>(sequences);
+}
+
 void ServingMetrics::FrontEnd(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   ++front_ends_[name];
@@ -117,7 +123,15 @@ std::string ServingMetrics::Render(const ServingGauges& g) const {
                     "\n# HELP copyforge_output_pii_withheld_total Chunks withheld because "
                     "scrubbing failed\n# TYPE copyforge_output_pii_withheld_total counter\n"
                     "copyforge_output_pii_withheld_total ",
-                    pii_withheld_, "\n");
+                    pii_withheld_,
+                    "\n# HELP copyforge_structured_sequences_total Sequences decoded under a "
+                    "response_format schema\n# TYPE copyforge_structured_sequences_total counter\n"
+                    "copyforge_structured_sequences_total ",
+                    structured_,
+                    "\n# HELP copyforge_watermarked_sequences_total Sequences generated with the "
+                    "watermark\n# TYPE copyforge_watermarked_sequences_total counter\n"
+                    "copyforge_watermarked_sequences_total ",
+                    watermarked_, "\n");
     absl::StrAppend(&out,
                     "# HELP copyforge_request_prompt_tokens_total Prompt tokens of finished "
                     "requests\n# TYPE copyforge_request_prompt_tokens_total counter\n"

@@ -57,6 +57,8 @@ class ServingMetrics {
   void OutputPii(int replaced, bool withheld);
   // A finished sequence's longest verbatim copy from the training split; `cut` by the guard.
   void Copied(int64_t longest_tokens, bool cut);
+  // Sequences admitted with a schema constraint and with the watermark.
+  void OutputControl(int sequences, bool structured, bool watermarked);
   // A generation call arrived at a front end ("grpc" or "http").
   void FrontEnd(const std::string& name);
   std::string Render(const ServingGauges& gauges) const;
@@ -67,6 +69,7 @@ class ServingMetrics {
   std::map<std::string, uint64_t> front_ends_;  // generation calls per front end
   uint64_t pii_replaced_ = 0, pii_withheld_ = 0;
   uint64_t copy_cut_ = 0;
+  uint64_t structured_ = 0, watermarked_ = 0;
   uint64_t prompt_tokens_ = 0, generated_tokens_ = 0;
   Histogram ttft_, tpot_, latency_, generated_, copied_;
 };

@@ -551,6 +551,9 @@ TEST_F(ServerTest, StructuredOutputAndWatermarkOnBothFrontEnds) {
   ASSERT_FALSE(answer.is_discarded()) << detected.out;
   EXPECT_EQ(answer["watermarked"], false) << detected.out;
   EXPECT_GT(answer["scored_tokens"].get<int>(), 40);
+  const std::string metrics = HttpGet("/metrics");
+  EXPECT_NE(metrics.find("copyforge_structured_sequences_total 5"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("copyforge_watermarked_sequences_total 2"), std::string::npos) << metrics;
 }
 
 TEST_F(ServerTest, WaitsForTheFirstCheckpoint) {
