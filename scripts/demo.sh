@@ -135,8 +135,9 @@ for i in $(seq 1 300); do
 done
 grep -E "now serving" "$logs/serve.log" | sed 's/^/   /'
 server="127.0.0.1:$(cat "$out/serve.port")"
-gen=(generate --server "$server" "${tls_client[@]}" --token-file "$out/secrets/serve.token"
-     --max-new-tokens 60 --temperature 0.7 --top-k 40 --seed 7)
+gen_base=(generate --server "$server" "${tls_client[@]}" --token-file "$out/secrets/serve.token"
+          --temperature 0.7 --top-k 40 --seed 7)
+gen=("${gen_base[@]}" --max-new-tokens 60)
 
 step "9/11 generate through the server: a product description, reviews at 1 and 5 stars, a blog post"
 {
@@ -144,8 +145,8 @@ step "9/11 generate through the server: a product description, reviews at 1 and 
   "$bin" "${gen[@]}" --task product_description --title "Everstead S107 coffee maker, white" \
     --brand Everstead --category "Home & Kitchen > Small Appliances" --price '$137.13' \
     --feature "six speed settings" --feature "a removable drip tray"
-  # Reviews are watermarked by default; these two ask for the model's own text to show how the
-  # rating steers it (the watermark, and its detection, come after).
+  # Reviews are watermarked by default; these two ask for the model's own text (the watermark,
+  # and its detection, come after).
   for stars in 1 5; do
     echo; echo "--- review, $stars star(s) (--watermark off)"
     "$bin" "${gen[@]}" --watermark off --task review --title "Vantage C853 mineral sunscreen, white" \
@@ -167,8 +168,10 @@ step "9/11 generate through the server: a product description, reviews at 1 and 
 current_log="$logs/generate.log"
 [ "${PIPESTATUS[0]}" -eq 0 ]
 echo "--- the watermark: reviews are watermarked by default; detect with the server's key"
-"$bin" "${gen[@]}" --task review --title "Vantage C853 mineral sunscreen, white" \
-  --category "Beauty & Personal Care > Skin Care" --rating 4 > "$out/review.txt" 2> /dev/null
+# Detection needs length: 150 tokens (a z-score grows with the square root of the tokens scored).
+"$bin" "${gen_base[@]}" --max-new-tokens 150 --no-stop --task review \
+  --title "Vantage C853 mineral sunscreen, white" --category "Beauty & Personal Care > Skin Care" \
+  --rating 4 > "$out/review.txt" 2> /dev/null
 echo "   generated review:     $("$bin" detect --server "$server" "${tls_client[@]}" \
   --token-file "$out/secrets/serve.token" --input "$out/review.txt")"
 grep '"kind":"review"' "$out/shards/eval/tasks.jsonl" | head -1 |

@@ -342,6 +342,8 @@ JsonSchema::Result JsonSchema::FeedFrame(SchemaState& s, uint8_t c) const {
         f.phase == kObjNextKey)) ||
       (nodes_[f.node].kind == SchemaNode::kArray && (f.phase == kArrOpen || f.phase == kArrAfter));
   if (gap && IsWhitespace(c)) {
+    // None before the document itself: a completion starts with its first value byte.
+    if (s.depth == 1 && f.phase == 0) return kRejected;
     if (f.ws >= kMaxWhitespace) return kRejected;
     ++f.ws;
     return kTaken;

@@ -10,7 +10,7 @@
 // properties in the order the schema lists them (optional ones may be left out), no other
 // properties, numbers without exponents (at most 15 integer and 6 fraction digits), string
 // escapes \" \\ \/ \b \f \n \r \t and \u0XXX (no surrogates), valid UTF-8, and up to 16
-// whitespace bytes wherever JSON allows whitespace.
+// whitespace bytes wherever JSON allows whitespace inside the document (none before it).
 #ifndef COPYFORGE_SERVING_JSON_SCHEMA_H_
 #define COPYFORGE_SERVING_JSON_SCHEMA_H_
 
