@@ -168,8 +168,10 @@ step "9/11 generate through the server: a product description, reviews at 1 and 
 current_log="$logs/generate.log"
 [ "${PIPESTATUS[0]}" -eq 0 ]
 echo "--- the watermark: reviews are watermarked by default; detect with the server's key"
-# Detection needs length: 150 tokens (a z-score grows with the square root of the tokens scored).
-"$bin" "${gen_base[@]}" --max-new-tokens 150 --no-stop --task review \
+# Detection needs length and entropy: 150 tokens at temperature 1 (a z-score grows with the
+# square root of the tokens scored, and only where the model had a choice).
+"$bin" generate --server "$server" "${tls_client[@]}" --token-file "$out/secrets/serve.token" \
+  --temperature 1 --seed 7 --max-new-tokens 150 --no-stop --task review \
   --title "Vantage C853 mineral sunscreen, white" --category "Beauty & Personal Care > Skin Care" \
   --rating 4 > "$out/review.txt" 2> /dev/null
 echo "   generated review:     $("$bin" detect --server "$server" "${tls_client[@]}" \

@@ -344,6 +344,8 @@ JsonSchema::Result JsonSchema::FeedFrame(SchemaState& s, uint8_t c) const {
   if (gap && IsWhitespace(c)) {
     // None before the document itself: a completion starts with its first value byte.
     if (s.depth == 1 && f.phase == 0) return kRejected;
+    // One line break a gap, first (as pretty-printers write it), then spaces or tabs.
+    if (c == '\r' || (c == '\n' && f.ws > 0)) return kRejected;
     if (f.ws >= kMaxWhitespace) return kRejected;
     ++f.ws;
     return kTaken;

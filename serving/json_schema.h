@@ -9,8 +9,9 @@
 // keyword is refused with the path where it appears, never silently ignored. What is generated:
 // properties in the order the schema lists them (optional ones may be left out), no other
 // properties, numbers without exponents (at most 15 integer and 6 fraction digits), string
-// escapes \" \\ \/ \b \f \n \r \t and \u0XXX (no surrogates), valid UTF-8, and up to 16
-// whitespace bytes wherever JSON allows whitespace inside the document (none before it).
+// escapes \" \\ \/ \b \f \n \r \t and \u0XXX (no surrogates), valid UTF-8, and wherever JSON
+// allows whitespace inside the document (none before it) up to 16 bytes: at most one line break,
+// first, then spaces or tabs, as pretty-printers write it.
 #ifndef COPYFORGE_SERVING_JSON_SCHEMA_H_
 #define COPYFORGE_SERVING_JSON_SCHEMA_H_
 

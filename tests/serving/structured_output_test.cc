@@ -123,6 +123,9 @@ TEST(JsonSchema, AcceptsWhatTheSchemaAllowsAndNothingElse) {
            "{\"title\":\"a\xC3\",\"bullets\":[\"a\"],\"description\":\"x\"}",  // bad UTF-8
            "{\"title\":\"a\x01\",\"bullets\":[\"a\"],\"description\":\"x\"}",  // control byte
            R"({"title":"a","bullets":["a"],"description":"x"} )",              // trailing
+           "{\n\n\"title\":\"a\",\"bullets\":[\"a\"],\"description\":\"x\"}",  // 2 breaks
+           "{ \n\"title\":\"a\",\"bullets\":[\"a\"],\"description\":\"x\"}",   // break late
+           "\n{\"title\":\"a\",\"bullets\":[\"a\"],\"description\":\"x\"}",    // before
        }) {
     EXPECT_FALSE(listing->Accepts(bad)) << bad;
   }
