@@ -232,14 +232,7 @@ int Main(const Flags& f) {
     states.push_back(state);
     (*schema)->Feed(state, static_cast<uint8_t>(c));
   }
-  SchemaMasks fresh(*schema, std::make_shared<VocabularyTrie>(
-                                 [&] {
-                                   std::vector<std::string> bytes(e.config().vocab_size);
-                                   for (size_t id = 0; id < bytes.size(); ++id)
-                                     bytes[id] = e.TokenText(static_cast<int32_t>(id));
-                                   return bytes;
-                                 }(),
-                                 e.EosId()));
+  SchemaMasks fresh(*schema, std::make_shared<VocabularyTrie>(e.TokenTexts(), e.EosId()));
   t0 = Clock::now();
   for (const SchemaState& s : states) fresh.Allowed(s);
   const double walk = std::chrono::duration<double>(Clock::now() - t0).count();

@@ -531,6 +531,15 @@ std::string Engine::TokenText(int32_t id) const {
   const Tokenizer& tokenizer = *model->checkpoint.tokenizer;
   return id >= 0 && id < tokenizer.vocab_size() ? std::string(tokenizer.TokenBytes(id)) : "";
 }
+std::vector<std::string> Engine::TokenTexts() const {
+  const std::shared_ptr<ModelSlot> model = impl_->current();
+  const Tokenizer& tokenizer = *model->checkpoint.tokenizer;
+  std::vector<std::string> out(static_cast<size_t>(impl_->config_.vocab_size));
+  for (int32_t id = 0; id < std::min<int32_t>(tokenizer.vocab_size(), out.size()); ++id) {
+    out[id] = std::string(tokenizer.TokenBytes(id));
+  }
+  return out;
+}
 int32_t Engine::EosId() const { return impl_->current()->checkpoint.tokenizer->eot_id(); }
 const Gpt2Config& Engine::config() const { return impl_->config_; }
 absl::Status Engine::Swap(LoadedCheckpoint checkpoint, const std::string& name, int64_t step) {

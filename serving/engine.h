@@ -113,6 +113,9 @@ class Engine {
   std::vector<int32_t> Encode(const std::string& text) const;
   // The bytes of one token (empty beyond the vocabulary); may be part of a UTF-8 character.
   std::string TokenText(int32_t id) const;
+  // The bytes of every id of the model's vocabulary (config().vocab_size of them; empty beyond
+  // the tokenizer's), read under one look at the current model.
+  std::vector<std::string> TokenTexts() const;
   // The end-of-text id of the current model's tokenizer (-1: none).
   int32_t EosId() const;
   const Gpt2Config& config() const;

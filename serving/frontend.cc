@@ -1,6 +1,7 @@
 #include "serving/frontend.h"
 
 #include <algorithm>
+#include <iterator>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -33,8 +34,9 @@ absl::StatusOr<std::unique_ptr<Frontend>> Frontend::Create(const FrontendOptions
   }
   if (absl::Status st = options.watermark.Validate(); !st.ok()) return st;
   for (const std::string& task : options.watermark_tasks) {
-    if (task != "review" && task != "product_description" && task != "blog_post" &&
-        task != "prompt" && task != "none") {
+    const bool known = task == "none" || std::find(std::begin(kTaskNames), std::end(kTaskNames),
+                                                   task) != std::end(kTaskNames);
+    if (!known) {
       return absl::InvalidArgumentError(
           absl::StrCat("--watermark-tasks: unknown task \"", task,
                        "\" (review, product_description, blog_post, prompt, none)"));
@@ -234,11 +236,7 @@ bool Frontend::Watermarks(const v1::GenerateRequest& req) const {
     default:
       break;
   }
-  const char* task = "prompt";
-  if (req.has_review()) task = "review";
-  if (req.has_product_description()) task = "product_description";
-  if (req.has_blog_post()) task = "blog_post";
-  return watermark_tasks_.count(task) > 0;
+  return watermark_tasks_.count(TaskOf(req)) > 0;
 }
 
 absl::StatusOr<WatermarkDetection> Frontend::Detect(const std::string& text,
@@ -294,10 +292,7 @@ absl::StatusOr<std::shared_ptr<SchemaMasks>> Frontend::Masks(const v1::ResponseF
     return absl::InvalidArgumentError(absl::StrCat(field, ": ", schema.status().message()));
   }
   if (vocabulary_ == nullptr) {
-    std::vector<std::string> bytes(static_cast<size_t>(engine.config().vocab_size));
-    for (size_t id = 0; id < bytes.size(); ++id)
-      bytes[id] = engine.TokenText(static_cast<int32_t>(id));
-    vocabulary_ = std::make_shared<const VocabularyTrie>(bytes, engine.EosId());
+    vocabulary_ = std::make_shared<const VocabularyTrie>(engine.TokenTexts(), engine.EosId());
   }
   if (masks_.size() >= 64) masks_.erase(masks_.begin());  // a bounded cache of schemas
   auto masks = std::make_shared<SchemaMasks>(*std::move(schema), vocabulary_);

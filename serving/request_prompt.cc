@@ -91,6 +91,19 @@ absl::Status SetTaskInput(const std::string& task, const TaskInputFields& f,
   return absl::OkStatus();
 }
 
+const char* TaskOf(const v1::GenerateRequest& req) {
+  switch (req.input_case()) {
+    case v1::GenerateRequest::kProductDescription:
+      return "product_description";
+    case v1::GenerateRequest::kReview:
+      return "review";
+    case v1::GenerateRequest::kBlogPost:
+      return "blog_post";
+    default:
+      return "prompt";
+  }
+}
+
 TaskInputFields TaskFieldsOf(const EvalTask& t) {
   TaskInputFields fields;
   fields.title = t.title;

@@ -19,6 +19,11 @@ namespace copyforge {
 absl::StatusOr<std::string> RenderRequestPrompt(const v1::GenerateRequest& req,
                                                 const TemplateSet& templates);
 
+// What a request asks for: one of kTaskNames (a raw prompt is "prompt").
+inline constexpr const char* kTaskNames[] = {"product_description", "review", "blog_post",
+                                             "prompt"};
+const char* TaskOf(const v1::GenerateRequest& req);
+
 // A task input's fields, flat, as command-line flags and held-out tasks carry them.
 struct TaskInputFields {
   std::string title, brand, category, price;  // the product (a review's product_title)

@@ -25,6 +25,14 @@ uint64_t Threshold(double gamma) {
   return static_cast<uint64_t>(std::llround(gamma * 4294967296.0));
 }
 
+// The green list after `previous`: token t is green when Green(seed, t) is under the threshold.
+uint64_t SeedAfter(uint64_t key, int32_t previous) {
+  return Mix(key ^ (static_cast<uint64_t>(static_cast<uint32_t>(previous)) << 1));
+}
+uint64_t Green(uint64_t seed, int64_t token) {
+  return Mix(seed ^ static_cast<uint32_t>(token)) >> 32;
+}
+
 }  // namespace
 
 absl::Status WatermarkConfig::Validate() const {
@@ -61,18 +69,15 @@ absl::StatusOr<uint64_t> KeyFromFile(const std::string& path) {
 }
 
 bool IsGreen(uint64_t key, double gamma, int32_t previous, int32_t token) {
-  const uint64_t seed = Mix(key ^ (static_cast<uint64_t>(static_cast<uint32_t>(previous)) << 1));
-  const uint64_t h = Mix(seed ^ static_cast<uint32_t>(token));
-  return (h >> 32) < Threshold(gamma);
+  return Green(SeedAfter(key, previous), token) < Threshold(gamma);
 }
 
 absl::Status WatermarkProcessor::Process(float* logits, int64_t vocab) {
-  const uint64_t seed =
-      Mix(config_.key ^ (static_cast<uint64_t>(static_cast<uint32_t>(previous_)) << 1));
+  const uint64_t seed = SeedAfter(config_.key, previous_);
   const uint64_t threshold = Threshold(config_.gamma);
   const float delta = static_cast<float>(config_.delta);
   for (int64_t i = 0; i < vocab; ++i) {
-    if ((Mix(seed ^ static_cast<uint32_t>(i)) >> 32) < threshold) logits[i] += delta;
+    if (Green(seed, i) < threshold) logits[i] += delta;
   }
   return absl::OkStatus();
 }

@@ -343,10 +343,7 @@ TEST_F(EngineTest, ProcessorsShapeEachRowTheSameAloneAndInABatch) {
   o.max_batch = 8;
   o.max_new_tokens = 300;
   auto engine = Make(o);
-  std::vector<std::string> bytes(engine->config().vocab_size);
-  for (size_t id = 0; id < bytes.size(); ++id)
-    bytes[id] = engine->TokenText(static_cast<int32_t>(id));
-  auto vocabulary = std::make_shared<const VocabularyTrie>(bytes, engine->EosId());
+  auto vocabulary = std::make_shared<const VocabularyTrie>(engine->TokenTexts(), engine->EosId());
   auto schema = JsonSchema::Compile(
       R"({"type":"object","properties":{"title":{"type":"string","minLength":1,"maxLength":12},)"
       R"("stars":{"type":"integer","minimum":1,"maximum":5},)"
