@@ -214,6 +214,13 @@ void RegisterServe(CLI::App& app, CommandFn* run) {
   cmd->add_option("--prefill-chunk", e.prefill_chunk,
                   "Prompt tokens prefilled per step, interleaved with decoding")
       ->capture_default_str();
+  cmd->add_option("--prefix-cache-tokens", e.prefix_cache_tokens,
+                  "Prompt-prefix tokens whose keys and values are kept for later requests that "
+                  "start the same way (0: off; -1: 4 x n_positions)")
+      ->capture_default_str();
+  cmd->add_option("--prefix-block-tokens", e.prefix_block_tokens,
+                  "Tokens per prefix-cache block (a prefix is reused in whole blocks)")
+      ->capture_default_str();
   cmd->add_option("--dtype", e.dtype,
                   "Weights and KV cache: float32, bfloat16, or auto (bfloat16 on a GPU or with "
                   "avx512_bf16)")

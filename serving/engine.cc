@@ -1,12 +1,14 @@
 #include "serving/engine.h"
 
 #include "serving/admission.h"
+#include "serving/kv_prefix_cache.h"
 #include "serving/step_plan.h"
 #include "serving/text_stream.h"
 
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <fstream>
@@ -36,6 +38,7 @@ struct ModelSlot {
   LoadedCheckpoint checkpoint;
   std::string name;
   int64_t step = 0;
+  uint64_t generation = 0;  // unique per prepared model (the prefix cache's owner)
 };
 
 // A checkpoint made ready to serve: inference mode, weights on the device in the served dtype.
@@ -48,6 +51,8 @@ std::shared_ptr<ModelSlot> PrepareModel(LoadedCheckpoint checkpoint, const std::
   slot->checkpoint = std::move(checkpoint);
   slot->name = name;
   slot->step = step;
+  static std::atomic<uint64_t> generations{0};
+  slot->generation = ++generations;
   return slot;
 }
 
@@ -62,6 +67,7 @@ struct Sequence {
   int32_t next = -1;             // sampled, not yet in the cache
   bool prefilling = true;        // the prompt is still going into the cache, chunk by chunk
   int64_t prefilled = 0;         // prompt tokens in the cache so far
+  int64_t cached = 0;            // of them, copied from the prefix cache
   bool finished = false;         // the final chunk was sent; the slot is released at Reap
   std::vector<int32_t> history;  // prompt + generated (repetition penalty)
   std::vector<int32_t> generated;
@@ -75,8 +81,9 @@ struct Sequence {
 absl::Status CheckMemoryBudget(const Gpt2Config& c, const EngineOptions& o,
                                const torch::Device& device) {
   const double element = o.dtype == "bfloat16" ? 2 : 4;
-  const double kv = 2.0 * static_cast<double>(c.n_layer) * o.max_batch *
-                    static_cast<double>(c.n_positions) * static_cast<double>(c.n_embd) * element;
+  const double kv = 2.0 * static_cast<double>(c.n_layer) *
+                    static_cast<double>(o.max_batch * c.n_positions + o.prefix_cache_tokens) *
+                    static_cast<double>(c.n_embd) * element;
   const double weights = static_cast<double>(c.NumParameters()) * element;
   double budget = o.max_memory_gb * 1e9;
   if (budget <= 0 && device.is_cpu()) {
@@ -85,9 +92,11 @@ absl::Status CheckMemoryBudget(const Gpt2Config& c, const EngineOptions& o,
   }
   if (budget <= 0 || kv + weights <= budget) return absl::OkStatus();
   return absl::ResourceExhaustedError(absl::StrFormat(
-      "the KV pool (%d slots x %d positions x %d layers) needs %.2f GB and the weights %.2f GB, "
-      "more than the %.2f GB memory budget (--max-memory-gb); lower --max-batch",
-      o.max_batch, c.n_positions, c.n_layer, kv / 1e9, weights / 1e9, budget / 1e9));
+      "the KV pool (%d slots x %d positions + %d prefix-cache tokens, x %d layers) needs %.2f GB "
+      "and the weights %.2f GB, more than the %.2f GB memory budget (--max-memory-gb); lower "
+      "--max-batch or --prefix-cache-tokens",
+      o.max_batch, c.n_positions, o.prefix_cache_tokens, c.n_layer, kv / 1e9, weights / 1e9,
+      budget / 1e9));
 }
 
 }  // namespace
@@ -105,9 +114,12 @@ class Engine::Impl {
       options_.max_batch_tokens = static_cast<int64_t>(options_.max_batch) * c.n_positions;
     }
     const auto params = current_->checkpoint.model->parameters();
-    pool_ =
-        KvCache::Allocate(c, options_.max_batch, c.n_positions,
-                          torch::TensorOptions().dtype(params[0].scalar_type()).device(device_));
+    const auto kv_options = torch::TensorOptions().dtype(params[0].scalar_type()).device(device_);
+    pool_ = KvCache::Allocate(c, options_.max_batch, c.n_positions, kv_options);
+    if (options_.prefix_cache_tokens >= options_.prefix_block_tokens) {
+      prefix_ = std::make_unique<KvPrefixCache>(c, options_.prefix_cache_tokens,
+                                                options_.prefix_block_tokens, kv_options);
+    }
     admission_ = std::make_unique<Admission<Sequence>>(
         options_.max_batch, options_.max_batch_tokens, options_.max_queue);
     stats_.free_slots = options_.max_batch;
@@ -222,6 +234,12 @@ class Engine::Impl {
       }
       if (admitted) {
         admitted->started_at = Clock::now();
+        if (prefix_ != nullptr) {
+          admitted->cached = prefix_->Reuse(admitted->model->generation, admitted->request.prompt,
+                                            pool_, admitted->slot);
+          admitted->prefilled = admitted->cached;
+          prefix_hits_ += admitted->cached;
+        }
         running_.push_back(std::move(admitted));
       }
       Step();
@@ -232,6 +250,8 @@ class Engine::Impl {
       stats_.free_slots = admission_->free_slots();
       stats_.reserved_tokens = admission_->reserved();
       stats_.steps = steps_;
+      stats_.prefix_hit_tokens = prefix_hits_;
+      stats_.prefix_cached_tokens = prefix_ != nullptr ? prefix_->cached_tokens() : 0;
       std::vector<const ModelSlot*> live = {current_.get()};
       for (const auto& s : running_) {
         if (std::find(live.begin(), live.end(), s->model.get()) == live.end()) {
@@ -325,6 +345,10 @@ class Engine::Impl {
       if (prefilled != nullptr) {
         prefilled->prefilling = false;
         prefilled->length = prefilled->prefilled;
+        if (prefix_ != nullptr) {
+          prefix_->Store(prefilled->model->generation, prefilled->request.prompt, pool_,
+                         prefilled->slot);
+        }
       } else if (rows.empty()) {
         continue;  // only a chunk of a prompt went in
       }
@@ -421,6 +445,7 @@ class Engine::Impl {
     done.reason = reason;
     done.status = std::move(status);
     done.prompt_tokens = static_cast<int64_t>(s.request.prompt.size());
+    done.cached_prompt_tokens = s.cached;
     done.generated_tokens = static_cast<int64_t>(s.generated.size());
     const auto start = s.started_at == Clock::time_point{} ? Clock::now() : s.started_at;
     done.queue_s = std::chrono::duration<double>(start - s.queued_at).count();
@@ -476,6 +501,8 @@ class Engine::Impl {
   }
 
   KvCache pool_;
+  std::unique_ptr<KvPrefixCache> prefix_;           // engine thread; null when off
+  int64_t prefix_hits_ = 0;                         // engine thread
   std::shared_ptr<ModelSlot> current_;              // guarded by mu_
   std::vector<std::unique_ptr<Sequence>> running_;  // engine thread only
   mutable std::mutex mu_;
@@ -506,6 +533,13 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(LoadedCheckpoint checkpoi
   PrepareDevice(*device);
   o.device = device->str();
   if (o.dtype == "auto") o.dtype = device->is_cuda() || CpuHasBf16() ? "bfloat16" : "float32";
+  if (o.prefix_block_tokens < 1) {
+    return absl::InvalidArgumentError("prefix_block_tokens must be >= 1");
+  }
+  if (o.prefix_cache_tokens < -1) {
+    return absl::InvalidArgumentError("prefix_cache_tokens must be >= 0 (or -1: the default)");
+  }
+  if (o.prefix_cache_tokens == -1) o.prefix_cache_tokens = 4 * checkpoint.config.n_positions;
   if (o.dtype != "float32" && o.dtype != "bfloat16") {
     return absl::InvalidArgumentError(
         absl::StrCat("dtype \"", o.dtype, "\" is not float32, bfloat16 or auto"));

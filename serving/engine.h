@@ -34,6 +34,12 @@ struct EngineOptions {
       0;  // KV budget: sum of prompt + max_new over running (0: slots x n_positions)
   int64_t prefill_chunk = 256;  // prompt tokens prefilled per step (long prompts take several)
   int threads = 0;              // intra-op threads (0: one per core)
+  // Prefix cache (serving/prefix_cache.h): the keys and values of prompt prefixes are kept in
+  // blocks of prefix_block_tokens, up to prefix_cache_tokens tokens in all (0: off; -1: four
+  // times n_positions); a request whose prompt starts with cached blocks has them copied into
+  // its slot and prefills only the rest.
+  int64_t prefix_cache_tokens = -1;
+  int64_t prefix_block_tokens = 16;
   // Weights and KV cache: "float32", "bfloat16", or "auto" (bfloat16 on a GPU or when the CPU
   // has avx512_bf16, float32 otherwise).
   std::string dtype = "auto";
@@ -61,6 +67,7 @@ struct EngineChunk {
   std::string checkpoint;  // the model that served it (set on the final chunk)
   int64_t checkpoint_step = 0;
   int64_t prompt_tokens = 0, generated_tokens = 0;
+  int64_t cached_prompt_tokens = 0;  // of prompt_tokens, taken from the prefix cache
   // Set by the front end on the final chunk when a copy index is loaded: the longest run of
   // generated tokens found verbatim in the training split (-1: not measured).
   int64_t longest_copy = -1;
@@ -85,6 +92,8 @@ struct EngineStats {
   int running = 0, queued = 0, free_slots = 0;
   int64_t reserved_tokens = 0;
   int64_t steps = 0;
+  int64_t prefix_cached_tokens = 0;  // tokens held by the prefix cache now
+  int64_t prefix_hit_tokens = 0;     // prompt tokens taken from it so far
   int models = 1;  // more than one while requests started on a replaced model finish
   std::string checkpoint;
   int64_t checkpoint_step = 0;

@@ -321,6 +321,8 @@ ServingGauges Frontend::Gauges() const {
   g.model_step = s.checkpoint_step;
   g.engine_steps = s.steps;
   g.models_loaded = s.models;
+  g.prefix_cache_tokens = s.prefix_cached_tokens;
+  g.prefix_cache_hit_tokens = s.prefix_hit_tokens;
   g.serving = !draining_;
   return g;
 }

@@ -111,6 +111,10 @@ class GenerateCall : public grpc::ServerUnaryReactor {
       c->set_watermarked(box_->watermarked);
       if (!chunk.status.ok() && failure_.ok()) failure_ = chunk.status;
       resp_->mutable_usage()->set_prompt_tokens(static_cast<uint32_t>(chunk.prompt_tokens));
+      // Sequences of one prompt may differ (the first fills the cache): the most is reported.
+      resp_->mutable_usage()->set_cached_prompt_tokens(
+          std::max(resp_->usage().cached_prompt_tokens(),
+                   static_cast<uint32_t>(chunk.cached_prompt_tokens)));
       resp_->mutable_usage()->set_generated_tokens(resp_->usage().generated_tokens() +
                                                    static_cast<uint32_t>(chunk.generated_tokens));
       resp_->set_checkpoint(chunk.checkpoint);
@@ -223,6 +227,8 @@ class StreamCall : public grpc::ServerWriteReactor<v1::GenerateStreamResponse> {
       m.set_longest_copied_tokens(static_cast<uint32_t>(std::max<int64_t>(0, chunk.longest_copy)));
       m.set_watermarked(box_->watermarked);
       m.mutable_usage()->set_prompt_tokens(static_cast<uint32_t>(chunk.prompt_tokens));
+      m.mutable_usage()->set_cached_prompt_tokens(
+          static_cast<uint32_t>(chunk.cached_prompt_tokens));
       m.mutable_usage()->set_generated_tokens(static_cast<uint32_t>(chunk.generated_tokens));
       m.mutable_timings()->set_queue_s(chunk.queue_s);
       m.mutable_timings()->set_time_to_first_token_s(chunk.time_to_first_token_s);

@@ -152,6 +152,14 @@ std::string ServingMetrics::Render(const ServingGauges& g) const {
   gauge("copyforge_models_loaded", "Models in memory (2 while a swap drains)", g.models_loaded);
   gauge("copyforge_serving", "1 when admitting requests, 0 while loading or draining",
         g.serving ? 1 : 0);
+  gauge("copyforge_prefix_cache_tokens", "Prompt-prefix tokens whose keys and values are cached",
+        static_cast<double>(g.prefix_cache_tokens));
+  absl::StrAppend(
+      &out,
+      "# HELP copyforge_prefix_cache_hit_tokens_total Prompt tokens taken from the "
+      "prefix cache instead of prefilled\n# TYPE copyforge_prefix_cache_hit_tokens_total "
+      "counter\ncopyforge_prefix_cache_hit_tokens_total ",
+      g.prefix_cache_hit_tokens, "\n");
   absl::StrAppend(&out,
                   "# HELP copyforge_engine_steps_total Decode steps run\n"
                   "# TYPE copyforge_engine_steps_total counter\ncopyforge_engine_steps_total ",

@@ -42,6 +42,7 @@ struct ServingGauges {
   int64_t model_step = 0;
   int64_t engine_steps = 0;
   int models_loaded = 1;
+  int64_t prefix_cache_tokens = 0, prefix_cache_hit_tokens = 0;
   bool serving = true;
 };
 

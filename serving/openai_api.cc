@@ -285,11 +285,17 @@ nlohmann::ordered_json LogprobsJson(const std::vector<std::string>& tokens,
           {"text_offset", offsets}};
 }
 
+nlohmann::ordered_json UsageJson(const Usage& u) {
+  return {{"prompt_tokens", u.prompt_tokens},
+          {"completion_tokens", u.completion_tokens},
+          {"total_tokens", u.prompt_tokens + u.completion_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", u.cached_tokens}}}};
+}
+
 nlohmann::ordered_json CompletionResponse(const std::string& id, int64_t created,
                                           const std::string& model,
                                           const std::vector<ChoiceResult>& choices,
-                                          int64_t prompt_tokens, int64_t completion_tokens,
-                                          bool with_logprobs) {
+                                          const Usage& usage, bool with_logprobs) {
   nlohmann::ordered_json list = nlohmann::ordered_json::array();
   for (size_t i = 0; i < choices.size(); ++i) {
     const ChoiceResult& c = choices[i];
@@ -301,15 +307,8 @@ nlohmann::ordered_json CompletionResponse(const std::string& id, int64_t created
     if (c.longest_copy >= 0) list.back()["longest_copied_tokens"] = c.longest_copy;
     if (c.watermarked) list.back()["watermarked"] = true;
   }
-  return {{"id", id},
-          {"object", "text_completion"},
-          {"created", created},
-          {"model", model},
-          {"choices", list},
-          {"usage",
-           {{"prompt_tokens", prompt_tokens},
-            {"completion_tokens", completion_tokens},
-            {"total_tokens", prompt_tokens + completion_tokens}}}};
+  return {{"id", id},        {"object", "text_completion"}, {"created", created}, {"model", model},
+          {"choices", list}, {"usage", UsageJson(usage)}};
 }
 
 nlohmann::ordered_json CompletionChunk(const std::string& id, int64_t created,

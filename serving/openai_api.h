@@ -55,11 +55,17 @@ struct ChoiceResult {
   bool watermarked = false;
 };
 
+// A call's token counts; cached_tokens: prompt tokens taken from the prefix cache.
+struct Usage {
+  int64_t prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
+};
+// OpenAI's usage object, with prompt_tokens_details.cached_tokens.
+nlohmann::ordered_json UsageJson(const Usage& usage);
+
 nlohmann::ordered_json CompletionResponse(const std::string& id, int64_t created,
                                           const std::string& model,
                                           const std::vector<ChoiceResult>& choices,
-                                          int64_t prompt_tokens, int64_t completion_tokens,
-                                          bool with_logprobs);
+                                          const Usage& usage, bool with_logprobs);
 // One server-sent event's object: new text of choice `index` (finish_reason null until the
 // choice's last chunk).
 nlohmann::ordered_json CompletionChunk(const std::string& id, int64_t created,

@@ -80,10 +80,19 @@ absl::Status SubmitCall(Frontend* front, Call* call) {
   return absl::OkStatus();
 }
 
+// Adds a finished sequence to the call's usage: each prompt counts once, not once per choice.
+void Count(const Call& call, uint32_t sequence, const EngineChunk& done, Usage* usage) {
+  if (sequence % call.request.n == 0) {
+    usage->prompt_tokens += done.prompt_tokens;
+    usage->cached_tokens += done.cached_prompt_tokens;
+  }
+  usage->completion_tokens += done.generated_tokens;
+}
+
 void HandleUnary(Frontend* front, const std::string& model, Call& call, httplib::Response& res) {
   Engine* engine = front->live();
   std::vector<ChoiceResult> choices(call.sequences);
-  int64_t prompt_tokens = 0, completion_tokens = 0;
+  Usage usage;
   absl::Status failure;
   for (uint32_t done = 0; done < call.sequences;) {
     std::pair<uint32_t, EngineChunk> item;
@@ -100,8 +109,7 @@ void HandleUnary(Frontend* front, const std::string& model, Call& call, httplib:
     c.finish_reason = FinishReasonOf(chunk.reason);
     c.longest_copy = chunk.longest_copy;
     c.watermarked = call.box->watermarked;
-    if (i % call.request.n == 0) prompt_tokens += chunk.prompt_tokens;
-    completion_tokens += chunk.generated_tokens;
+    Count(call, i, chunk, &usage);
   }
   if (!failure.ok()) return Error(res, ErrorFromStatus(failure));
   if (call.request.echo) {
@@ -109,9 +117,9 @@ void HandleUnary(Frontend* front, const std::string& model, Call& call, httplib:
       choices[i].text = call.request.echo_text[i / call.request.n] + choices[i].text;
     }
   }
-  Reply(res, 200,
-        CompletionResponse(call.id, call.created, model, choices, prompt_tokens, completion_tokens,
-                           call.request.logprobs >= 0));
+  Reply(
+      res, 200,
+      CompletionResponse(call.id, call.created, model, choices, usage, call.request.logprobs >= 0));
 }
 
 // Streams the call as server-sent events; returns false once the client is gone.
@@ -128,7 +136,7 @@ bool Stream(Frontend* front, const std::string& model, Call& call, httplib::Data
                                   call.request.echo_text[i / call.request.n], ""));
     }
   }
-  int64_t prompt_tokens = 0, completion_tokens = 0;
+  Usage usage;
   for (uint32_t done = 0; done < call.sequences;) {
     std::pair<uint32_t, EngineChunk> item;
     front->Next(*call.box, call.caller, &item);
@@ -136,8 +144,7 @@ bool Stream(Frontend* front, const std::string& model, Call& call, httplib::Data
     if (chunk.done) {
       ++done;
       front->Record(chunk);
-      if (i % call.request.n == 0) prompt_tokens += chunk.prompt_tokens;
-      completion_tokens += chunk.generated_tokens;
+      Count(call, i, chunk, &usage);
     }
     if (!open) continue;  // drain what the engine still sends for a cancelled call
     if (chunk.done && !chunk.status.ok()) {
@@ -161,10 +168,7 @@ bool Stream(Frontend* front, const std::string& model, Call& call, httplib::Data
                  {"created", call.created},
                  {"model", model},
                  {"choices", Json::array()},
-                 {"usage",
-                  {{"prompt_tokens", prompt_tokens},
-                   {"completion_tokens", completion_tokens},
-                   {"total_tokens", prompt_tokens + completion_tokens}}}});
+                 {"usage", UsageJson(usage)}});
   }
   if (open) {
     static const std::string kDone = "data: [DONE]\n\n";

@@ -48,6 +48,8 @@ class EngineTest : public ::testing::Test {
     std::condition_variable cv;
     std::string text;
     std::vector<int32_t> ids;
+    std::vector<float> logprobs;
+    int64_t cached_prompt_tokens = 0;
     bool done = false;
     int chunks = 0;
     FinishReason reason = FinishReason::kNone;
@@ -68,8 +70,10 @@ class EngineTest : public ::testing::Test {
       std::lock_guard<std::mutex> lock(out->mu);
       out->text += c.text;
       out->ids.insert(out->ids.end(), c.ids.begin(), c.ids.end());
+      out->logprobs.insert(out->logprobs.end(), c.logprobs.begin(), c.logprobs.end());
       ++out->chunks;
       if (c.done) {
+        out->cached_prompt_tokens = c.cached_prompt_tokens;
         out->done = true;
         out->reason = c.reason;
         out->status = c.status;
@@ -113,6 +117,61 @@ TEST_F(EngineTest, GreedyOutputIsTheSameAloneAndInAFullBatch) {
     EXPECT_EQ(batched[i]->ids, alone[i]) << kPrompts[i];
   }
   EXPECT_GT(engine->stats().steps, 0);
+}
+
+// Requests built from one template share its prefix: with the prefix cache they copy its blocks
+// and prefill only the rest, and every sampled token and log-probability is the same bit for bit
+// as without the cache, alone or batched, in both dtypes.
+TEST_F(EngineTest, PrefixCacheSkipsTheSharedPrefillWithBitIdenticalOutputs) {
+  std::string prefix = "Write a product description for an online store. Keep it short, friendly";
+  prefix += " and accurate; mention the materials, the size and who it is for. Product:";
+  const std::vector<std::string> items = {" steel water bottle", " wool socks, 3 pairs",
+                                          " cast iron pan", " kids' rain boots"};
+  for (const char* dtype : {"float32", "bfloat16"}) {
+    EngineOptions off, on;
+    off.dtype = on.dtype = dtype;
+    off.prefix_cache_tokens = 0;
+    on.prefix_block_tokens = 8;
+    auto plain = Make(off), cached = Make(on);
+    const int64_t shared = static_cast<int64_t>(plain->Encode(prefix).size());
+    ASSERT_GT(shared, 24);
+    auto request = [&](Engine& e, const std::string& item, Result* r) {
+      EngineRequest q = Request(e, prefix + item, r, 12);
+      q.sampling.temperature = 0.9;
+      q.sampling.seed = 7;
+      q.logprobs = true;
+      return q;
+    };
+    std::vector<std::unique_ptr<Result>> want;
+    for (const std::string& item : items) {
+      want.push_back(std::make_unique<Result>());
+      ASSERT_TRUE(plain->Submit(request(*plain, item, want.back().get())).ok());
+      want.back()->Wait();
+      ASSERT_TRUE(want.back()->status.ok()) << want.back()->status;
+      EXPECT_EQ(want.back()->cached_prompt_tokens, 0);
+    }
+    for (int round = 0; round < 2; ++round) {  // one at a time, then all batched
+      std::vector<std::unique_ptr<Result>> got;
+      for (size_t i = 0; i < items.size(); ++i) {
+        got.push_back(std::make_unique<Result>());
+        ASSERT_TRUE(cached->Submit(request(*cached, items[i], got.back().get())).ok());
+        if (round == 0) got.back()->Wait();
+      }
+      for (size_t i = 0; i < items.size(); ++i) {
+        got[i]->Wait();
+        ASSERT_TRUE(got[i]->status.ok()) << got[i]->status;
+        EXPECT_EQ(got[i]->ids, want[i]->ids) << dtype << " " << items[i];
+        EXPECT_EQ(got[i]->logprobs, want[i]->logprobs) << dtype << " " << items[i];
+        if (round > 0 || i > 0) {  // the first request filled the cache
+          EXPECT_GE(got[i]->cached_prompt_tokens, shared / 8 * 8 - 8) << items[i];
+          EXPECT_LE(got[i]->cached_prompt_tokens, shared + 8);
+        }
+      }
+    }
+    const EngineStats stats = cached->stats();
+    EXPECT_GT(stats.prefix_hit_tokens, 0);
+    EXPECT_GT(stats.prefix_cached_tokens, 0);
+  }
 }
 
 TEST_F(EngineTest, Float32AndBfloat16BothServeAndBatchTheSame) {

@@ -85,11 +85,12 @@ TEST(OpenAiApi, RefusalsMapToHttpStatuses) {
 
 TEST(OpenAiApi, ResponsesInOpenAisShape) {
   ChoiceResult c{"hi there", {"hi", " there"}, {-0.5f, -1.5f}, "stop"};
-  auto j = CompletionResponse("cmpl-1", 7, "copyforge", {c}, 3, 2, true);
+  auto j = CompletionResponse("cmpl-1", 7, "copyforge", {c}, Usage{3, 2, 1}, true);
   EXPECT_EQ(j["object"], "text_completion");
   EXPECT_EQ(j["choices"][0]["finish_reason"], "stop");
   EXPECT_EQ(j["choices"][0]["logprobs"]["text_offset"][1], 2);
   EXPECT_EQ(j["usage"]["total_tokens"], 5);
+  EXPECT_EQ(j["usage"]["prompt_tokens_details"]["cached_tokens"], 1);
   auto chunk = CompletionChunk("cmpl-1", 7, "copyforge", 2, "x", "");
   EXPECT_TRUE(chunk["choices"][0]["finish_reason"].is_null());
   EXPECT_EQ(chunk["choices"][0]["index"], 2);

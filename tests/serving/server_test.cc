@@ -403,6 +403,22 @@ TEST_F(ServerTest, OpenAiCompatibleHttpApi) {
   req.mutable_stopping()->set_ignore_eos(false);
   ASSERT_TRUE(stub_->Generate(&c, req, &resp).ok());
   EXPECT_EQ(resp.completions(0).text(), j["choices"][0]["text"]);
+  // A repeated long prompt takes its whole blocks from the prefix cache on both front ends.
+  const std::string long_prompt =
+      "Write a product description. Product: a stainless steel water bottle that keeps drinks "
+      "cold for a day and hot for twelve hours; 750 ml; fits a cup holder; dishwasher safe.";
+  const std::string body = "/v1/completions -d '{\"prompt\":\"" + long_prompt +
+                           "\",\"max_tokens\":2,\"temperature\":0}'";
+  auto first = nlohmann::json::parse(testing::RunCommand(curl + base + body).out);
+  auto again = nlohmann::json::parse(testing::RunCommand(curl + base + body).out);
+  EXPECT_GE(again["usage"]["prompt_tokens_details"]["cached_tokens"], 32) << again;
+  EXPECT_EQ(again["choices"][0]["text"], first["choices"][0]["text"]);
+  grpc::ClientContext c2;
+  c2.AddMetadata("authorization", "Bearer http-secret");
+  v1::GenerateResponse cached;
+  ASSERT_TRUE(stub_->Generate(&c2, Greedy(long_prompt, 2), &cached).ok());
+  EXPECT_GE(cached.usage().cached_prompt_tokens(), 32u);
+  EXPECT_LT(cached.usage().cached_prompt_tokens(), cached.usage().prompt_tokens());
 
   auto sse = testing::RunCommand(curl + "-N " + base +
                                  "/v1/completions -d '{\"prompt\":\"Hello\",\"max_tokens\":3,"
@@ -424,6 +440,8 @@ TEST_F(ServerTest, OpenAiCompatibleHttpApi) {
             std::string::npos);
   EXPECT_EQ(metrics.find("copyforge_frontend_requests_total{front_end=\"grpc\"} 0"),
             std::string::npos);
+  EXPECT_EQ(metrics.find("copyforge_prefix_cache_hit_tokens_total 0"), std::string::npos);
+  EXPECT_NE(metrics.find("copyforge_prefix_cache_hit_tokens_total "), std::string::npos);
 
   // No model yet: health 503 "loading", completions 503 in OpenAI's shape.
   testing::Process waiting({bin_, "serve", "--follow-run", tmp_.File("no-run"), "--wait-checkpoint",

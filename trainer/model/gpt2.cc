@@ -96,7 +96,14 @@ torch::Tensor AttentionImpl::Step(const torch::Tensor& x, KvCache* pool, KvCache
             : SlotDecodeAttentionReference(q, pool->keys[layer], pool->values[layer], d.slots,
                                            d.positions, d.max_length));
   }
-  if (T > 0) parts.push_back(Attend(qkv.narrow(0, B, T).unsqueeze(0), prefill_cache, layer)[0]);
+  if (T > 0 && x.device().is_cpu()) {
+    // Row by row like decoding, so the result does not depend on the chunk's length.
+    parts.push_back(SlotPrefillAttention(qkv.narrow(0, B, T), pool->keys[layer],
+                                         pool->values[layer], rows.prefill_slot,
+                                         rows.prefill_start));
+  } else if (T > 0) {
+    parts.push_back(Attend(qkv.narrow(0, B, T).unsqueeze(0), prefill_cache, layer)[0]);
+  }
   torch::Tensor y = parts.size() == 1 ? parts[0] : torch::cat(parts);
   if (x.size(0) > B + T) y = torch::cat({y, y.narrow(0, 0, x.size(0) - B - T)});  // padding
   return c_proj(y.view({x.size(0), C}));
@@ -172,6 +179,8 @@ torch::Tensor Gpt2Impl::Step(const torch::Tensor& decode_tokens, const SlotBatch
   rows.slots = &decode;
   rows.decode = decode_tokens.defined() ? decode_tokens.numel() : 0;
   rows.prefill = prefill.tokens.defined() ? prefill.tokens.numel() : 0;
+  rows.prefill_slot = prefill.slot;
+  rows.prefill_start = prefill.start;
   TORCH_CHECK(rows.decode + rows.prefill > 0, "Step needs decode rows or a prefill chunk");
   std::vector<torch::Tensor> ids, positions;
   if (rows.decode > 0) {

@@ -50,6 +50,7 @@ struct PrefillChunk {
 struct StepRows {
   const SlotBatch* slots = nullptr;
   int64_t decode = 0, prefill = 0;
+  int64_t prefill_slot = -1, prefill_start = 0;  // where the prefill rows go
 };
 
 // y = x W + b with W stored [in, out] (Hugging Face's Conv1D).

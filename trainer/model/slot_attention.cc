@@ -117,9 +117,12 @@ HeadFn<T> PickAvx512(int64_t D) {
   }
 }
 
+// Row b's attention over positions 0 .. positions[b] of slot slots[b]. With `write`, each row
+// first writes its own key and value at its position (decode: every row has its own slot);
+// without, the caller has written them (a prompt chunk: its rows share one slot).
 template <typename T>
 void Run(const torch::Tensor& qkv, torch::Tensor& key_pool, torch::Tensor& value_pool,
-         const int64_t* slots, const int64_t* positions, torch::Tensor& out) {
+         const int64_t* slots, const int64_t* positions, bool write, torch::Tensor& out) {
   const int64_t B = qkv.size(0), C = qkv.size(1) / 3;
   const int64_t H = key_pool.size(1), capacity = key_pool.size(2), D = key_pool.size(3);
   const T* in = qkv.data_ptr<T>();
@@ -140,8 +143,10 @@ void Run(const torch::Tensor& qkv, torch::Tensor& key_pool, torch::Tensor& value
       const T* row = in + b * 3 * C + h * D;
       T* k_head = keys + (slots[b] * H + h) * capacity * D;
       T* v_head = values + (slots[b] * H + h) * capacity * D;
-      std::memcpy(k_head + pos * D, row + C, D * sizeof(T));
-      std::memcpy(v_head + pos * D, row + 2 * C, D * sizeof(T));
+      if (write) {
+        std::memcpy(k_head + pos * D, row + C, D * sizeof(T));
+        std::memcpy(v_head + pos * D, row + 2 * C, D * sizeof(T));
+      }
       for (int64_t d = 0; d < D; ++d) q[d] = ToFloat(row[d]) * scale;
       if (fast != nullptr) {
         fast(q.data(), k_head, v_head, pos + 1, scores.data(), acc.data());
@@ -154,24 +159,64 @@ void Run(const torch::Tensor& qkv, torch::Tensor& key_pool, torch::Tensor& value
   });
 }
 
+// The checks both entry points share; returns qkv made contiguous.
+torch::Tensor CheckInputs(const torch::Tensor& qkv, const torch::Tensor& key_pool,
+                          const torch::Tensor& value_pool, const char* what) {
+  TORCH_CHECK(qkv.device().is_cpu() && key_pool.device().is_cpu(), what, " runs on CPU tensors");
+  TORCH_CHECK(qkv.dim() == 2 && key_pool.dim() == 4 && value_pool.sizes() == key_pool.sizes(), what,
+              ": qkv must be [B, 3C] and the pools [S, H, capacity, D]");
+  TORCH_CHECK(key_pool.is_contiguous() && value_pool.is_contiguous(), what,
+              ": the KV pools must be contiguous");
+  TORCH_CHECK(qkv.scalar_type() == key_pool.scalar_type() &&
+                  value_pool.scalar_type() == key_pool.scalar_type(),
+              what, ": qkv and the pools must share a dtype");
+  TORCH_CHECK(qkv.scalar_type() == torch::kFloat || qkv.scalar_type() == torch::kBFloat16, what,
+              ": dtype ", qkv.scalar_type(), " is not float32 or bfloat16");
+  const int64_t H = key_pool.size(1), D = key_pool.size(3);
+  TORCH_CHECK(qkv.size(1) == 3 * H * D, what, ": qkv has ", qkv.size(1), " columns, expected 3 x ",
+              H, " x ", D);
+  return qkv.contiguous();
+}
+
+void Dispatch(const torch::Tensor& qkv, torch::Tensor& key_pool, torch::Tensor& value_pool,
+              const int64_t* slots, const int64_t* positions, bool write, torch::Tensor& out) {
+  if (qkv.scalar_type() == torch::kFloat) {
+    Run<float>(qkv, key_pool, value_pool, slots, positions, write, out);
+  } else {
+    Run<c10::BFloat16>(qkv, key_pool, value_pool, slots, positions, write, out);
+  }
+}
+
 }  // namespace
+
+torch::Tensor SlotPrefillAttention(const torch::Tensor& qkv_in, torch::Tensor& key_pool,
+                                   torch::Tensor& value_pool, int64_t slot, int64_t start) {
+  const torch::Tensor qkv = CheckInputs(qkv_in, key_pool, value_pool, "SlotPrefillAttention");
+  const int64_t T = qkv.size(0), H = key_pool.size(1), D = key_pool.size(3), C = H * D;
+  TORCH_CHECK(slot >= 0 && slot < key_pool.size(0), "slot ", slot, " is outside the pool of ",
+              key_pool.size(0));
+  TORCH_CHECK(start >= 0 && start + T <= key_pool.size(2), "positions ", start, " .. ",
+              start + T - 1, " are outside the capacity ", key_pool.size(2));
+  // The chunk's keys and values go in first: each row then attends to those before it.
+  const auto parts = qkv.split(C, /*dim=*/1);
+  const auto place = [&](torch::Tensor& pool, const torch::Tensor& rows) {
+    pool[slot].narrow(1, start, T).copy_(rows.view({T, H, D}).transpose(0, 1));
+  };
+  place(key_pool, parts[1]);
+  place(value_pool, parts[2]);
+  const std::vector<int64_t> slots(static_cast<size_t>(T), slot);
+  std::vector<int64_t> positions(static_cast<size_t>(T));
+  for (int64_t t = 0; t < T; ++t) positions[t] = start + t;
+  torch::Tensor out = torch::empty({T, C}, qkv.options());
+  Dispatch(qkv, key_pool, value_pool, slots.data(), positions.data(), /*write=*/false, out);
+  return out;
+}
 
 torch::Tensor SlotDecodeAttention(const torch::Tensor& qkv_in, torch::Tensor& key_pool,
                                   torch::Tensor& value_pool, const torch::Tensor& slots_in,
                                   const torch::Tensor& positions_in) {
-  TORCH_CHECK(qkv_in.device().is_cpu() && key_pool.device().is_cpu(),
-              "SlotDecodeAttention runs on CPU tensors");
-  TORCH_CHECK(qkv_in.dim() == 2 && key_pool.dim() == 4 && value_pool.sizes() == key_pool.sizes(),
-              "SlotDecodeAttention: qkv must be [B, 3C] and the pools [S, H, capacity, D]");
-  TORCH_CHECK(key_pool.is_contiguous() && value_pool.is_contiguous(),
-              "SlotDecodeAttention: the KV pools must be contiguous");
-  TORCH_CHECK(qkv_in.scalar_type() == key_pool.scalar_type() &&
-                  value_pool.scalar_type() == key_pool.scalar_type(),
-              "SlotDecodeAttention: qkv and the pools must share a dtype");
-  const int64_t B = qkv_in.size(0), H = key_pool.size(1), D = key_pool.size(3);
-  TORCH_CHECK(qkv_in.size(1) == 3 * H * D, "SlotDecodeAttention: qkv has ", qkv_in.size(1),
-              " columns, expected 3 x ", H, " x ", D);
-  const torch::Tensor qkv = qkv_in.contiguous();
+  const torch::Tensor qkv = CheckInputs(qkv_in, key_pool, value_pool, "SlotDecodeAttention");
+  const int64_t B = qkv.size(0), H = key_pool.size(1), D = key_pool.size(3);
   const torch::Tensor slots = slots_in.to(torch::kLong).contiguous();
   const torch::Tensor positions = positions_in.to(torch::kLong).contiguous();
   TORCH_CHECK(slots.numel() == B && positions.numel() == B,
@@ -187,14 +232,7 @@ torch::Tensor SlotDecodeAttention(const torch::Tensor& qkv_in, torch::Tensor& ke
                 " is outside the capacity ", key_pool.size(2));
   }
   torch::Tensor out = torch::empty({B, H * D}, qkv.options());
-  if (qkv.scalar_type() == torch::kFloat) {
-    Run<float>(qkv, key_pool, value_pool, s, p, out);
-  } else if (qkv.scalar_type() == torch::kBFloat16) {
-    Run<c10::BFloat16>(qkv, key_pool, value_pool, s, p, out);
-  } else {
-    TORCH_CHECK(false, "SlotDecodeAttention: dtype ", qkv.scalar_type(),
-                " is not float32 or bfloat16");
-  }
+  Dispatch(qkv, key_pool, value_pool, s, p, /*write=*/true, out);
   return out;
 }
 

@@ -20,6 +20,14 @@ torch::Tensor SlotDecodeAttention(const torch::Tensor& qkv, torch::Tensor& key_p
                                   torch::Tensor& value_pool, const torch::Tensor& slots,
                                   const torch::Tensor& positions);
 
+// A prompt chunk going into one slot: qkv [T, 3C] are the tokens at positions start .. start +
+// T - 1 of slot `slot`. Writes their keys and values, then returns [T, C]: row t's attention over
+// positions 0 .. start + t, computed exactly as a decode row at that position would be, so a
+// prompt's keys, values and logits do not depend on how it is cut into chunks (or on a prefix
+// taken from the prefix cache). CPU tensors only.
+torch::Tensor SlotPrefillAttention(const torch::Tensor& qkv, torch::Tensor& key_pool,
+                                   torch::Tensor& value_pool, int64_t slot, int64_t start);
+
 // The same with tensor operations on any device: scatters the new keys and values, gathers the
 // rows' slots (positions 0 .. max_length - 1, max_length > every position) and masks each row's
 // later positions. The baseline of the benchmark and the path for non-CPU tensors.
