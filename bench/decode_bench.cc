@@ -27,7 +27,8 @@ int main(int argc, char** argv) {
   int iterations = 20;
   int threads = static_cast<int>(std::thread::hardware_concurrency());
   app.add_option("--model-config", model_config)->capture_default_str();
-  app.add_option("--dtype", dtype, "float32, bfloat16 or auto")->capture_default_str();
+  app.add_option("--dtype", dtype, "float32, bfloat16, int8 (weight-only) or auto")
+      ->capture_default_str();
   app.add_option("--batch", batches, "Sequences per step")->capture_default_str();
   app.add_option("--context", context, "Positions already in each sequence's cache")
       ->capture_default_str();
@@ -41,7 +42,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (dtype == "auto") dtype = CpuHasBf16() ? "bfloat16" : "float32";
-  const torch::ScalarType type = dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat;
+  const bool int8 = dtype == "int8";
+  const torch::ScalarType type =
+      dtype == "bfloat16" || (int8 && CpuHasBf16()) ? torch::kBFloat16 : torch::kFloat;
   const Gpt2Config& c = *config;
   if (context + 1 >= c.n_positions) context = c.n_positions / 2;
   torch::set_num_threads(threads);
@@ -50,7 +53,9 @@ int main(int argc, char** argv) {
   Gpt2 model(c);
   model->InitWeights(1);
   model->eval();
+  if (int8) model->PackInt8();
   model->to(type);
+  if (type == torch::kBFloat16 && !int8) model->PackBf16();
   const int64_t max_batch = *std::max_element(batches.begin(), batches.end());
   KvCache pool = KvCache::Allocate(c, max_batch, c.n_positions, torch::TensorOptions().dtype(type));
   for (auto& t : pool.keys) t.normal_();

@@ -222,8 +222,8 @@ void RegisterServe(CLI::App& app, CommandFn* run) {
                   "Tokens per prefix-cache block (a prefix is reused in whole blocks)")
       ->capture_default_str();
   cmd->add_option("--dtype", e.dtype,
-                  "Weights and KV cache: float32, bfloat16, or auto (bfloat16 on a GPU or with "
-                  "avx512_bf16)")
+                  "Weights and KV cache: float32, bfloat16, int8 (weight-only, per-column scales, "
+                  "CPU), or auto (bfloat16 on a GPU or with avx512_bf16)")
       ->capture_default_str();
   AddDeviceOption(cmd, &e.device);
   RequestLimits& l = f->options.limits;

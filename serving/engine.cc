@@ -46,7 +46,16 @@ std::shared_ptr<ModelSlot> PrepareModel(LoadedCheckpoint checkpoint, const std::
                                         const torch::Device& device, const std::string& name,
                                         int64_t step) {
   checkpoint.model->eval();
-  checkpoint.model->to(device, dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat);
+  if (dtype == "int8") {
+    // Quantized from the checkpoint's own precision; the rest serves in bfloat16 where the CPU
+    // has it.
+    checkpoint.model->PackInt8();
+    checkpoint.model->to(device, CpuHasBf16() ? torch::kBFloat16 : torch::kFloat);
+  } else {
+    checkpoint.model->to(device, dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat);
+    // Decode rows stream packed copies of the weights (trainer/model/packed_linear.h).
+    if (dtype == "bfloat16" && device.is_cpu()) checkpoint.model->PackBf16();
+  }
   auto slot = std::make_shared<ModelSlot>();
   slot->checkpoint = std::move(checkpoint);
   slot->name = name;
@@ -80,11 +89,18 @@ struct Sequence {
 // the budget, before anything is allocated.
 absl::Status CheckMemoryBudget(const Gpt2Config& c, const EngineOptions& o,
                                const torch::Device& device) {
-  const double element = o.dtype == "bfloat16" ? 2 : 4;
+  const double element = o.dtype == "bfloat16" || (o.dtype == "int8" && CpuHasBf16()) ? 2 : 4;
   const double kv = 2.0 * static_cast<double>(c.n_layer) *
                     static_cast<double>(o.max_batch * c.n_positions + o.prefix_cache_tokens) *
                     static_cast<double>(c.n_embd) * element;
-  const double weights = static_cast<double>(c.NumParameters()) * element;
+  // int8: a byte per weight plus the embeddings kept for lookups; bfloat16 on the CPU: the dense
+  // weights for prompts and the packed copy for decoding.
+  const double copies = o.dtype == "bfloat16" && device.is_cpu() ? 2 : 1;
+  const double weights =
+      o.dtype == "int8"
+          ? static_cast<double>(c.NumParameters()) +
+                static_cast<double>((c.vocab_size + c.n_positions) * c.n_embd) * element
+          : static_cast<double>(c.NumParameters()) * element * copies;
   double budget = o.max_memory_gb * 1e9;
   if (budget <= 0 && device.is_cpu()) {
     budget = 0.9 * static_cast<double>(::sysconf(_SC_PHYS_PAGES)) *
@@ -540,9 +556,13 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(LoadedCheckpoint checkpoi
     return absl::InvalidArgumentError("prefix_cache_tokens must be >= 0 (or -1: the default)");
   }
   if (o.prefix_cache_tokens == -1) o.prefix_cache_tokens = 4 * checkpoint.config.n_positions;
-  if (o.dtype != "float32" && o.dtype != "bfloat16") {
+  if (o.dtype != "float32" && o.dtype != "bfloat16" && o.dtype != "int8") {
     return absl::InvalidArgumentError(
-        absl::StrCat("dtype \"", o.dtype, "\" is not float32, bfloat16 or auto"));
+        absl::StrCat("dtype \"", o.dtype, "\" is not float32, bfloat16, int8 or auto"));
+  }
+  if (o.dtype == "int8" && !device->is_cpu()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dtype int8 is served on the CPU, not on ", o.device));
   }
   CF_RETURN_IF_ERROR(CheckMemoryBudget(checkpoint.config, o, *device));
   try {

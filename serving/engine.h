@@ -40,8 +40,10 @@ struct EngineOptions {
   // its slot and prefills only the rest.
   int64_t prefix_cache_tokens = -1;
   int64_t prefix_block_tokens = 16;
-  // Weights and KV cache: "float32", "bfloat16", or "auto" (bfloat16 on a GPU or when the CPU
-  // has avx512_bf16, float32 otherwise).
+  // Weights and KV cache: "float32", "bfloat16", "int8" (weight-only int8 projections and LM
+  // head, trainer/model/int8_linear.h; the rest and the KV cache in bfloat16 where the CPU has
+  // avx512_bf16, else float32; CPU only), or "auto" (bfloat16 on a GPU or when the CPU has
+  // avx512_bf16, float32 otherwise).
   std::string dtype = "auto";
   // Where the weights, the KV pool and sampling live: auto, cpu, cuda or cuda:N
   // (trainer/device/device.h); "auto" on a GPU serves bfloat16 under dtype auto.

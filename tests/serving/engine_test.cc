@@ -119,6 +119,34 @@ TEST_F(EngineTest, GreedyOutputIsTheSameAloneAndInAFullBatch) {
   EXPECT_GT(engine->stats().steps, 0);
 }
 
+// int8 weights: greedy output close to float32's on most prompts (a random tiny model has flat
+// distributions, so not all), and the prefix cache bit-identical on int8 too.
+TEST_F(EngineTest, Int8WeightsFollowFloat32AndKeepThePrefixCacheExact) {
+  EngineOptions f, q;
+  f.dtype = "float32";
+  q.dtype = "int8";
+  auto reference = Make(f), quantized = Make(q);
+  int same_first = 0;
+  for (const std::string& p : kPrompts) {
+    Result a, b;
+    ASSERT_TRUE(reference->Submit(Request(*reference, p, &a, 4)).ok());
+    ASSERT_TRUE(quantized->Submit(Request(*quantized, p, &b, 4)).ok());
+    a.Wait();
+    b.Wait();
+    ASSERT_TRUE(b.status.ok()) << b.status;
+    same_first += a.ids[0] == b.ids[0];
+  }
+  EXPECT_GE(same_first, 4) << "of " << kPrompts.size();
+  const std::string prompt = std::string(kPrompts[0]) + ". " + kPrompts[2] + ". " + kPrompts[3];
+  Result first, again;
+  ASSERT_TRUE(quantized->Submit(Request(*quantized, prompt, &first, 8)).ok());
+  first.Wait();
+  ASSERT_TRUE(quantized->Submit(Request(*quantized, prompt, &again, 8)).ok());
+  again.Wait();
+  EXPECT_GT(again.cached_prompt_tokens, 0);
+  EXPECT_EQ(again.ids, first.ids);
+}
+
 // Requests built from one template share its prefix: with the prefix cache they copy its blocks
 // and prefill only the rest, and every sampled token and log-probability is the same bit for bit
 // as without the cache, alone or batched, in both dtypes.
@@ -174,8 +202,8 @@ TEST_F(EngineTest, PrefixCacheSkipsTheSharedPrefillWithBitIdenticalOutputs) {
   }
 }
 
-TEST_F(EngineTest, Float32AndBfloat16BothServeAndBatchTheSame) {
-  for (const char* dtype : {"float32", "bfloat16"}) {
+TEST_F(EngineTest, EveryDtypeServesAndBatchesTheSame) {
+  for (const char* dtype : {"float32", "bfloat16", "int8"}) {
     EngineOptions o;
     o.dtype = dtype;
     auto engine = Make(o);
@@ -199,7 +227,7 @@ TEST_F(EngineTest, Float32AndBfloat16BothServeAndBatchTheSame) {
     }
   }
   EngineOptions bad;
-  bad.dtype = "int8";
+  bad.dtype = "int4";
   auto ckpt = LoadCheckpoint(dir_->File("ckpt"));
   ASSERT_TRUE(ckpt.ok());
   auto engine = Engine::Create(*std::move(ckpt), bad);

@@ -26,7 +26,33 @@ Conv1DImpl::Conv1DImpl(int64_t in, int64_t out) {
   bias = register_parameter("bias", torch::zeros({out}));
 }
 
+torch::Tensor Conv1DImpl::Step(const torch::Tensor& x, int64_t decode, Epilogue epilogue,
+                               const torch::Tensor& residual) {
+  const int64_t n = x.size(0);
+  if (packed != nullptr && (weight.numel() == 0 || decode == n)) {
+    return PackedLinear(x, *packed, bias, epilogue, residual);
+  }
+  const auto dense = [&](const torch::Tensor& rows, const torch::Tensor& res) {
+    // A lone row runs as two: math libraries round a matrix-vector product differently.
+    const int64_t m = rows.size(0);
+    torch::Tensor y =
+        torch::addmm(bias, m == 1 ? torch::cat({rows, rows}) : rows, weight).narrow(0, 0, m);
+    if (epilogue == Epilogue::kGeluTanh) y = at::gelu(y, "tanh");
+    return res.defined() ? res + y : y;
+  };
+  if (packed == nullptr) return dense(x, residual);
+  const auto part = [&](const torch::Tensor& t, int64_t from, int64_t count) {
+    return t.defined() ? t.narrow(0, from, count) : torch::Tensor();
+  };
+  torch::Tensor prompt = dense(x.narrow(0, decode, n - decode), part(residual, decode, n - decode));
+  if (decode == 0) return prompt;
+  return torch::cat({PackedLinear(x.narrow(0, 0, decode), *packed, bias, epilogue,
+                                  part(residual, 0, decode)),
+                     prompt});
+}
+
 torch::Tensor Conv1DImpl::forward(const torch::Tensor& x) {
+  if (packed != nullptr && weight.numel() == 0) return PackedLinear(x, *packed, bias);
   auto sizes = x.sizes().vec();
   sizes.back() = weight.size(1);
   return torch::addmm(bias, x.reshape({-1, x.size(-1)}), weight).view(sizes);
@@ -82,9 +108,10 @@ torch::Tensor AttentionImpl::Attend(const torch::Tensor& qkv_in, KvCache* cache,
 }
 
 torch::Tensor AttentionImpl::Step(const torch::Tensor& x, KvCache* pool, KvCache* prefill_cache,
-                                  int64_t layer, const StepRows& rows) {
+                                  int64_t layer, const StepRows& rows,
+                                  const torch::Tensor& residual) {
   const int64_t C = x.size(1), B = rows.decode, T = rows.prefill;
-  const torch::Tensor qkv = c_attn(x);  // [N, 3C]
+  const torch::Tensor qkv = c_attn->Step(x, B);  // [N, 3C]
   std::vector<torch::Tensor> parts;
   if (B > 0) {
     const torch::Tensor q = qkv.narrow(0, 0, B);
@@ -106,7 +133,7 @@ torch::Tensor AttentionImpl::Step(const torch::Tensor& x, KvCache* pool, KvCache
   }
   torch::Tensor y = parts.size() == 1 ? parts[0] : torch::cat(parts);
   if (x.size(0) > B + T) y = torch::cat({y, y.narrow(0, 0, x.size(0) - B - T)});  // padding
-  return c_proj(y.view({x.size(0), C}));
+  return c_proj->Step(y.view({x.size(0), C}), B, Epilogue::kNone, residual);
 }
 
 MlpImpl::MlpImpl(const Gpt2Config& config) : resid_pdrop_(config.resid_pdrop) {
@@ -137,8 +164,9 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, KvCache* cache, int64_t
 
 torch::Tensor BlockImpl::Step(const torch::Tensor& x, KvCache* pool, KvCache* prefill_cache,
                               int64_t layer, const StepRows& rows) {
-  torch::Tensor y = x + attn->Step(ln_1(x), pool, prefill_cache, layer, rows);
-  return y + mlp(ln_2(y));
+  const torch::Tensor y = attn->Step(ln_1(x), pool, prefill_cache, layer, rows, x);
+  const torch::Tensor h = mlp->c_fc->Step(ln_2(y), rows.decode, Epilogue::kGeluTanh);
+  return mlp->c_proj->Step(h, rows.decode, Epilogue::kNone, y);
 }
 
 Gpt2Impl::Gpt2Impl(const Gpt2Config& config) : config_(config) {
@@ -213,7 +241,7 @@ torch::Tensor Gpt2Impl::Step(const torch::Tensor& decode_tokens, const SlotBatch
   const auto row_stable = [](const torch::Tensor& t) {
     return t.size(0) == 1 ? torch::cat({t, t}) : t;
   };
-  x = row_stable(x);
+  if (!packed()) x = row_stable(x);  // packed decode rows are computed alone in any case
   for (int64_t l = 0; l < config_.n_layer; ++l) x = blocks_[l]->Step(x, pool, &view, l, rows);
   // Logits only for the rows that sample: every decode row, and the chunk's last token when the
   // prompt ends with it.
@@ -221,11 +249,52 @@ torch::Tensor Gpt2Impl::Step(const torch::Tensor& decode_tokens, const SlotBatch
   if (prefill.logits) out = torch::cat({out, x.narrow(0, rows.decode + rows.prefill - 1, 1)});
   const int64_t n = out.size(0);
   if (n == 0) return torch::empty({0, config_.vocab_size}, x.options());
-  return torch::matmul(ln_f(row_stable(out)), wte->weight.t()).narrow(0, 0, n);
+  if (!packed()) return LmHead(ln_f(row_stable(out))).narrow(0, 0, n);
+  return StepLogits(ln_f(out), rows.decode);
+}
+
+torch::Tensor Gpt2Impl::StepLogits(const torch::Tensor& hidden, int64_t decode) {
+  const int64_t n = hidden.size(0);
+  if (!dense_prompts_ || decode == n) return PackedLinear(hidden, *lm_head_packed_, {});
+  const torch::Tensor last = hidden.narrow(0, decode, 1);  // the prompt's last row
+  const torch::Tensor prompt =
+      torch::matmul(torch::cat({last, last}), wte->weight.t()).narrow(0, 0, 1);
+  if (decode == 0) return prompt;
+  return torch::cat({PackedLinear(hidden.narrow(0, 0, decode), *lm_head_packed_, {}), prompt});
+}
+
+torch::Tensor Gpt2Impl::LmHead(const torch::Tensor& hidden) {
+  return packed() && !dense_prompts_ ? PackedLinear(hidden, *lm_head_packed_, {})
+                                     : torch::matmul(hidden, wte->weight.t());
+}
+
+void Gpt2Impl::PackInt8() {
+  torch::NoGradGuard no_grad;
+  TORCH_CHECK(wte->weight.device().is_cpu(), "int8 weights are served on the CPU");
+  for (Block& b : blocks_) {
+    for (Conv1D* c : {&b->attn->c_attn, &b->attn->c_proj, &b->mlp->c_fc, &b->mlp->c_proj}) {
+      (*c)->packed = std::make_shared<const PackedWeight>(PackedWeight::Int8((*c)->weight));
+      (*c)->weight.set_data(torch::empty({0}, (*c)->weight.options()));
+    }
+  }
+  lm_head_packed_ = std::make_shared<const PackedWeight>(PackedWeight::Int8(wte->weight.t()));
+  dense_prompts_ = false;
+}
+
+void Gpt2Impl::PackBf16() {
+  torch::NoGradGuard no_grad;
+  TORCH_CHECK(wte->weight.device().is_cpu(), "packed weights are served on the CPU");
+  for (Block& b : blocks_) {
+    for (Conv1D* c : {&b->attn->c_attn, &b->attn->c_proj, &b->mlp->c_fc, &b->mlp->c_proj}) {
+      (*c)->packed = std::make_shared<const PackedWeight>(PackedWeight::Bf16((*c)->weight));
+    }
+  }
+  lm_head_packed_ = std::make_shared<const PackedWeight>(PackedWeight::Bf16(wte->weight.t()));
+  dense_prompts_ = true;
 }
 
 torch::Tensor Gpt2Impl::forward(const torch::Tensor& input_ids, KvCache* cache) {
-  return torch::matmul(Hidden(input_ids, cache), wte->weight.t());
+  return LmHead(Hidden(input_ids, cache));
 }
 
 torch::Tensor Gpt2Impl::Loss(const torch::Tensor& logits, const torch::Tensor& targets,

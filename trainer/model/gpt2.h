@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "trainer/model/gpt2_config.h"
+#include "trainer/model/packed_linear.h"
 
 namespace copyforge {
 
@@ -58,7 +59,16 @@ class Conv1DImpl : public torch::nn::Module {
  public:
   Conv1DImpl(int64_t in, int64_t out);
   torch::Tensor forward(const torch::Tensor& x);
+  // A serving step's rows: [0, decode) decode tokens, the rest a prompt chunk; then `epilogue`
+  // and `residual` (same rows) added. Decode rows go through the packed weight when there is
+  // one; prompt rows through the dense weight when it was kept (one row run as two, see
+  // Gpt2Impl::Step), else the packed one. Each row's result depends on its kind only.
+  torch::Tensor Step(const torch::Tensor& x, int64_t decode, Epilogue epilogue = Epilogue::kNone,
+                     const torch::Tensor& residual = {});
   torch::Tensor weight, bias;
+  // Set by Gpt2Impl::PackInt8 / PackBf16 (trainer/model/packed_linear.h); after PackInt8
+  // `weight` is empty and forward uses the packed one too.
+  std::shared_ptr<const PackedWeight> packed;
 };
 TORCH_MODULE(Conv1D);
 
@@ -73,8 +83,9 @@ class AttentionImpl : public torch::nn::Module {
   // x [N, C], the rows of an engine step (see StepRows): decode rows write their K/V into the
   // pool at their slot's position and attend to that slot's keys 0 .. position; prefill rows
   // extend `prefill_cache` (a view of their slot) causally.
+  // Returns residual + the attention's output.
   torch::Tensor Step(const torch::Tensor& x, KvCache* pool, KvCache* prefill_cache, int64_t layer,
-                     const StepRows& rows);
+                     const StepRows& rows, const torch::Tensor& residual);
   Conv1D c_attn{nullptr}, c_proj{nullptr};
 
  private:
@@ -132,6 +143,17 @@ class Gpt2Impl : public torch::nn::Module {
   // scaled by 1/sqrt(2 n_layer), biases 0, LayerNorm weight 1.
   void InitWeights(uint64_t seed);
 
+  // For serving only: every block's projection weights and the LM head become int8 with a scale
+  // per output column (trainer/model/packed_linear.h); the float projection weights are freed.
+  // The embeddings, layer norms and biases keep their dtype. CPU only.
+  void PackInt8();
+  // For serving on the CPU: decode rows of Step stream bfloat16 copies of the projection weights
+  // and the LM head packed for the decode kernel; prompt chunks keep the dense weights.
+  void PackBf16();
+  bool packed() const { return lm_head_packed_ != nullptr; }
+  // Logits of final hidden states: the tied embedding, or its int8 copy after PackInt8.
+  torch::Tensor LmHead(const torch::Tensor& hidden);
+
   // Parameters under their Hugging Face names without the "transformer." prefix
   // ("wte.weight", "h.0.attn.c_attn.weight", ...), in a fixed order.
   std::vector<std::pair<std::string, torch::Tensor>> NamedTensors() const;
@@ -145,6 +167,10 @@ class Gpt2Impl : public torch::nn::Module {
  private:
   Gpt2Config config_;
   std::vector<Block> blocks_;
+  // Step's logits for rows [0, decode) decode tokens and the rest prompt rows.
+  torch::Tensor StepLogits(const torch::Tensor& hidden, int64_t decode);
+  std::shared_ptr<const PackedWeight> lm_head_packed_;  // wte transposed, once packed
+  bool dense_prompts_ = true;  // prompt rows use the dense weights (false after PackInt8)
 };
 TORCH_MODULE(Gpt2);
 

@@ -1,0 +1,309 @@
+#include "trainer/model/packed_linear.h"
+
+#include <ATen/Parallel.h>
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "trainer/common/cpu_features.h"
+
+// GCC 12 flags the intentionally undefined vectors inside its own AVX-512 intrinsics.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace copyforge {
+namespace {
+
+constexpr int64_t kGroup = 64;  // output columns per packed group
+constexpr int kMaxRows = 6;     // rows per pass: 6 x 4 accumulators + 4 weight registers
+
+inline float Widen(int8_t v) { return static_cast<float>(v); }
+inline float Widen(uint16_t v) {
+  const uint32_t bits = static_cast<uint32_t>(v) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
+}
+
+// rows x 64 outputs of one group from `x` (rows x in, float32) and the group's block. Portable.
+template <typename W>
+void GroupScalar(const float* x, int64_t ldx, int rows, const W* w, int64_t in, float* acc) {
+  std::fill(acc, acc + rows * kGroup, 0.0f);
+  for (int64_t k = 0; k < in; ++k) {
+    const W* wk = w + k * kGroup;
+    for (int r = 0; r < rows; ++r) {
+      const float xv = x[r * ldx + k];
+      float* a = acc + r * kGroup;
+      for (int64_t j = 0; j < kGroup; ++j) a[j] += xv * Widen(wk[j]);
+    }
+  }
+}
+
+// Sixteen weights widened to float32.
+__attribute__((target("avx512f"))) inline __m512 Widen16(const int8_t* p) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+}
+__attribute__((target("avx512f"))) inline __m512 Widen16(const uint16_t* p) {
+  const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));
+}
+
+template <typename W, int ROWS>
+__attribute__((target("avx512f"))) void GroupAvx512(const float* x, int64_t ldx, const W* w,
+                                                    int64_t in, float* acc) {
+  __m512 a[ROWS][4];
+  for (int r = 0; r < ROWS; ++r) {
+    for (int i = 0; i < 4; ++i) a[r][i] = _mm512_setzero_ps();
+  }
+  for (int64_t k = 0; k < in; ++k) {
+    const W* wk = w + k * kGroup;
+    __m512 wv[4];
+    for (int i = 0; i < 4; ++i) wv[i] = Widen16(wk + 16 * i);
+    for (int r = 0; r < ROWS; ++r) {
+      const __m512 xv = _mm512_set1_ps(x[r * ldx + k]);
+      for (int i = 0; i < 4; ++i) a[r][i] = _mm512_fmadd_ps(xv, wv[i], a[r][i]);
+    }
+  }
+  for (int r = 0; r < ROWS; ++r) {
+    for (int i = 0; i < 4; ++i) _mm512_storeu_ps(acc + r * kGroup + 16 * i, a[r][i]);
+  }
+}
+
+template <typename W>
+using GroupFn = void (*)(const float*, int64_t, const W*, int64_t, float*);
+
+template <typename W>
+GroupFn<W> PickAvx512(int rows) {
+  switch (rows) {
+    case 1:
+      return GroupAvx512<W, 1>;
+    case 2:
+      return GroupAvx512<W, 2>;
+    case 3:
+      return GroupAvx512<W, 3>;
+    case 4:
+      return GroupAvx512<W, 4>;
+    case 5:
+      return GroupAvx512<W, 5>;
+    default:
+      return GroupAvx512<W, 6>;
+  }
+}
+
+// GELU's tanh form: 0.5 v (1 + tanh(z)) = v / (1 + exp(-2z)), z = sqrt(2/pi) (v + 0.044715 v^3).
+inline float GeluTanh(float v) {
+  const float z = 0.7978845608028654f * (v + 0.044715f * v * v * v);
+  return v / (1.0f + std::exp(-2.0f * z));
+}
+
+// exp(x) for 16 lanes: 2^n * e^r with |r| <= ln2 / 2 and a degree-6 polynomial (relative error
+// about 1e-7 over the float range).
+__attribute__((target("avx512f"))) inline __m512 Exp16(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.4426950408889634f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 720);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+__attribute__((target("avx512f"))) inline __m512 GeluTanh16(__m512 v) {
+  const __m512 v3 = _mm512_mul_ps(_mm512_mul_ps(v, v), v);
+  const __m512 z = _mm512_mul_ps(_mm512_set1_ps(-2.0f * 0.7978845608028654f),
+                                 _mm512_fmadd_ps(_mm512_set1_ps(0.044715f), v3, v));
+  return _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), Exp16(z)));
+}
+
+__attribute__((target("avx512f"))) inline __m512 Load16(const float* p, __mmask16 m) {
+  return _mm512_maskz_loadu_ps(m, p);
+}
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 Load16(const c10::BFloat16* p,
+                                                                          __mmask16 m) {
+  const __m256i raw = _mm256_maskz_loadu_epi16(m, p);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));
+}
+__attribute__((target("avx512f"))) inline void Store16(float* p, __m512 v, __mmask16 m) {
+  _mm512_mask_storeu_ps(p, m, v);
+}
+// Round to nearest even, as c10::BFloat16 does (no NaN reaches here from finite weights).
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline void Store16(c10::BFloat16* p, __m512 v,
+                                                                __mmask16 m) {
+  const __m512i bits = _mm512_castps_si512(v);
+  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+  const __m512i rounded =
+      _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff))), 16);
+  _mm256_mask_storeu_epi16(p, m, _mm512_cvtepi32_epi16(rounded));
+}
+
+inline float Load(const float* p) { return *p; }
+inline float Load(const c10::BFloat16* p) { return static_cast<float>(*p); }
+inline void Store(float* dst, float v) { *dst = v; }
+inline void Store(c10::BFloat16* dst, float v) { *dst = c10::BFloat16(v); }
+
+struct Operands {
+  const float* x = nullptr;       // [M, in] float32
+  const float* bias = nullptr;    // [out] float32 or null
+  const float* scales = nullptr;  // int8: [padded out]
+  Epilogue epilogue = Epilogue::kNone;
+};
+
+// One row's `cols` outputs of a group: scale, bias, epilogue, residual, store.
+template <typename T>
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void FinishAvx512(const Operands& op,
+                                                               const float* acc, int64_t col0,
+                                                               int64_t cols, const T* residual,
+                                                               T* y) {
+  for (int64_t j = 0; j < cols; j += 16) {
+    const __mmask16 m = cols - j >= 16 ? 0xffff : static_cast<__mmask16>((1u << (cols - j)) - 1);
+    __m512 v = _mm512_loadu_ps(acc + j);
+    if (op.scales != nullptr) v = _mm512_mul_ps(v, _mm512_loadu_ps(op.scales + col0 + j));
+    if (op.bias != nullptr) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, op.bias + col0 + j));
+    if (op.epilogue == Epilogue::kGeluTanh) v = GeluTanh16(v);
+    if (residual != nullptr) v = _mm512_add_ps(v, Load16(residual + j, m));
+    Store16(y + j, v, m);
+  }
+}
+
+template <typename T>
+void FinishScalar(const Operands& op, const float* acc, int64_t col0, int64_t cols,
+                  const T* residual, T* y) {
+  for (int64_t j = 0; j < cols; ++j) {
+    float v = acc[j];
+    if (op.scales != nullptr) v *= op.scales[col0 + j];
+    if (op.bias != nullptr) v += op.bias[col0 + j];
+    if (op.epilogue == Epilogue::kGeluTanh) v = GeluTanh(v);
+    if (residual != nullptr) v += Load(residual + j);
+    Store(y + j, v);
+  }
+}
+
+template <typename W, typename T>
+void Run(const Operands& op, int64_t M, const W* packed, const PackedWeight& w, const T* residual,
+         T* y) {
+  const int64_t K = w.in, N = w.out, groups = w.packed.size(0);
+  static const bool has_bw =
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  const bool avx512 = UseAvx512Kernels() && has_bw;
+  at::parallel_for(0, groups, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> acc(kMaxRows * kGroup);
+    for (int64_t g = begin; g < end; ++g) {
+      const W* block = packed + g * K * kGroup;
+      const int64_t cols = std::min(kGroup, N - g * kGroup);
+      for (int64_t m0 = 0; m0 < M; m0 += kMaxRows) {
+        const int rows = static_cast<int>(std::min<int64_t>(kMaxRows, M - m0));
+        if (avx512) {
+          PickAvx512<W>(rows)(op.x + m0 * K, K, block, K, acc.data());
+        } else {
+          GroupScalar(op.x + m0 * K, K, rows, block, K, acc.data());
+        }
+        for (int r = 0; r < rows; ++r) {
+          const int64_t at = (m0 + r) * N + g * kGroup;
+          const T* res = residual != nullptr ? residual + at : nullptr;
+          if (avx512) {
+            FinishAvx512(op, acc.data() + r * kGroup, g * kGroup, cols, res, y + at);
+          } else {
+            FinishScalar(op, acc.data() + r * kGroup, g * kGroup, cols, res, y + at);
+          }
+        }
+      }
+    }
+  });
+}
+
+// [in, out] float32 -> [groups, in, 64] of `type`, padding columns zero.
+torch::Tensor Pack(const torch::Tensor& values, torch::ScalarType type) {
+  const int64_t in = values.size(0), out = values.size(1);
+  const int64_t groups = (out + kGroup - 1) / kGroup, padded = groups * kGroup;
+  torch::Tensor v = values.to(type);
+  if (padded > out) v = torch::cat({v, torch::zeros({in, padded - out}, v.options())}, 1);
+  return v.view({in, groups, kGroup}).transpose(0, 1).contiguous();
+}
+
+}  // namespace
+
+PackedWeight PackedWeight::Int8(const torch::Tensor& weight) {
+  TORCH_CHECK(weight.dim() == 2, "PackedWeight::Int8: the weight must be [in, out]");
+  PackedWeight w;
+  w.in = weight.size(0);
+  w.out = weight.size(1);
+  const torch::Tensor f = weight.detach().to(torch::kCPU, torch::kFloat);
+  const torch::Tensor scales = f.abs().amax(0).clamp_min(1e-12) / 127.0;  // [out]
+  w.packed = Pack((f / scales).round().clamp(-127, 127), torch::kChar);
+  const int64_t padded = w.packed.size(0) * kGroup;
+  w.scales = torch::cat({scales, torch::zeros({padded - w.out})}).contiguous();
+  return w;
+}
+
+PackedWeight PackedWeight::Bf16(const torch::Tensor& weight) {
+  TORCH_CHECK(weight.dim() == 2, "PackedWeight::Bf16: the weight must be [in, out]");
+  PackedWeight w;
+  w.in = weight.size(0);
+  w.out = weight.size(1);
+  w.packed = Pack(weight.detach().to(torch::kCPU), torch::kBFloat16);
+  return w;
+}
+
+torch::Tensor PackedWeight::Dequantize() const {
+  const int64_t groups = packed.size(0);
+  torch::Tensor q = packed.transpose(0, 1).reshape({in, groups * kGroup}).to(torch::kFloat);
+  if (scales.defined()) q = q * scales;
+  return q.narrow(1, 0, out).contiguous();
+}
+
+torch::Tensor PackedLinear(const torch::Tensor& x, const PackedWeight& w, const torch::Tensor& bias,
+                           Epilogue epilogue, const torch::Tensor& residual) {
+  TORCH_CHECK(x.device().is_cpu(), "PackedLinear runs on CPU tensors");
+  TORCH_CHECK(x.size(-1) == w.in, "PackedLinear: input has ", x.size(-1), " features, the weight ",
+              w.in);
+  TORCH_CHECK(x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kBFloat16,
+              "PackedLinear: dtype ", x.scalar_type(), " is not float32 or bfloat16");
+  auto sizes = x.sizes().vec();
+  sizes.back() = w.out;
+  const torch::Tensor rows = x.reshape({-1, w.in}).to(torch::kFloat).contiguous();
+  Operands op;
+  op.x = rows.data_ptr<float>();
+  op.epilogue = epilogue;
+  torch::Tensor b;
+  if (bias.defined()) {
+    TORCH_CHECK(bias.numel() == w.out, "PackedLinear: bias has ", bias.numel(), " values, not ",
+                w.out);
+    b = bias.to(torch::kFloat).contiguous();
+    op.bias = b.data_ptr<float>();
+  }
+  if (w.int8()) op.scales = w.scales.data_ptr<float>();
+  torch::Tensor res;
+  if (residual.defined()) {
+    TORCH_CHECK(residual.numel() == rows.size(0) * w.out, "PackedLinear: residual has ",
+                residual.numel(), " values, not ", rows.size(0) * w.out);
+    res = residual.to(x.scalar_type()).contiguous();
+  }
+  torch::Tensor out = torch::empty({rows.size(0), w.out}, x.options());
+  const int64_t M = rows.size(0);
+  const auto run = [&](auto* y) {
+    using T = std::remove_pointer_t<decltype(y)>;
+    const T* r = res.defined() ? res.data_ptr<T>() : nullptr;
+    if (w.int8()) {
+      Run(op, M, w.packed.data_ptr<int8_t>(), w, r, y);
+    } else {
+      Run(op, M, reinterpret_cast<const uint16_t*>(w.packed.data_ptr<c10::BFloat16>()), w, r, y);
+    }
+  };
+  if (x.scalar_type() == torch::kFloat) {
+    run(out.data_ptr<float>());
+  } else {
+    run(out.data_ptr<c10::BFloat16>());
+  }
+  return out.view(sizes);
+}
+
+}  // namespace copyforge

@@ -1,0 +1,49 @@
+// Linear layers for the decode step, with weights packed for streaming: decoding a few rows reads
+// every weight once per step, so its speed is the speed at which the weights stream from memory.
+// Weights are laid out in groups of 64 output columns, each input position of a group contiguous
+// (64 int8 = one cache line, 64 bfloat16 = two), and the kernel widens them to float32 in
+// registers and multiplies them with the activations (float32 or bfloat16) in float32, keeping
+// 4 x rows accumulators so that even one row has four independent chains. Every row of the input
+// is computed the same way whatever else is in the batch.
+//   int8: weight-only, symmetric, one float32 scale per output column (the column's largest
+//         magnitude maps to 127): half the bytes of bfloat16 (`serve --dtype int8`).
+//   bfloat16: the weights as they are, repacked (`serve --dtype bfloat16` decode rows).
+// AVX-512 where the CPU has it, portable C++ otherwise (COPYFORGE_DISABLE_AVX512=1 forces it).
+// CPU tensors only.
+#ifndef COPYFORGE_TRAINER_MODEL_PACKED_LINEAR_H_
+#define COPYFORGE_TRAINER_MODEL_PACKED_LINEAR_H_
+
+#include <torch/torch.h>
+
+#include <cstdint>
+
+namespace copyforge {
+
+// What a packed linear layer applies to its output before storing it.
+enum class Epilogue {
+  kNone,
+  kGeluTanh,  // GELU (tanh approximation), as GPT-2's MLP
+};
+
+struct PackedWeight {
+  torch::Tensor packed;  // int8 or bfloat16 [ceil(out / 64), in, 64]; padding columns are zero
+  torch::Tensor scales;  // int8: float32 [ceil(out / 64) * 64]; bfloat16: undefined
+  int64_t in = 0, out = 0;
+
+  // From a [in, out] weight (Conv1D's layout: y = x W), any floating dtype.
+  static PackedWeight Int8(const torch::Tensor& weight);
+  static PackedWeight Bf16(const torch::Tensor& weight);
+  // The weight the packed values stand for, [in, out] float32 (tests and quality checks).
+  torch::Tensor Dequantize() const;
+  bool int8() const { return packed.scalar_type() == torch::kChar; }
+};
+
+// x [..., in] (float32 or bfloat16, any layout) times the weight, plus `bias` [out] when defined,
+// then `epilogue`, plus `residual` [..., out] when defined; the result [..., out] in x's dtype.
+torch::Tensor PackedLinear(const torch::Tensor& x, const PackedWeight& w, const torch::Tensor& bias,
+                           Epilogue epilogue = Epilogue::kNone,
+                           const torch::Tensor& residual = {});
+
+}  // namespace copyforge
+
+#endif  // COPYFORGE_TRAINER_MODEL_PACKED_LINEAR_H_
