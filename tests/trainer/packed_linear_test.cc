@@ -60,6 +60,12 @@ TEST(PackedLinear, EqualsTheDequantizedProductAndRowsDoNotDependOnTheBatch) {
                                                w16.to(torch::kFloat)),
                                   tol, tol));
       EXPECT_TRUE(torch::equal(PackedLinear(x.narrow(0, 12, 1), p16, bias), y16.narrow(0, 12, 1)));
+      // An odd number of input positions pairs the last one with a zero.
+      const torch::Tensor w_odd = torch::randn({95, 70}).to(torch::kBFloat16);
+      const torch::Tensor x_odd = torch::randn({3, 95}).to(dtype);
+      EXPECT_TRUE(torch::allclose(
+          PackedLinear(x_odd, PackedWeight::Bf16(w_odd), {}).to(torch::kFloat),
+          torch::matmul(x_odd.to(torch::kFloat), w_odd.to(torch::kFloat)), tol, tol));
       // [batch, time, in] keeps its leading shape; no bias.
       EXPECT_EQ(PackedLinear(x.view({13, 1, 96}), q, {}).sizes(), (std::vector<int64_t>{13, 1, 130}));
     }

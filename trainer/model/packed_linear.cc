@@ -75,6 +75,106 @@ __attribute__((target("avx512f"))) void GroupAvx512(const float* x, int64_t ldx,
 template <typename W>
 using GroupFn = void (*)(const float*, int64_t, const W*, int64_t, float*);
 
+// bfloat16 weights are packed in pairs of input positions: position pair p of a group holds, for
+// each of its 64 columns, the weights of positions 2p and 2p + 1 (128 values, 256 bytes), the
+// operand layout of AVX-512 BF16's pair dot product.
+
+// Portable.
+void PairsScalar(const float* x, int64_t ldx, int rows, const uint16_t* w, int64_t in,
+                 float* acc) {
+  std::fill(acc, acc + rows * kGroup, 0.0f);
+  for (int64_t p = 0; p < in / 2; ++p) {
+    const uint16_t* wp = w + p * 2 * kGroup;
+    for (int r = 0; r < rows; ++r) {
+      const float x0 = x[r * ldx + 2 * p], x1 = x[r * ldx + 2 * p + 1];
+      float* a = acc + r * kGroup;
+      for (int64_t j = 0; j < kGroup; ++j) {
+        a[j] += x0 * Widen(wp[2 * j]);
+        a[j] += x1 * Widen(wp[2 * j + 1]);
+      }
+    }
+  }
+}
+
+// AVX-512F without BF16: each 32-bit lane holds a column's pair; the low half widened by a
+// shift, the high half by a mask.
+template <int ROWS>
+__attribute__((target("avx512f"))) void PairsAvx512(const float* x, int64_t ldx,
+                                                    const uint16_t* w, int64_t in, float* acc) {
+  __m512 a[ROWS][4];
+  for (int r = 0; r < ROWS; ++r) {
+    for (int i = 0; i < 4; ++i) a[r][i] = _mm512_setzero_ps();
+  }
+  const __m512i high = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
+  for (int64_t p = 0; p < in / 2; ++p) {
+    const uint16_t* wp = w + p * 2 * kGroup;
+    for (int i = 0; i < 4; ++i) {
+      const __m512i raw = _mm512_loadu_si512(wp + 32 * i);
+      const __m512 even = _mm512_castsi512_ps(_mm512_slli_epi32(raw, 16));
+      const __m512 odd = _mm512_castsi512_ps(_mm512_and_si512(raw, high));
+      for (int r = 0; r < ROWS; ++r) {
+        a[r][i] = _mm512_fmadd_ps(_mm512_set1_ps(x[r * ldx + 2 * p]), even, a[r][i]);
+        a[r][i] = _mm512_fmadd_ps(_mm512_set1_ps(x[r * ldx + 2 * p + 1]), odd, a[r][i]);
+      }
+    }
+  }
+  for (int r = 0; r < ROWS; ++r) {
+    for (int i = 0; i < 4; ++i) _mm512_storeu_ps(acc + r * kGroup + 16 * i, a[r][i]);
+  }
+}
+
+// AVX-512 BF16 with bfloat16 activations: one pair dot product per 16 columns and row.
+template <int ROWS>
+__attribute__((target("avx512f,avx512bf16"))) void PairsDpbf16(const uint16_t* x, int64_t ldx,
+                                                               const uint16_t* w, int64_t in,
+                                                               float* acc) {
+  __m512 a[ROWS][4];
+  for (int r = 0; r < ROWS; ++r) {
+    for (int i = 0; i < 4; ++i) a[r][i] = _mm512_setzero_ps();
+  }
+  for (int64_t p = 0; p < in / 2; ++p) {
+    const uint16_t* wp = w + p * 2 * kGroup;
+    __m512bh wv[4];
+    for (int i = 0; i < 4; ++i) wv[i] = (__m512bh)_mm512_loadu_si512(wp + 32 * i);
+    for (int r = 0; r < ROWS; ++r) {
+      int32_t pair;
+      std::memcpy(&pair, x + r * ldx + 2 * p, sizeof(pair));
+      const __m512bh xv = (__m512bh)_mm512_set1_epi32(pair);
+      for (int i = 0; i < 4; ++i) a[r][i] = _mm512_dpbf16_ps(a[r][i], xv, wv[i]);
+    }
+  }
+  for (int r = 0; r < ROWS; ++r) {
+    for (int i = 0; i < 4; ++i) _mm512_storeu_ps(acc + r * kGroup + 16 * i, a[r][i]);
+  }
+}
+
+// The kernel of `rows` rows (1 .. kMaxRows) for one template family.
+template <template <int> class F>
+auto PickRows(int rows) {
+  switch (rows) {
+    case 1:
+      return F<1>::fn;
+    case 2:
+      return F<2>::fn;
+    case 3:
+      return F<3>::fn;
+    case 4:
+      return F<4>::fn;
+    case 5:
+      return F<5>::fn;
+    default:
+      return F<6>::fn;
+  }
+}
+template <int R>
+struct PairsAvx512Fn {
+  static constexpr auto fn = PairsAvx512<R>;
+};
+template <int R>
+struct PairsDpbf16Fn {
+  static constexpr auto fn = PairsDpbf16<R>;
+};
+
 template <typename W>
 GroupFn<W> PickAvx512(int rows) {
   switch (rows) {
@@ -152,6 +252,7 @@ inline void Store(c10::BFloat16* dst, float v) { *dst = c10::BFloat16(v); }
 
 struct Operands {
   const float* x = nullptr;       // [M, in] float32
+  const uint16_t* x16 = nullptr;  // [M, in] bfloat16 (the pair dot-product kernel), or null
   const float* bias = nullptr;    // [out] float32 or null
   const float* scales = nullptr;  // int8: [padded out]
   Epilogue epilogue = Epilogue::kNone;
@@ -187,6 +288,27 @@ void FinishScalar(const Operands& op, const float* acc, int64_t col0, int64_t co
   }
 }
 
+// rows x 64 accumulators of one group, by the kernel the weights and the CPU call for.
+void Compute(const Operands& op, int64_t m0, int rows, const int8_t* block, int64_t K,
+             bool avx512, float* acc) {
+  if (avx512) {
+    PickAvx512<int8_t>(rows)(op.x + m0 * K, K, block, K, acc);
+  } else {
+    GroupScalar(op.x + m0 * K, K, rows, block, K, acc);
+  }
+}
+void Compute(const Operands& op, int64_t m0, int rows, const uint16_t* block, int64_t K,
+             bool avx512, float* acc) {
+  const int64_t even = (K + 1) / 2 * 2;  // an odd last position pairs with a zero weight
+  if (op.x16 != nullptr) {
+    PickRows<PairsDpbf16Fn>(rows)(op.x16 + m0 * even, even, block, even, acc);
+  } else if (avx512) {
+    PickRows<PairsAvx512Fn>(rows)(op.x + m0 * even, even, block, even, acc);
+  } else {
+    PairsScalar(op.x + m0 * even, even, rows, block, even, acc);
+  }
+}
+
 template <typename W, typename T>
 void Run(const Operands& op, int64_t M, const W* packed, const PackedWeight& w, const T* residual,
          T* y) {
@@ -197,15 +319,11 @@ void Run(const Operands& op, int64_t M, const W* packed, const PackedWeight& w, 
   at::parallel_for(0, groups, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> acc(kMaxRows * kGroup);
     for (int64_t g = begin; g < end; ++g) {
-      const W* block = packed + g * K * kGroup;
+      const W* block = packed + g * w.packed.stride(0);
       const int64_t cols = std::min(kGroup, N - g * kGroup);
       for (int64_t m0 = 0; m0 < M; m0 += kMaxRows) {
         const int rows = static_cast<int>(std::min<int64_t>(kMaxRows, M - m0));
-        if (avx512) {
-          PickAvx512<W>(rows)(op.x + m0 * K, K, block, K, acc.data());
-        } else {
-          GroupScalar(op.x + m0 * K, K, rows, block, K, acc.data());
-        }
+        Compute(op, m0, rows, block, K, avx512, acc.data());
         for (int r = 0; r < rows; ++r) {
           const int64_t at = (m0 + r) * N + g * kGroup;
           const T* res = residual != nullptr ? residual + at : nullptr;
@@ -249,13 +367,21 @@ PackedWeight PackedWeight::Bf16(const torch::Tensor& weight) {
   PackedWeight w;
   w.in = weight.size(0);
   w.out = weight.size(1);
-  w.packed = Pack(weight.detach().to(torch::kCPU), torch::kBFloat16);
+  torch::Tensor v = weight.detach().to(torch::kCPU);
+  if (w.in % 2 != 0) v = torch::cat({v, torch::zeros({1, w.out}, v.options())});
+  // [in, groups, 64] -> [groups, in / 2, 64, 2]
+  const torch::Tensor grouped = Pack(v, torch::kBFloat16);
+  const int64_t groups = grouped.size(0), pairs = grouped.size(1) / 2;
+  w.packed = grouped.view({groups, pairs, 2, kGroup}).transpose(2, 3).contiguous();
   return w;
 }
 
 torch::Tensor PackedWeight::Dequantize() const {
   const int64_t groups = packed.size(0);
-  torch::Tensor q = packed.transpose(0, 1).reshape({in, groups * kGroup}).to(torch::kFloat);
+  torch::Tensor p = packed;
+  if (!int8()) p = p.transpose(2, 3).reshape({groups, -1, kGroup});  // pairs back in order
+  torch::Tensor q =
+      p.transpose(0, 1).reshape({-1, groups * kGroup}).narrow(0, 0, in).to(torch::kFloat);
   if (scales.defined()) q = q * scales;
   return q.narrow(1, 0, out).contiguous();
 }
@@ -269,9 +395,21 @@ torch::Tensor PackedLinear(const torch::Tensor& x, const PackedWeight& w, const 
               "PackedLinear: dtype ", x.scalar_type(), " is not float32 or bfloat16");
   auto sizes = x.sizes().vec();
   sizes.back() = w.out;
-  const torch::Tensor rows = x.reshape({-1, w.in}).to(torch::kFloat).contiguous();
+  // bfloat16 weights read positions in pairs: an odd count is padded with a zero column of x.
+  torch::Tensor in_rows = x.reshape({-1, w.in});
+  if (!w.int8() && w.in % 2 != 0) {
+    in_rows = torch::cat({in_rows, torch::zeros({in_rows.size(0), 1}, in_rows.options())}, 1);
+  }
+  static const bool has_bf16 = __builtin_cpu_supports("avx512bf16");
+  const bool pairs16 = !w.int8() && x.scalar_type() == torch::kBFloat16 && has_bf16 &&
+                       UseAvx512Kernels();
+  const torch::Tensor rows = pairs16 ? in_rows.contiguous() : in_rows.to(torch::kFloat).contiguous();
   Operands op;
-  op.x = rows.data_ptr<float>();
+  if (pairs16) {
+    op.x16 = reinterpret_cast<const uint16_t*>(rows.data_ptr<c10::BFloat16>());
+  } else {
+    op.x = rows.data_ptr<float>();
+  }
   op.epilogue = epilogue;
   torch::Tensor b;
   if (bias.defined()) {
