@@ -44,8 +44,7 @@ int main(int argc, char** argv) {
   int64_t prompt_tokens = 8, new_tokens = 32;
   int threads = static_cast<int>(std::thread::hardware_concurrency());
   app.add_option("--checkpoint", checkpoint)->required();
-  app.add_option("--data", data, "A prepared dataset directory (its eval/tasks.jsonl)")
-      ->required();
+  app.add_option("--data", data, "A prepared dataset directory (its eval/tasks.jsonl)")->required();
   app.add_option("--count", count, "Held-out texts")->capture_default_str();
   app.add_option("--prompt-tokens", prompt_tokens, "Tokens of each text the greedy run starts from")
       ->capture_default_str();
@@ -59,7 +58,7 @@ int main(int argc, char** argv) {
   auto quantized = LoadCheckpoint(checkpoint);
   if (!tasks.ok() || !reference.ok() || !quantized.ok()) {
     std::fprintf(stderr, "int8_quality: %s\n",
-                 std::string((!tasks.ok()     ? tasks.status()
+                 std::string((!tasks.ok()       ? tasks.status()
                               : !reference.ok() ? reference.status()
                                                 : quantized.status())
                                  .message())

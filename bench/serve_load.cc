@@ -143,8 +143,9 @@ int main(int argc, char** argv) {
   const double c = static_cast<double>(info.n_embd());
   const double params = 12.0 * static_cast<double>(info.n_layer()) * c * c +
                         static_cast<double>(info.vocab_size() + info.n_positions()) * c;
-  const double bytes_per_param =
-      info.dtype() == "int8" ? 1 : info.dtype() == "bfloat16" ? 2 : 4;  // int8: + scales
+  const double bytes_per_param = info.dtype() == "int8"       ? 1
+                                 : info.dtype() == "bfloat16" ? 2
+                                                              : 4;  // int8: + scales
   const double weight_bytes = params * bytes_per_param;
   std::printf(
       "serve_load: %s, %lld layers x %lld wide (%.1fM parameters, %s), %u KV slots, "

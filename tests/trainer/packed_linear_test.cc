@@ -42,7 +42,8 @@ TEST(PackedLinear, EqualsTheDequantizedProductAndRowsDoNotDependOnTheBatch) {
       const double tol = dtype == torch::kFloat ? 1e-4 : 2e-2;
       EXPECT_TRUE(torch::allclose(y.to(torch::kFloat), want, tol, tol)) << avx512 << dtype;
       for (int64_t m : {1, 2, 5, 6, 7}) {  // row groups of 6: every split of the batch
-        EXPECT_TRUE(torch::equal(PackedLinear(x.narrow(0, 13 - m, m), q, bias), y.narrow(0, 13 - m, m)))
+        EXPECT_TRUE(
+            torch::equal(PackedLinear(x.narrow(0, 13 - m, m), q, bias), y.narrow(0, 13 - m, m)))
             << "last " << m << " rows, avx512 " << avx512;
       }
       // The epilogues: GELU, then a residual.
@@ -55,10 +56,10 @@ TEST(PackedLinear, EqualsTheDequantizedProductAndRowsDoNotDependOnTheBatch) {
       const PackedWeight p16 = PackedWeight::Bf16(w16);
       EXPECT_TRUE(torch::equal(p16.Dequantize(), w16.to(torch::kFloat)));
       const torch::Tensor y16 = PackedLinear(x, p16, bias);
-      EXPECT_TRUE(torch::allclose(y16.to(torch::kFloat),
-                                  torch::addmm(bias.to(torch::kFloat), x.to(torch::kFloat),
-                                               w16.to(torch::kFloat)),
-                                  tol, tol));
+      EXPECT_TRUE(torch::allclose(
+          y16.to(torch::kFloat),
+          torch::addmm(bias.to(torch::kFloat), x.to(torch::kFloat), w16.to(torch::kFloat)), tol,
+          tol));
       EXPECT_TRUE(torch::equal(PackedLinear(x.narrow(0, 12, 1), p16, bias), y16.narrow(0, 12, 1)));
       // An odd number of input positions pairs the last one with a zero.
       const torch::Tensor w_odd = torch::randn({95, 70}).to(torch::kBFloat16);
@@ -67,7 +68,8 @@ TEST(PackedLinear, EqualsTheDequantizedProductAndRowsDoNotDependOnTheBatch) {
           PackedLinear(x_odd, PackedWeight::Bf16(w_odd), {}).to(torch::kFloat),
           torch::matmul(x_odd.to(torch::kFloat), w_odd.to(torch::kFloat)), tol, tol));
       // [batch, time, in] keeps its leading shape; no bias.
-      EXPECT_EQ(PackedLinear(x.view({13, 1, 96}), q, {}).sizes(), (std::vector<int64_t>{13, 1, 130}));
+      EXPECT_EQ(PackedLinear(x.view({13, 1, 96}), q, {}).sizes(),
+                (std::vector<int64_t>{13, 1, 130}));
     }
     SetAvx512KernelsForTesting(previous);
   }

@@ -46,9 +46,9 @@ torch::Tensor Conv1DImpl::Step(const torch::Tensor& x, int64_t decode, Epilogue 
   };
   torch::Tensor prompt = dense(x.narrow(0, decode, n - decode), part(residual, decode, n - decode));
   if (decode == 0) return prompt;
-  return torch::cat({PackedLinear(x.narrow(0, 0, decode), *packed, bias, epilogue,
-                                  part(residual, 0, decode)),
-                     prompt});
+  return torch::cat(
+      {PackedLinear(x.narrow(0, 0, decode), *packed, bias, epilogue, part(residual, 0, decode)),
+       prompt});
 }
 
 torch::Tensor Conv1DImpl::forward(const torch::Tensor& x) {

@@ -44,7 +44,8 @@ void GroupScalar(const float* x, int64_t ldx, int rows, const W* w, int64_t in, 
 
 // Sixteen weights widened to float32.
 __attribute__((target("avx512f"))) inline __m512 Widen16(const int8_t* p) {
-  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  return _mm512_cvtepi32_ps(
+      _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
 }
 __attribute__((target("avx512f"))) inline __m512 Widen16(const uint16_t* p) {
   const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
@@ -80,8 +81,7 @@ using GroupFn = void (*)(const float*, int64_t, const W*, int64_t, float*);
 // operand layout of AVX-512 BF16's pair dot product.
 
 // Portable.
-void PairsScalar(const float* x, int64_t ldx, int rows, const uint16_t* w, int64_t in,
-                 float* acc) {
+void PairsScalar(const float* x, int64_t ldx, int rows, const uint16_t* w, int64_t in, float* acc) {
   std::fill(acc, acc + rows * kGroup, 0.0f);
   for (int64_t p = 0; p < in / 2; ++p) {
     const uint16_t* wp = w + p * 2 * kGroup;
@@ -99,8 +99,8 @@ void PairsScalar(const float* x, int64_t ldx, int rows, const uint16_t* w, int64
 // AVX-512F without BF16: each 32-bit lane holds a column's pair; the low half widened by a
 // shift, the high half by a mask.
 template <int ROWS>
-__attribute__((target("avx512f"))) void PairsAvx512(const float* x, int64_t ldx,
-                                                    const uint16_t* w, int64_t in, float* acc) {
+__attribute__((target("avx512f"))) void PairsAvx512(const float* x, int64_t ldx, const uint16_t* w,
+                                                    int64_t in, float* acc) {
   __m512 a[ROWS][4];
   for (int r = 0; r < ROWS; ++r) {
     for (int i = 0; i < 4; ++i) a[r][i] = _mm512_setzero_ps();
@@ -237,11 +237,11 @@ __attribute__((target("avx512f"))) inline void Store16(float* p, __m512 v, __mma
 }
 // Round to nearest even, as c10::BFloat16 does (no NaN reaches here from finite weights).
 __attribute__((target("avx512f,avx512bw,avx512vl"))) inline void Store16(c10::BFloat16* p, __m512 v,
-                                                                __mmask16 m) {
+                                                                         __mmask16 m) {
   const __m512i bits = _mm512_castps_si512(v);
   const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
-  const __m512i rounded =
-      _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff))), 16);
+  const __m512i rounded = _mm512_srli_epi32(
+      _mm512_add_epi32(bits, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff))), 16);
   _mm256_mask_storeu_epi16(p, m, _mm512_cvtepi32_epi16(rounded));
 }
 
@@ -261,9 +261,9 @@ struct Operands {
 // One row's `cols` outputs of a group: scale, bias, epilogue, residual, store.
 template <typename T>
 __attribute__((target("avx512f,avx512bw,avx512vl"))) void FinishAvx512(const Operands& op,
-                                                               const float* acc, int64_t col0,
-                                                               int64_t cols, const T* residual,
-                                                               T* y) {
+                                                                       const float* acc,
+                                                                       int64_t col0, int64_t cols,
+                                                                       const T* residual, T* y) {
   for (int64_t j = 0; j < cols; j += 16) {
     const __mmask16 m = cols - j >= 16 ? 0xffff : static_cast<__mmask16>((1u << (cols - j)) - 1);
     __m512 v = _mm512_loadu_ps(acc + j);
@@ -289,8 +289,8 @@ void FinishScalar(const Operands& op, const float* acc, int64_t col0, int64_t co
 }
 
 // rows x 64 accumulators of one group, by the kernel the weights and the CPU call for.
-void Compute(const Operands& op, int64_t m0, int rows, const int8_t* block, int64_t K,
-             bool avx512, float* acc) {
+void Compute(const Operands& op, int64_t m0, int rows, const int8_t* block, int64_t K, bool avx512,
+             float* acc) {
   if (avx512) {
     PickAvx512<int8_t>(rows)(op.x + m0 * K, K, block, K, acc);
   } else {
@@ -401,9 +401,10 @@ torch::Tensor PackedLinear(const torch::Tensor& x, const PackedWeight& w, const 
     in_rows = torch::cat({in_rows, torch::zeros({in_rows.size(0), 1}, in_rows.options())}, 1);
   }
   static const bool has_bf16 = __builtin_cpu_supports("avx512bf16");
-  const bool pairs16 = !w.int8() && x.scalar_type() == torch::kBFloat16 && has_bf16 &&
-                       UseAvx512Kernels();
-  const torch::Tensor rows = pairs16 ? in_rows.contiguous() : in_rows.to(torch::kFloat).contiguous();
+  const bool pairs16 =
+      !w.int8() && x.scalar_type() == torch::kBFloat16 && has_bf16 && UseAvx512Kernels();
+  const torch::Tensor rows =
+      pairs16 ? in_rows.contiguous() : in_rows.to(torch::kFloat).contiguous();
   Operands op;
   if (pairs16) {
     op.x16 = reinterpret_cast<const uint16_t*>(rows.data_ptr<c10::BFloat16>());

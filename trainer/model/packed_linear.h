@@ -41,8 +41,7 @@ struct PackedWeight {
 // x [..., in] (float32 or bfloat16, any layout) times the weight, plus `bias` [out] when defined,
 // then `epilogue`, plus `residual` [..., out] when defined; the result [..., out] in x's dtype.
 torch::Tensor PackedLinear(const torch::Tensor& x, const PackedWeight& w, const torch::Tensor& bias,
-                           Epilogue epilogue = Epilogue::kNone,
-                           const torch::Tensor& residual = {});
+                           Epilogue epilogue = Epilogue::kNone, const torch::Tensor& residual = {});
 
 }  // namespace copyforge
 
