@@ -268,30 +268,21 @@ torch::Tensor Gpt2Impl::LmHead(const torch::Tensor& hidden) {
                                      : torch::matmul(hidden, wte->weight.t());
 }
 
-void Gpt2Impl::PackInt8() {
-  torch::NoGradGuard no_grad;
-  TORCH_CHECK(wte->weight.device().is_cpu(), "int8 weights are served on the CPU");
-  for (Block& b : blocks_) {
-    for (Conv1D* c : {&b->attn->c_attn, &b->attn->c_proj, &b->mlp->c_fc, &b->mlp->c_proj}) {
-      (*c)->packed = std::make_shared<const PackedWeight>(PackedWeight::Int8((*c)->weight));
-      (*c)->weight.set_data(torch::empty({0}, (*c)->weight.options()));
-    }
-  }
-  lm_head_packed_ = std::make_shared<const PackedWeight>(PackedWeight::Int8(wte->weight.t()));
-  dense_prompts_ = false;
-}
-
-void Gpt2Impl::PackBf16() {
+void Gpt2Impl::Pack(PackedWeight (*pack)(const torch::Tensor&), bool keep_dense) {
   torch::NoGradGuard no_grad;
   TORCH_CHECK(wte->weight.device().is_cpu(), "packed weights are served on the CPU");
   for (Block& b : blocks_) {
     for (Conv1D* c : {&b->attn->c_attn, &b->attn->c_proj, &b->mlp->c_fc, &b->mlp->c_proj}) {
-      (*c)->packed = std::make_shared<const PackedWeight>(PackedWeight::Bf16((*c)->weight));
+      (*c)->packed = std::make_shared<const PackedWeight>(pack((*c)->weight));
+      if (!keep_dense) (*c)->weight.set_data(torch::empty({0}, (*c)->weight.options()));
     }
   }
-  lm_head_packed_ = std::make_shared<const PackedWeight>(PackedWeight::Bf16(wte->weight.t()));
-  dense_prompts_ = true;
+  lm_head_packed_ = std::make_shared<const PackedWeight>(pack(wte->weight.t()));
+  dense_prompts_ = keep_dense;
 }
+
+void Gpt2Impl::PackInt8() { Pack(&PackedWeight::Int8, /*keep_dense=*/false); }
+void Gpt2Impl::PackBf16() { Pack(&PackedWeight::Bf16, /*keep_dense=*/true); }
 
 torch::Tensor Gpt2Impl::forward(const torch::Tensor& input_ids, KvCache* cache) {
   return LmHead(Hidden(input_ids, cache));

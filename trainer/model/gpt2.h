@@ -169,6 +169,8 @@ class Gpt2Impl : public torch::nn::Module {
   std::vector<Block> blocks_;
   // Step's logits for rows [0, decode) decode tokens and the rest prompt rows.
   torch::Tensor StepLogits(const torch::Tensor& hidden, int64_t decode);
+  // Packs every projection and the LM head with `pack`; frees the dense projections unless kept.
+  void Pack(PackedWeight (*pack)(const torch::Tensor&), bool keep_dense);
   std::shared_ptr<const PackedWeight> lm_head_packed_;  // wte transposed, once packed
   bool dense_prompts_ = true;  // prompt rows use the dense weights (false after PackInt8)
 };

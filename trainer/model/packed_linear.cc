@@ -167,6 +167,10 @@ auto PickRows(int rows) {
   }
 }
 template <int R>
+struct Int8Avx512Fn {
+  static constexpr auto fn = GroupAvx512<int8_t, R>;
+};
+template <int R>
 struct PairsAvx512Fn {
   static constexpr auto fn = PairsAvx512<R>;
 };
@@ -174,24 +178,6 @@ template <int R>
 struct PairsDpbf16Fn {
   static constexpr auto fn = PairsDpbf16<R>;
 };
-
-template <typename W>
-GroupFn<W> PickAvx512(int rows) {
-  switch (rows) {
-    case 1:
-      return GroupAvx512<W, 1>;
-    case 2:
-      return GroupAvx512<W, 2>;
-    case 3:
-      return GroupAvx512<W, 3>;
-    case 4:
-      return GroupAvx512<W, 4>;
-    case 5:
-      return GroupAvx512<W, 5>;
-    default:
-      return GroupAvx512<W, 6>;
-  }
-}
 
 // GELU's tanh form: 0.5 v (1 + tanh(z)) = v / (1 + exp(-2z)), z = sqrt(2/pi) (v + 0.044715 v^3).
 inline float GeluTanh(float v) {
@@ -292,7 +278,7 @@ void FinishScalar(const Operands& op, const float* acc, int64_t col0, int64_t co
 void Compute(const Operands& op, int64_t m0, int rows, const int8_t* block, int64_t K, bool avx512,
              float* acc) {
   if (avx512) {
-    PickAvx512<int8_t>(rows)(op.x + m0 * K, K, block, K, acc);
+    PickRows<Int8Avx512Fn>(rows)(op.x + m0 * K, K, block, K, acc);
   } else {
     GroupScalar(op.x + m0 * K, K, rows, block, K, acc);
   }
