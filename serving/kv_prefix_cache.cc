@@ -16,19 +16,20 @@ int64_t KvPrefixCache::Reuse(uint64_t model, const std::vector<int32_t>& prompt,
     index_.Clear();
     model_ = model;
   }
-  const int64_t max_tokens = static_cast<int64_t>(prompt.size()) - 1;
   if (index_.capacity_blocks() == 0) return 0;
-  const std::vector<int32_t> chain = index_.Match(prompt, max_tokens);
+  // At least the prompt's last token is prefilled: its logits start the generation.
+  const std::vector<int32_t> chain = index_.Match(prompt, static_cast<int64_t>(prompt.size()) - 1);
   if (chain.empty()) return 0;
   const int64_t n = static_cast<int64_t>(chain.size()), block = index_.block_tokens();
-  const std::vector<int64_t> id_values(chain.begin(), chain.end());
+  torch::Tensor ids;  // the chain's block ids on the pool's device, made once for every layer
   const auto copy_in = [&](const torch::Tensor& from, torch::Tensor& to) {
     // [n, heads, block, dim] -> the slot's first n * block positions [heads, n * block, dim]
-    const torch::Tensor ids = torch::tensor(id_values, torch::kLong).to(from.device());
     const torch::Tensor picked = from.index_select(0, ids).transpose(0, 1);
     to[slot].narrow(1, 0, n * block).copy_(picked.reshape({to.size(1), n * block, to.size(3)}));
   };
   try {
+    ids = torch::tensor(std::vector<int64_t>(chain.begin(), chain.end()), torch::kLong)
+              .to(blocks_.keys[0].device());
     for (size_t l = 0; l < pool.keys.size(); ++l) {
       copy_in(blocks_.keys[l], pool.keys[l]);
       copy_in(blocks_.values[l], pool.values[l]);
@@ -49,13 +50,14 @@ void KvPrefixCache::Store(uint64_t model, const std::vector<int32_t>& prompt, Kv
   const int64_t block = index_.block_tokens();
   std::vector<int64_t> id_values;
   for (const PrefixIndex::NewBlock& b : added) id_values.push_back(b.id);
+  torch::Tensor ids;  // the new blocks' ids on the pool's device, made once for every layer
   const auto copy_out = [&](const torch::Tensor& from, torch::Tensor& to) {
-    const torch::Tensor ids = torch::tensor(id_values, torch::kLong).to(to.device());
     // the slot's positions [heads, n * block, dim] -> n blocks [n, heads, block, dim]
     const torch::Tensor run = from[slot].narrow(1, first * block, n * block);
     to.index_copy_(0, ids, run.reshape({run.size(0), n, block, run.size(2)}).transpose(0, 1));
   };
   try {
+    ids = torch::tensor(id_values, torch::kLong).to(blocks_.keys[0].device());
     for (size_t l = 0; l < pool.keys.size(); ++l) {
       copy_out(pool.keys[l], blocks_.keys[l]);
       copy_out(pool.values[l], blocks_.values[l]);

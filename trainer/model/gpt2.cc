@@ -8,6 +8,14 @@
 namespace copyforge {
 namespace F = torch::nn::functional;
 
+namespace {
+
+// Math libraries round a single row (matrix-vector) differently from a row among several; a lone
+// row is run as two so that its result does not depend on what else is in the batch.
+torch::Tensor RowStable(const torch::Tensor& t) { return t.size(0) == 1 ? torch::cat({t, t}) : t; }
+
+}  // namespace
+
 KvCache KvCache::Allocate(const Gpt2Config& config, int64_t batch, int64_t capacity,
                           const torch::TensorOptions& options) {
   KvCache cache;
@@ -33,10 +41,7 @@ torch::Tensor Conv1DImpl::Step(const torch::Tensor& x, int64_t decode, Epilogue 
     return PackedLinear(x, *packed, bias, epilogue, residual);
   }
   const auto dense = [&](const torch::Tensor& rows, const torch::Tensor& res) {
-    // A lone row runs as two: math libraries round a matrix-vector product differently.
-    const int64_t m = rows.size(0);
-    torch::Tensor y =
-        torch::addmm(bias, m == 1 ? torch::cat({rows, rows}) : rows, weight).narrow(0, 0, m);
+    torch::Tensor y = torch::addmm(bias, RowStable(rows), weight).narrow(0, 0, rows.size(0));
     if (epilogue == Epilogue::kGeluTanh) y = at::gelu(y, "tanh");
     return res.defined() ? res + y : y;
   };
@@ -236,12 +241,7 @@ torch::Tensor Gpt2Impl::Step(const torch::Tensor& decode_tokens, const SlotBatch
   const torch::Tensor id = ids.size() == 1 ? ids[0] : torch::cat(ids);
   const torch::Tensor position = positions.size() == 1 ? positions[0] : torch::cat(positions);
   torch::Tensor x = wte(id) + wpe(position);  // [N, C]
-  // Math libraries round a single row (matrix-vector) differently from a row among several; a
-  // lone row is run as two so that its result does not depend on what else is in the batch.
-  const auto row_stable = [](const torch::Tensor& t) {
-    return t.size(0) == 1 ? torch::cat({t, t}) : t;
-  };
-  if (!packed()) x = row_stable(x);  // packed decode rows are computed alone in any case
+  if (!packed()) x = RowStable(x);            // packed decode rows are computed alone in any case
   for (int64_t l = 0; l < config_.n_layer; ++l) x = blocks_[l]->Step(x, pool, &view, l, rows);
   // Logits only for the rows that sample: every decode row, and the chunk's last token when the
   // prompt ends with it.
@@ -249,7 +249,7 @@ torch::Tensor Gpt2Impl::Step(const torch::Tensor& decode_tokens, const SlotBatch
   if (prefill.logits) out = torch::cat({out, x.narrow(0, rows.decode + rows.prefill - 1, 1)});
   const int64_t n = out.size(0);
   if (n == 0) return torch::empty({0, config_.vocab_size}, x.options());
-  if (!packed()) return LmHead(ln_f(row_stable(out))).narrow(0, 0, n);
+  if (!packed()) return LmHead(ln_f(RowStable(out))).narrow(0, 0, n);
   return StepLogits(ln_f(out), rows.decode);
 }
 
@@ -257,8 +257,7 @@ torch::Tensor Gpt2Impl::StepLogits(const torch::Tensor& hidden, int64_t decode) 
   const int64_t n = hidden.size(0);
   if (!dense_prompts_ || decode == n) return PackedLinear(hidden, *lm_head_packed_, {});
   const torch::Tensor last = hidden.narrow(0, decode, 1);  // the prompt's last row
-  const torch::Tensor prompt =
-      torch::matmul(torch::cat({last, last}), wte->weight.t()).narrow(0, 0, 1);
+  const torch::Tensor prompt = torch::matmul(RowStable(last), wte->weight.t()).narrow(0, 0, 1);
   if (decode == 0) return prompt;
   return torch::cat({PackedLinear(hidden.narrow(0, 0, decode), *lm_head_packed_, {}), prompt});
 }

@@ -29,11 +29,10 @@ inline float Widen(uint16_t v) {
 }
 
 // rows x 64 outputs of one group from `x` (rows x in, float32) and the group's block. Portable.
-template <typename W>
-void GroupScalar(const float* x, int64_t ldx, int rows, const W* w, int64_t in, float* acc) {
+void GroupScalar(const float* x, int64_t ldx, int rows, const int8_t* w, int64_t in, float* acc) {
   std::fill(acc, acc + rows * kGroup, 0.0f);
   for (int64_t k = 0; k < in; ++k) {
-    const W* wk = w + k * kGroup;
+    const int8_t* wk = w + k * kGroup;
     for (int r = 0; r < rows; ++r) {
       const float xv = x[r * ldx + k];
       float* a = acc + r * kGroup;
@@ -47,20 +46,16 @@ __attribute__((target("avx512f"))) inline __m512 Widen16(const int8_t* p) {
   return _mm512_cvtepi32_ps(
       _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
 }
-__attribute__((target("avx512f"))) inline __m512 Widen16(const uint16_t* p) {
-  const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));
-}
 
-template <typename W, int ROWS>
-__attribute__((target("avx512f"))) void GroupAvx512(const float* x, int64_t ldx, const W* w,
+template <int ROWS>
+__attribute__((target("avx512f"))) void GroupAvx512(const float* x, int64_t ldx, const int8_t* w,
                                                     int64_t in, float* acc) {
   __m512 a[ROWS][4];
   for (int r = 0; r < ROWS; ++r) {
     for (int i = 0; i < 4; ++i) a[r][i] = _mm512_setzero_ps();
   }
   for (int64_t k = 0; k < in; ++k) {
-    const W* wk = w + k * kGroup;
+    const int8_t* wk = w + k * kGroup;
     __m512 wv[4];
     for (int i = 0; i < 4; ++i) wv[i] = Widen16(wk + 16 * i);
     for (int r = 0; r < ROWS; ++r) {
@@ -72,9 +67,6 @@ __attribute__((target("avx512f"))) void GroupAvx512(const float* x, int64_t ldx,
     for (int i = 0; i < 4; ++i) _mm512_storeu_ps(acc + r * kGroup + 16 * i, a[r][i]);
   }
 }
-
-template <typename W>
-using GroupFn = void (*)(const float*, int64_t, const W*, int64_t, float*);
 
 // bfloat16 weights are packed in pairs of input positions: position pair p of a group holds, for
 // each of its 64 columns, the weights of positions 2p and 2p + 1 (128 values, 256 bytes), the
@@ -168,7 +160,7 @@ auto PickRows(int rows) {
 }
 template <int R>
 struct Int8Avx512Fn {
-  static constexpr auto fn = GroupAvx512<int8_t, R>;
+  static constexpr auto fn = GroupAvx512<R>;
 };
 template <int R>
 struct PairsAvx512Fn {
