@@ -176,7 +176,7 @@ echo "--- the watermark: reviews are watermarked by default; detect with the ser
   --rating 4 > "$out/review.txt" 2> /dev/null
 echo "   generated review:     $("$bin" detect --server "$server" "${tls_client[@]}" \
   --token-file "$out/secrets/serve.token" --input "$out/review.txt")"
-grep '"kind":"review"' "$out/shards/eval/tasks.jsonl" | head -1 |
+grep -m1 '"kind":"review"' "$out/shards/eval/tasks.jsonl" |
   sed 's/.*"reference":"\([^"]*\)".*/\1/' > "$out/human-review.txt"
 echo "   held-out human review: $("$bin" detect --server "$server" "${tls_client[@]}" \
   --token-file "$out/secrets/serve.token" --input "$out/human-review.txt")"
