@@ -13,6 +13,13 @@
 namespace copyforge {
 namespace {
 
+TEST(PackedLinear, KernelsRunOnEveryIntraOpThread) {
+  const int before = torch::get_num_threads();
+  torch::set_num_threads(2);
+  EXPECT_EQ(KernelThreadsForTesting(64), 2) << "the kernels were built without OpenMP";
+  torch::set_num_threads(before);
+}
+
 TEST(PackedLinear, QuantizationErrorIsWithinHalfAStepPerColumn) {
   torch::manual_seed(1);
   const torch::Tensor w = torch::randn({40, 70});  // 70 columns: a padded second group

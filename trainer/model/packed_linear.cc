@@ -423,4 +423,11 @@ torch::Tensor PackedLinear(const torch::Tensor& x, const PackedWeight& w, const 
   return out.view(sizes);
 }
 
+int KernelThreadsForTesting(int64_t tasks) {
+  std::vector<char> used(static_cast<size_t>(at::get_num_threads()), 0);
+  at::parallel_for(0, tasks, 1,
+                   [&](int64_t, int64_t) { used[static_cast<size_t>(at::get_thread_num())] = 1; });
+  return static_cast<int>(std::count(used.begin(), used.end(), 1));
+}
+
 }  // namespace copyforge

@@ -43,6 +43,11 @@ struct PackedWeight {
 torch::Tensor PackedLinear(const torch::Tensor& x, const PackedWeight& w, const torch::Tensor& bias,
                            Epilogue epilogue = Epilogue::kNone, const torch::Tensor& residual = {});
 
+// How many threads an at::parallel_for over `tasks` tasks ran on in the kernels' translation
+// units: libtorch's intra-op thread count when they were built with OpenMP, 1 when not (a test
+// guards the build).
+int KernelThreadsForTesting(int64_t tasks);
+
 }  // namespace copyforge
 
 #endif  // COPYFORGE_TRAINER_MODEL_PACKED_LINEAR_H_
