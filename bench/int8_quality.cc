@@ -101,9 +101,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   const double ppl_ref = std::exp(nll[0] / scored), ppl_q = std::exp(nll[1] / scored);
-  std::printf("int8_quality: %s, %d held-out texts (%lld tokens), %s activations, %d threads\n",
-              checkpoint.c_str(), texts, static_cast<long long>(scored),
-              type == torch::kBFloat16 ? "bfloat16" : "float32", threads);
+  std::printf(
+      "int8_quality: %s, %d held-out texts (%lld tokens), %s activations, int8 kernel: %s, %d "
+      "threads\n",
+      checkpoint.c_str(), texts, static_cast<long long>(scored),
+      type == torch::kBFloat16 ? "bfloat16" : "float32",
+      UseVnniKernels() ? "AVX-512 VNNI (16-bit fixed-point rows)" : "widening to float32", threads);
   std::printf("  perplexity: %s %.3f, int8 %.3f (%+.2f%%)\n",
               type == torch::kBFloat16 ? "bfloat16" : "float32", ppl_ref, ppl_q,
               100.0 * (ppl_q / ppl_ref - 1));

@@ -13,12 +13,13 @@ def main():
         print(__doc__)
         return 2
     work, dtypes = sys.argv[1], sys.argv[2:]
-    rows = []
+    rows, floors = [], []
     for dtype in dtypes:
         with open("%s/copyforge-%s.json" % (work, dtype)) as f:
             levels = {l["concurrency"]: l for l in json.load(f)["levels"]}
         rows.append(("copyforge " + dtype, levels[1]["ms_per_token"],
                      levels[16]["tokens_per_s"], levels[16]["tpot_p99_ms"]))
+        floors.append((dtype, levels[1]["ms_per_token"], levels[1].get("floor_ms")))
     for name, path in (("llama.cpp f16", "llama-f16"), ("llama.cpp q8_0", "llama-q8_0"),
                        ("onnxruntime f32", "ort")):
         with open("%s/%s.json" % (work, path)) as f:
@@ -35,6 +36,10 @@ def main():
         for anchor in rows[len(dtypes):]:
             print("  %s vs %s: %.2fx faster at 1 stream, %.2fx the tokens/s at 16" %
                   (ours[0], anchor[0], anchor[1] / ours[1], ours[2] / anchor[2]))
+    for dtype, ms, floor in floors:
+        if floor:
+            print("  copyforge %s at 1 stream: %.2fx its read floor (%.2f ms, bandwidth measured"
+                  " right after the run)" % (dtype, ms / floor, floor))
     return 0
 
 

@@ -17,6 +17,12 @@ std::atomic<bool>& Avx512Enabled() {
   return enabled;
 }
 
+std::atomic<bool>& VnniEnabled() {
+  static std::atomic<bool> enabled(__builtin_cpu_supports("avx512vnni") &&
+                                   __builtin_cpu_supports("avx512bw"));
+  return enabled;
+}
+
 }  // namespace
 
 bool CpuHasBf16() {
@@ -35,6 +41,15 @@ bool UseAvx512Kernels() { return Avx512Enabled().load(std::memory_order_relaxed)
 
 bool SetAvx512KernelsForTesting(bool enabled) {
   return Avx512Enabled().exchange(enabled && __builtin_cpu_supports("avx512f"));
+}
+
+bool UseVnniKernels() {
+  return UseAvx512Kernels() && VnniEnabled().load(std::memory_order_relaxed);
+}
+
+bool SetVnniKernelsForTesting(bool enabled) {
+  return VnniEnabled().exchange(enabled && __builtin_cpu_supports("avx512vnni") &&
+                                __builtin_cpu_supports("avx512bw"));
 }
 
 }  // namespace copyforge

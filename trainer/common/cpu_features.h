@@ -13,6 +13,12 @@ bool UseAvx512Kernels();
 // Tests run both kernel families in one process; returns the previous setting.
 bool SetAvx512KernelsForTesting(bool enabled);
 
+// Whether the int8 kernels use AVX-512 VNNI's byte dot products: UseAvx512Kernels() and the CPU
+// has avx512_vnni and avx512bw.
+bool UseVnniKernels();
+// Tests run the VNNI and the widening int8 kernels in one process; returns the previous setting.
+bool SetVnniKernelsForTesting(bool enabled);
+
 }  // namespace copyforge
 
 #endif  // COPYFORGE_TRAINER_COMMON_CPU_FEATURES_H_

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "trainer/common/cpu_features.h"
@@ -19,6 +20,11 @@ namespace {
 
 constexpr int64_t kGroup = 64;  // output columns per packed group
 constexpr int kMaxRows = 6;     // rows per pass: 6 x 4 accumulators + 4 weight registers
+constexpr int kVnniRows = 3;    // the VNNI kernel's: 3 x 8 accumulators + 4 weight registers
+constexpr int64_t kQuad = 4;    // int8 weights: input positions per 32-bit lane
+// The VNNI kernel's int32 sums hold 255 x 127 x in: inputs up to 64K positions.
+constexpr int64_t kVnniMaxIn = 65536;
+constexpr int64_t kPair = 2;  // bfloat16 weights: input positions per 32-bit lane
 
 inline float Widen(int8_t v) { return static_cast<float>(v); }
 inline float Widen(uint16_t v) {
@@ -28,43 +34,88 @@ inline float Widen(uint16_t v) {
   return f;
 }
 
+// int8 weights are packed in quads of input positions: quad q of a group holds, for each of its
+// 64 columns, the weights of positions 4q .. 4q + 3 (256 bytes), the operand layout of AVX-512
+// VNNI's byte dot product.
+
 // rows x 64 outputs of one group from `x` (rows x in, float32) and the group's block. Portable.
-void GroupScalar(const float* x, int64_t ldx, int rows, const int8_t* w, int64_t in, float* acc) {
+void QuadsScalar(const float* x, int64_t ldx, int rows, const int8_t* w, int64_t in, float* acc) {
   std::fill(acc, acc + rows * kGroup, 0.0f);
-  for (int64_t k = 0; k < in; ++k) {
-    const int8_t* wk = w + k * kGroup;
+  for (int64_t q = 0; q < in / kQuad; ++q) {
+    const int8_t* wq = w + q * kQuad * kGroup;
     for (int r = 0; r < rows; ++r) {
-      const float xv = x[r * ldx + k];
+      const float* xq = x + r * ldx + q * kQuad;
       float* a = acc + r * kGroup;
-      for (int64_t j = 0; j < kGroup; ++j) a[j] += xv * Widen(wk[j]);
+      for (int64_t j = 0; j < kGroup; ++j) {
+        for (int64_t i = 0; i < kQuad; ++i) a[j] += xq[i] * Widen(wq[j * kQuad + i]);
+      }
     }
   }
 }
 
-// Sixteen weights widened to float32.
-__attribute__((target("avx512f"))) inline __m512 Widen16(const int8_t* p) {
-  return _mm512_cvtepi32_ps(
-      _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
-}
-
+// AVX-512F without VNNI: each 32-bit lane holds a column's quad, widened byte by byte by shifts.
 template <int ROWS>
-__attribute__((target("avx512f"))) void GroupAvx512(const float* x, int64_t ldx, const int8_t* w,
+__attribute__((target("avx512f"))) void QuadsAvx512(const float* x, int64_t ldx, const int8_t* w,
                                                     int64_t in, float* acc) {
   __m512 a[ROWS][4];
   for (int r = 0; r < ROWS; ++r) {
     for (int i = 0; i < 4; ++i) a[r][i] = _mm512_setzero_ps();
   }
-  for (int64_t k = 0; k < in; ++k) {
-    const int8_t* wk = w + k * kGroup;
-    __m512 wv[4];
-    for (int i = 0; i < 4; ++i) wv[i] = Widen16(wk + 16 * i);
-    for (int r = 0; r < ROWS; ++r) {
-      const __m512 xv = _mm512_set1_ps(x[r * ldx + k]);
-      for (int i = 0; i < 4; ++i) a[r][i] = _mm512_fmadd_ps(xv, wv[i], a[r][i]);
+  for (int64_t q = 0; q < in / kQuad; ++q) {
+    const int8_t* wq = w + q * kQuad * kGroup;
+    for (int i = 0; i < 4; ++i) {
+      const __m512i raw = _mm512_loadu_si512(wq + 64 * i);
+      const __m512 wj[4] = {_mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(raw, 24), 24)),
+                            _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(raw, 16), 24)),
+                            _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(raw, 8), 24)),
+                            _mm512_cvtepi32_ps(_mm512_srai_epi32(raw, 24))};
+      for (int r = 0; r < ROWS; ++r) {
+        const float* xq = x + r * ldx + q * kQuad;
+        for (int j = 0; j < 4; ++j) {
+          a[r][i] = _mm512_fmadd_ps(_mm512_set1_ps(xq[j]), wj[j], a[r][i]);
+        }
+      }
     }
   }
   for (int r = 0; r < ROWS; ++r) {
     for (int i = 0; i < 4; ++i) _mm512_storeu_ps(acc + r * kGroup + 16 * i, a[r][i]);
+  }
+}
+
+// AVX-512 VNNI: each row of activations as 16-bit fixed point (see QuantizeRows), split into its
+// high byte offset by 128 (unsigned) and its low byte; two byte dot products per 16 columns, row
+// and quad, exact in int32, then x.w = 256 (hi.w - 128 sum(w)) + lo.w times the row's scale.
+template <int ROWS>
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void QuadsVnni(
+    const uint8_t* hi, const uint8_t* lo, int64_t ldx, const int8_t* w, int64_t in,
+    const int32_t* sums, const float* row_scales, float* acc) {
+  __m512i h[ROWS][4], l[ROWS][4];
+  for (int r = 0; r < ROWS; ++r) {
+    for (int i = 0; i < 4; ++i) h[r][i] = l[r][i] = _mm512_setzero_si512();
+  }
+  for (int64_t q = 0; q < in / kQuad; ++q) {
+    const int8_t* wq = w + q * kQuad * kGroup;
+    __m512i wv[4];
+    for (int i = 0; i < 4; ++i) wv[i] = _mm512_loadu_si512(wq + 64 * i);
+    for (int r = 0; r < ROWS; ++r) {
+      int32_t xh, xl;
+      std::memcpy(&xh, hi + r * ldx + q * kQuad, sizeof(xh));
+      std::memcpy(&xl, lo + r * ldx + q * kQuad, sizeof(xl));
+      const __m512i vh = _mm512_set1_epi32(xh), vl = _mm512_set1_epi32(xl);
+      for (int i = 0; i < 4; ++i) {
+        h[r][i] = _mm512_dpbusd_epi32(h[r][i], vh, wv[i]);
+        l[r][i] = _mm512_dpbusd_epi32(l[r][i], vl, wv[i]);
+      }
+    }
+  }
+  for (int r = 0; r < ROWS; ++r) {
+    const __m512 scale = _mm512_set1_ps(row_scales[r]);
+    for (int i = 0; i < 4; ++i) {
+      const __m512i offset = _mm512_slli_epi32(_mm512_loadu_si512(sums + 16 * i), 7);
+      const __m512 high = _mm512_cvtepi32_ps(_mm512_sub_epi32(h[r][i], offset));
+      const __m512 v = _mm512_fmadd_ps(high, _mm512_set1_ps(256.0f), _mm512_cvtepi32_ps(l[r][i]));
+      _mm512_storeu_ps(acc + r * kGroup + 16 * i, _mm512_mul_ps(v, scale));
+    }
   }
 }
 
@@ -159,9 +210,12 @@ auto PickRows(int rows) {
   }
 }
 template <int R>
-struct Int8Avx512Fn {
-  static constexpr auto fn = GroupAvx512<R>;
+struct QuadsAvx512Fn {
+  static constexpr auto fn = QuadsAvx512<R>;
 };
+auto PickVnniRows(int rows) {
+  return rows == 1 ? QuadsVnni<1> : rows == 2 ? QuadsVnni<2> : QuadsVnni<kVnniRows>;
+}
 template <int R>
 struct PairsAvx512Fn {
   static constexpr auto fn = PairsAvx512<R>;
@@ -228,13 +282,70 @@ inline float Load(const c10::BFloat16* p) { return static_cast<float>(*p); }
 inline void Store(float* dst, float v) { *dst = v; }
 inline void Store(c10::BFloat16* dst, float v) { *dst = c10::BFloat16(v); }
 
+// The rows of x, in one of three forms (`in` padded to the weight's lanes with zeros).
 struct Operands {
-  const float* x = nullptr;       // [M, in] float32
-  const uint16_t* x16 = nullptr;  // [M, in] bfloat16 (the pair dot-product kernel), or null
-  const float* bias = nullptr;    // [out] float32 or null
-  const float* scales = nullptr;  // int8: [padded out]
+  const float* x = nullptr;           // [M, in] float32
+  const uint16_t* x16 = nullptr;      // [M, in] bfloat16 (the pair dot-product kernel), or null
+  const uint8_t* hi = nullptr;        // [M, in] high and low bytes of 16-bit fixed point (the VNNI
+  const uint8_t* lo = nullptr;        //   kernel, see QuantizeRows), or null
+  const float* row_scales = nullptr;  // [M] their scales
+  const float* bias = nullptr;        // [out] float32 or null
+  const float* scales = nullptr;      // int8: [padded out]
+  const int32_t* sums = nullptr;      // int8: [padded out] each column's sum of weights
   Epilogue epilogue = Epilogue::kNone;
 };
+
+// Rows of x as 16-bit fixed point for the VNNI kernel: q = round(x / s), s = max|x| / 32767 per
+// row, stored as q's high byte + 128 and its low byte (q = 256 (hi - 128) + lo). A row with a
+// non-finite value gets a NaN scale, so its outputs are NaN as with float arithmetic.
+struct QuantizedRows {
+  std::vector<uint8_t> hi, lo;
+  std::vector<float> scales;
+};
+// One row: returns its scale. AVX-512 (the VNNI kernel's CPUs have it); rounds to nearest even
+// like std::nearbyint.
+__attribute__((target("avx512f,avx512bw,avx512vl"))) float QuantizeRow(const float* row, int64_t ld,
+                                                                       uint8_t* hi, uint8_t* lo) {
+  __m512 largest = _mm512_setzero_ps();
+  __mmask16 bad = 0;
+  for (int64_t k = 0; k < ld; k += 16) {
+    const __mmask16 m = ld - k >= 16 ? 0xffff : static_cast<__mmask16>((1u << (ld - k)) - 1);
+    const __m512 a = _mm512_abs_ps(_mm512_maskz_loadu_ps(m, row + k));
+    largest = _mm512_max_ps(largest, a);
+    // NaN compares unordered, infinity above the largest float: both are "not <= max".
+    bad |= _mm512_mask_cmp_ps_mask(m, a, _mm512_set1_ps(std::numeric_limits<float>::max()),
+                                   _CMP_NLE_UQ);
+  }
+  const float top = _mm512_reduce_max_ps(largest);
+  if (bad != 0 || top == 0) {
+    std::memset(hi, 128, static_cast<size_t>(ld));
+    std::memset(lo, 0, static_cast<size_t>(ld));
+    return bad != 0 ? std::numeric_limits<float>::quiet_NaN() : 0.0f;
+  }
+  const __m512 inv = _mm512_set1_ps(32767.0f / top);
+  for (int64_t k = 0; k < ld; k += 16) {
+    const __mmask16 m = ld - k >= 16 ? 0xffff : static_cast<__mmask16>((1u << (ld - k)) - 1);
+    __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, row + k), inv));
+    q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(-32767)), _mm512_set1_epi32(32767));
+    const __m512i h = _mm512_add_epi32(_mm512_srai_epi32(q, 8), _mm512_set1_epi32(128));
+    _mm512_mask_cvtepi32_storeu_epi8(hi + k, m, h);  // the low byte of each lane
+    _mm512_mask_cvtepi32_storeu_epi8(lo + k, m, q);
+  }
+  return top / 32767.0f;
+}
+
+QuantizedRows QuantizeRows(const float* x, int64_t M, int64_t ld) {
+  QuantizedRows q;
+  q.hi.resize(static_cast<size_t>(M * ld));
+  q.lo.resize(static_cast<size_t>(M * ld));
+  q.scales.resize(static_cast<size_t>(M));
+  at::parallel_for(0, M, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t m = begin; m < end; ++m) {
+      q.scales[m] = QuantizeRow(x + m * ld, ld, q.hi.data() + m * ld, q.lo.data() + m * ld);
+    }
+  });
+  return q;
+}
 
 // One row's `cols` outputs of a group: scale, bias, epilogue, residual, store.
 template <typename T>
@@ -266,31 +377,35 @@ void FinishScalar(const Operands& op, const float* acc, int64_t col0, int64_t co
   }
 }
 
-// rows x 64 accumulators of one group, by the kernel the weights and the CPU call for.
-void Compute(const Operands& op, int64_t m0, int rows, const int8_t* block, int64_t K, bool avx512,
-             float* acc) {
-  if (avx512) {
-    PickRows<Int8Avx512Fn>(rows)(op.x + m0 * K, K, block, K, acc);
+// rows x 64 accumulators of group g from rows m0 .. m0 + rows of the operands, by the kernel the
+// weights and the CPU call for; K is the input width padded to the weight's lanes.
+void Compute(const Operands& op, int64_t m0, int rows, const int8_t* block, int64_t g, int64_t K,
+             bool avx512, float* acc) {
+  if (op.hi != nullptr) {
+    PickVnniRows(rows)(op.hi + m0 * K, op.lo + m0 * K, K, block, K, op.sums + g * kGroup,
+                       op.row_scales + m0, acc);
+  } else if (avx512) {
+    PickRows<QuadsAvx512Fn>(rows)(op.x + m0 * K, K, block, K, acc);
   } else {
-    GroupScalar(op.x + m0 * K, K, rows, block, K, acc);
+    QuadsScalar(op.x + m0 * K, K, rows, block, K, acc);
   }
 }
-void Compute(const Operands& op, int64_t m0, int rows, const uint16_t* block, int64_t K,
+void Compute(const Operands& op, int64_t m0, int rows, const uint16_t* block, int64_t, int64_t K,
              bool avx512, float* acc) {
-  const int64_t even = (K + 1) / 2 * 2;  // an odd last position pairs with a zero weight
   if (op.x16 != nullptr) {
-    PickRows<PairsDpbf16Fn>(rows)(op.x16 + m0 * even, even, block, even, acc);
+    PickRows<PairsDpbf16Fn>(rows)(op.x16 + m0 * K, K, block, K, acc);
   } else if (avx512) {
-    PickRows<PairsAvx512Fn>(rows)(op.x + m0 * even, even, block, even, acc);
+    PickRows<PairsAvx512Fn>(rows)(op.x + m0 * K, K, block, K, acc);
   } else {
-    PairsScalar(op.x + m0 * even, even, rows, block, even, acc);
+    PairsScalar(op.x + m0 * K, K, rows, block, K, acc);
   }
 }
 
 template <typename W, typename T>
 void Run(const Operands& op, int64_t M, const W* packed, const PackedWeight& w, const T* residual,
          T* y) {
-  const int64_t K = w.in, N = w.out, groups = w.packed.size(0);
+  const int64_t K = w.packed.size(1) * w.packed.size(3), N = w.out, groups = w.packed.size(0);
+  const int step = op.hi != nullptr ? kVnniRows : kMaxRows;
   static const bool has_bw =
       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
   const bool avx512 = UseAvx512Kernels() && has_bw;
@@ -299,9 +414,9 @@ void Run(const Operands& op, int64_t M, const W* packed, const PackedWeight& w, 
     for (int64_t g = begin; g < end; ++g) {
       const W* block = packed + g * w.packed.stride(0);
       const int64_t cols = std::min(kGroup, N - g * kGroup);
-      for (int64_t m0 = 0; m0 < M; m0 += kMaxRows) {
-        const int rows = static_cast<int>(std::min<int64_t>(kMaxRows, M - m0));
-        Compute(op, m0, rows, block, K, avx512, acc.data());
+      for (int64_t m0 = 0; m0 < M; m0 += step) {
+        const int rows = static_cast<int>(std::min<int64_t>(step, M - m0));
+        Compute(op, m0, rows, block, g, K, avx512, acc.data());
         for (int r = 0; r < rows; ++r) {
           const int64_t at = (m0 + r) * N + g * kGroup;
           const T* res = residual != nullptr ? residual + at : nullptr;
@@ -316,13 +431,15 @@ void Run(const Operands& op, int64_t M, const W* packed, const PackedWeight& w, 
   });
 }
 
-// [in, out] float32 -> [groups, in, 64] of `type`, padding columns zero.
-torch::Tensor Pack(const torch::Tensor& values, torch::ScalarType type) {
+// [in, out] float32 -> [groups, ceil(in / lanes), 64, lanes] of `type`: groups of 64 columns,
+// `lanes` consecutive input positions of a column side by side; padding positions and columns 0.
+torch::Tensor Pack(const torch::Tensor& values, torch::ScalarType type, int64_t lanes) {
   const int64_t in = values.size(0), out = values.size(1);
   const int64_t groups = (out + kGroup - 1) / kGroup, padded = groups * kGroup;
-  torch::Tensor v = values.to(type);
-  if (padded > out) v = torch::cat({v, torch::zeros({in, padded - out}, v.options())}, 1);
-  return v.view({in, groups, kGroup}).transpose(0, 1).contiguous();
+  const int64_t steps = (in + lanes - 1) / lanes;
+  torch::Tensor v = torch::zeros({steps * lanes, padded}, values.options().dtype(type));
+  v.narrow(0, 0, in).narrow(1, 0, out).copy_(values);
+  return v.view({steps, lanes, groups, kGroup}).permute({2, 0, 3, 1}).contiguous();
 }
 
 }  // namespace
@@ -334,9 +451,10 @@ PackedWeight PackedWeight::Int8(const torch::Tensor& weight) {
   w.out = weight.size(1);
   const torch::Tensor f = weight.detach().to(torch::kCPU, torch::kFloat);
   const torch::Tensor scales = f.abs().amax(0).clamp_min(1e-12) / 127.0;  // [out]
-  w.packed = Pack((f / scales).round().clamp(-127, 127), torch::kChar);
+  w.packed = Pack((f / scales).round().clamp(-127, 127), torch::kChar, kQuad);
   const int64_t padded = w.packed.size(0) * kGroup;
   w.scales = torch::cat({scales, torch::zeros({padded - w.out})}).contiguous();
+  w.sums = w.packed.sum({1, 3}, /*keepdim=*/false, torch::kInt).reshape({-1}).contiguous();
   return w;
 }
 
@@ -345,19 +463,13 @@ PackedWeight PackedWeight::Bf16(const torch::Tensor& weight) {
   PackedWeight w;
   w.in = weight.size(0);
   w.out = weight.size(1);
-  torch::Tensor v = weight.detach().to(torch::kCPU);
-  if (w.in % 2 != 0) v = torch::cat({v, torch::zeros({1, w.out}, v.options())});
-  // [in, groups, 64] -> [groups, in / 2, 64, 2]
-  const torch::Tensor grouped = Pack(v, torch::kBFloat16);
-  const int64_t groups = grouped.size(0), pairs = grouped.size(1) / 2;
-  w.packed = grouped.view({groups, pairs, 2, kGroup}).transpose(2, 3).contiguous();
+  w.packed = Pack(weight.detach().to(torch::kCPU), torch::kBFloat16, kPair);
   return w;
 }
 
 torch::Tensor PackedWeight::Dequantize() const {
   const int64_t groups = packed.size(0);
-  torch::Tensor p = packed;
-  if (!int8()) p = p.transpose(2, 3).reshape({groups, -1, kGroup});  // pairs back in order
+  const torch::Tensor p = packed.transpose(2, 3).reshape({groups, -1, kGroup});  // lanes in order
   torch::Tensor q =
       p.transpose(0, 1).reshape({-1, groups * kGroup}).narrow(0, 0, in).to(torch::kFloat);
   if (scales.defined()) q = q * scales;
@@ -373,10 +485,12 @@ torch::Tensor PackedLinear(const torch::Tensor& x, const PackedWeight& w, const 
               "PackedLinear: dtype ", x.scalar_type(), " is not float32 or bfloat16");
   auto sizes = x.sizes().vec();
   sizes.back() = w.out;
-  // bfloat16 weights read positions in pairs: an odd count is padded with a zero column of x.
+  // The weights read positions in pairs (bfloat16) or quads (int8): x is padded with zeros.
   torch::Tensor in_rows = x.reshape({-1, w.in});
-  if (!w.int8() && w.in % 2 != 0) {
-    in_rows = torch::cat({in_rows, torch::zeros({in_rows.size(0), 1}, in_rows.options())}, 1);
+  const int64_t K = w.packed.size(1) * w.packed.size(3);
+  if (K > w.in) {
+    in_rows =
+        torch::cat({in_rows, torch::zeros({in_rows.size(0), K - w.in}, in_rows.options())}, 1);
   }
   static const bool has_bf16 = __builtin_cpu_supports("avx512bf16");
   const bool pairs16 =
@@ -384,8 +498,15 @@ torch::Tensor PackedLinear(const torch::Tensor& x, const PackedWeight& w, const 
   const torch::Tensor rows =
       pairs16 ? in_rows.contiguous() : in_rows.to(torch::kFloat).contiguous();
   Operands op;
+  QuantizedRows quantized;
   if (pairs16) {
     op.x16 = reinterpret_cast<const uint16_t*>(rows.data_ptr<c10::BFloat16>());
+  } else if (w.int8() && UseVnniKernels() && K <= kVnniMaxIn) {
+    quantized = QuantizeRows(rows.data_ptr<float>(), rows.size(0), K);
+    op.hi = quantized.hi.data();
+    op.lo = quantized.lo.data();
+    op.row_scales = quantized.scales.data();
+    op.sums = w.sums.data_ptr<int32_t>();
   } else {
     op.x = rows.data_ptr<float>();
   }

@@ -1,13 +1,17 @@
 // Linear layers for the decode step, with weights packed for streaming: decoding a few rows reads
 // every weight once per step, so its speed is the speed at which the weights stream from memory.
-// Weights are laid out in groups of 64 output columns, each input position of a group contiguous
-// (64 int8 = one cache line, 64 bfloat16 = two), and the kernel widens them to float32 in
-// registers and multiplies them with the activations (float32 or bfloat16) in float32, keeping
-// 4 x rows accumulators so that even one row has four independent chains. Every row of the input
-// is computed the same way whatever else is in the batch.
+// Weights are laid out in groups of 64 output columns, a few consecutive input positions of a
+// group contiguous (a quad of int8 or a pair of bfloat16 per column: 4 cache lines), and the
+// kernels keep 4 x rows accumulators so that even one row has four independent chains. Every row
+// of the input is computed the same way whatever else is in the batch.
 //   int8: weight-only, symmetric, one float32 scale per output column (the column's largest
-//         magnitude maps to 127): half the bytes of bfloat16 (`serve --dtype int8`).
-//   bfloat16: the weights as they are, repacked (`serve --dtype bfloat16` decode rows).
+//         magnitude maps to 127): half the bytes of bfloat16 (`serve --dtype int8`). With AVX-512
+//         VNNI each activation row becomes 16-bit fixed point (its largest magnitude maps to
+//         32767; error at most 1/65534 of it, finer than bfloat16's 8 bits for all but the
+//         row's smallest values), multiplied exactly in int32 by two byte dot products;
+//         otherwise the weights are widened to float32 (AVX-512F or portable).
+//   bfloat16: the weights as they are, repacked (`serve --dtype bfloat16` decode rows): AVX-512
+//         BF16 pair dot products with bfloat16 activations, float32 FMAs otherwise.
 // AVX-512 where the CPU has it, portable C++ otherwise (COPYFORGE_DISABLE_AVX512=1 forces it).
 // CPU tensors only.
 #ifndef COPYFORGE_TRAINER_MODEL_PACKED_LINEAR_H_
@@ -26,8 +30,13 @@ enum class Epilogue {
 };
 
 struct PackedWeight {
-  torch::Tensor packed;  // int8 or bfloat16 [ceil(out / 64), in, 64]; padding columns are zero
+  // int8 [ceil(out / 64), ceil(in / 4), 64, 4]: groups of 64 columns, each column's weights for
+  // four consecutive input positions side by side (AVX-512 VNNI's operand layout);
+  // bfloat16 [ceil(out / 64), ceil(in / 2), 64, 2]: the same in pairs (AVX-512 BF16's).
+  // Padding positions and columns are zero.
+  torch::Tensor packed;
   torch::Tensor scales;  // int8: float32 [ceil(out / 64) * 64]; bfloat16: undefined
+  torch::Tensor sums;    // int8: int32 [ceil(out / 64) * 64], each column's sum of int8 weights
   int64_t in = 0, out = 0;
 
   // From a [in, out] weight (Conv1D's layout: y = x W), any floating dtype.
