@@ -9,6 +9,7 @@
 #include "tests/trainer/model_test_util.h"
 #include "trainer/common/cpu_features.h"
 #include "trainer/model/gpt2.h"
+#include "trainer/model/layer_norm.h"
 
 namespace copyforge {
 namespace {
@@ -97,6 +98,31 @@ TEST(PackedLinear, EqualsTheDequantizedProductAndRowsDoNotDependOnTheBatch) {
   const PackedWeight q = PackedWeight::Int8(torch::randn({8, 4}));
   EXPECT_THROW(PackedLinear(torch::randn({2, 9}), q, {}), c10::Error);
   EXPECT_THROW(PackedLinear(torch::randn({2, 8}), q, torch::randn({5})), c10::Error);
+}
+
+TEST(RowLayerNorm, MatchesTorchsLayerNorm) {
+  for (bool avx512 : {true, false}) {
+    const bool previous = SetAvx512KernelsForTesting(avx512);
+    for (auto dtype : {torch::kFloat, torch::kBFloat16}) {
+      for (int64_t C : {768, 70, 5}) {  // whole vectors, a tail, less than one vector
+        torch::manual_seed(C);
+        const torch::Tensor x = (torch::randn({9, C}) * 3 + 1).to(dtype);
+        const torch::Tensor w = torch::randn({C}).to(dtype), b = torch::randn({C}).to(dtype);
+        const torch::Tensor want = at::layer_norm(x.to(torch::kFloat), {C}, w.to(torch::kFloat),
+                                                  b.to(torch::kFloat), 1e-5);
+        const torch::Tensor got = RowLayerNorm(x, w, b, 1e-5);
+        ASSERT_EQ(got.scalar_type(), dtype);
+        const double tol = dtype == torch::kFloat ? 1e-5 : 2e-2;  // bfloat16: its last bit
+        EXPECT_TRUE(torch::allclose(got.to(torch::kFloat), want, tol, tol))
+            << avx512 << " " << dtype << " " << C;
+        // Rows are independent: a row alone equals itself in the batch.
+        EXPECT_TRUE(torch::equal(RowLayerNorm(x.narrow(0, 4, 1), w, b, 1e-5), got.narrow(0, 4, 1)));
+      }
+    }
+    SetAvx512KernelsForTesting(previous);
+  }
+  EXPECT_THROW(RowLayerNorm(torch::randn({2, 8}), torch::ones({7}), torch::zeros({7}), 1e-5),
+               c10::Error);
 }
 
 TEST(PackedLinear, PackedModelsStayCloseToTheFloatModel) {

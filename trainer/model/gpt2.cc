@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "trainer/device/torch_compat.h"
+#include "trainer/model/layer_norm.h"
 #include "trainer/model/slot_attention.h"
 
 namespace copyforge {
@@ -13,6 +14,21 @@ namespace {
 // Math libraries round a single row (matrix-vector) differently from a row among several; a lone
 // row is run as two so that its result does not depend on what else is in the batch.
 torch::Tensor RowStable(const torch::Tensor& t) { return t.size(0) == 1 ? torch::cat({t, t}) : t; }
+
+// A step's LayerNorm over rows [0, decode) decode tokens and the rest prompt rows. With packed
+// weights the decode rows go through RowLayerNorm (one float32 pass; ATen's bfloat16 LayerNorm
+// costs several microseconds a call at one row); prompt rows keep ATen's, so prompt results stay
+// those of the unpacked model. Each row's result depends on its kind only.
+torch::Tensor StepNorm(torch::nn::LayerNorm& ln, const torch::Tensor& x, int64_t decode,
+                       bool packed) {
+  if (!packed || decode == 0) return ln->forward(x);
+  const auto fused = [&](const torch::Tensor& rows) {
+    return RowLayerNorm(rows, ln->weight, ln->bias, ln->options.eps());
+  };
+  const int64_t n = x.size(0);
+  if (decode == n) return fused(x);
+  return torch::cat({fused(x.narrow(0, 0, decode)), ln->forward(x.narrow(0, decode, n - decode))});
+}
 
 }  // namespace
 
@@ -169,8 +185,11 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, KvCache* cache, int64_t
 
 torch::Tensor BlockImpl::Step(const torch::Tensor& x, KvCache* pool, KvCache* prefill_cache,
                               int64_t layer, const StepRows& rows) {
-  const torch::Tensor y = attn->Step(ln_1(x), pool, prefill_cache, layer, rows, x);
-  const torch::Tensor h = mlp->c_fc->Step(ln_2(y), rows.decode, Epilogue::kGeluTanh);
+  const bool packed = attn->c_attn->packed != nullptr;
+  const torch::Tensor y =
+      attn->Step(StepNorm(ln_1, x, rows.decode, packed), pool, prefill_cache, layer, rows, x);
+  const torch::Tensor h =
+      mlp->c_fc->Step(StepNorm(ln_2, y, rows.decode, packed), rows.decode, Epilogue::kGeluTanh);
   return mlp->c_proj->Step(h, rows.decode, Epilogue::kNone, y);
 }
 
@@ -250,7 +269,7 @@ torch::Tensor Gpt2Impl::Step(const torch::Tensor& decode_tokens, const SlotBatch
   const int64_t n = out.size(0);
   if (n == 0) return torch::empty({0, config_.vocab_size}, x.options());
   if (!packed()) return LmHead(ln_f(RowStable(out))).narrow(0, 0, n);
-  return StepLogits(ln_f(out), rows.decode);
+  return StepLogits(StepNorm(ln_f, out, rows.decode, /*packed=*/true), rows.decode);
 }
 
 torch::Tensor Gpt2Impl::StepLogits(const torch::Tensor& hidden, int64_t decode) {

@@ -10,114 +10,13 @@
 #include <vector>
 
 #include "trainer/common/cpu_features.h"
-
-// GCC 12 flags the intentionally undefined vectors inside its own AVX-512 intrinsics.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include "trainer/model/int8_kernels.h"
+#include "trainer/model/kernel_util.h"
 
 namespace copyforge {
 namespace {
 
-constexpr int64_t kGroup = 64;  // output columns per packed group
-constexpr int kMaxRows = 6;     // rows per pass: 6 x 4 accumulators + 4 weight registers
-constexpr int kVnniRows = 3;    // the VNNI kernel's: 3 x 8 accumulators + 4 weight registers
-constexpr int64_t kQuad = 4;    // int8 weights: input positions per 32-bit lane
-// The VNNI kernel's int32 sums hold 255 x 127 x in: inputs up to 64K positions.
-constexpr int64_t kVnniMaxIn = 65536;
-constexpr int64_t kPair = 2;  // bfloat16 weights: input positions per 32-bit lane
-
-inline float Widen(int8_t v) { return static_cast<float>(v); }
-inline float Widen(uint16_t v) {
-  const uint32_t bits = static_cast<uint32_t>(v) << 16;
-  float f;
-  std::memcpy(&f, &bits, sizeof(f));
-  return f;
-}
-
-// int8 weights are packed in quads of input positions: quad q of a group holds, for each of its
-// 64 columns, the weights of positions 4q .. 4q + 3 (256 bytes), the operand layout of AVX-512
-// VNNI's byte dot product.
-
-// rows x 64 outputs of one group from `x` (rows x in, float32) and the group's block. Portable.
-void QuadsScalar(const float* x, int64_t ldx, int rows, const int8_t* w, int64_t in, float* acc) {
-  std::fill(acc, acc + rows * kGroup, 0.0f);
-  for (int64_t q = 0; q < in / kQuad; ++q) {
-    const int8_t* wq = w + q * kQuad * kGroup;
-    for (int r = 0; r < rows; ++r) {
-      const float* xq = x + r * ldx + q * kQuad;
-      float* a = acc + r * kGroup;
-      for (int64_t j = 0; j < kGroup; ++j) {
-        for (int64_t i = 0; i < kQuad; ++i) a[j] += xq[i] * Widen(wq[j * kQuad + i]);
-      }
-    }
-  }
-}
-
-// AVX-512F without VNNI: each 32-bit lane holds a column's quad, widened byte by byte by shifts.
-template <int ROWS>
-__attribute__((target("avx512f"))) void QuadsAvx512(const float* x, int64_t ldx, const int8_t* w,
-                                                    int64_t in, float* acc) {
-  __m512 a[ROWS][4];
-  for (int r = 0; r < ROWS; ++r) {
-    for (int i = 0; i < 4; ++i) a[r][i] = _mm512_setzero_ps();
-  }
-  for (int64_t q = 0; q < in / kQuad; ++q) {
-    const int8_t* wq = w + q * kQuad * kGroup;
-    for (int i = 0; i < 4; ++i) {
-      const __m512i raw = _mm512_loadu_si512(wq + 64 * i);
-      const __m512 wj[4] = {_mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(raw, 24), 24)),
-                            _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(raw, 16), 24)),
-                            _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(raw, 8), 24)),
-                            _mm512_cvtepi32_ps(_mm512_srai_epi32(raw, 24))};
-      for (int r = 0; r < ROWS; ++r) {
-        const float* xq = x + r * ldx + q * kQuad;
-        for (int j = 0; j < 4; ++j) {
-          a[r][i] = _mm512_fmadd_ps(_mm512_set1_ps(xq[j]), wj[j], a[r][i]);
-        }
-      }
-    }
-  }
-  for (int r = 0; r < ROWS; ++r) {
-    for (int i = 0; i < 4; ++i) _mm512_storeu_ps(acc + r * kGroup + 16 * i, a[r][i]);
-  }
-}
-
-// AVX-512 VNNI: each row of activations as 16-bit fixed point (see QuantizeRows), split into its
-// high byte offset by 128 (unsigned) and its low byte; two byte dot products per 16 columns, row
-// and quad, exact in int32, then x.w = 256 (hi.w - 128 sum(w)) + lo.w times the row's scale.
-template <int ROWS>
-__attribute__((target("avx512f,avx512bw,avx512vnni"))) void QuadsVnni(
-    const uint8_t* hi, const uint8_t* lo, int64_t ldx, const int8_t* w, int64_t in,
-    const int32_t* sums, const float* row_scales, float* acc) {
-  __m512i h[ROWS][4], l[ROWS][4];
-  for (int r = 0; r < ROWS; ++r) {
-    for (int i = 0; i < 4; ++i) h[r][i] = l[r][i] = _mm512_setzero_si512();
-  }
-  for (int64_t q = 0; q < in / kQuad; ++q) {
-    const int8_t* wq = w + q * kQuad * kGroup;
-    __m512i wv[4];
-    for (int i = 0; i < 4; ++i) wv[i] = _mm512_loadu_si512(wq + 64 * i);
-    for (int r = 0; r < ROWS; ++r) {
-      int32_t xh, xl;
-      std::memcpy(&xh, hi + r * ldx + q * kQuad, sizeof(xh));
-      std::memcpy(&xl, lo + r * ldx + q * kQuad, sizeof(xl));
-      const __m512i vh = _mm512_set1_epi32(xh), vl = _mm512_set1_epi32(xl);
-      for (int i = 0; i < 4; ++i) {
-        h[r][i] = _mm512_dpbusd_epi32(h[r][i], vh, wv[i]);
-        l[r][i] = _mm512_dpbusd_epi32(l[r][i], vl, wv[i]);
-      }
-    }
-  }
-  for (int r = 0; r < ROWS; ++r) {
-    const __m512 scale = _mm512_set1_ps(row_scales[r]);
-    for (int i = 0; i < 4; ++i) {
-      const __m512i offset = _mm512_slli_epi32(_mm512_loadu_si512(sums + 16 * i), 7);
-      const __m512 high = _mm512_cvtepi32_ps(_mm512_sub_epi32(h[r][i], offset));
-      const __m512 v = _mm512_fmadd_ps(high, _mm512_set1_ps(256.0f), _mm512_cvtepi32_ps(l[r][i]));
-      _mm512_storeu_ps(acc + r * kGroup + 16 * i, _mm512_mul_ps(v, scale));
-    }
-  }
-}
+using namespace kernels;  // NOLINT: the shared kernel pieces
 
 // bfloat16 weights are packed in pairs of input positions: position pair p of a group holds, for
 // each of its 64 columns, the weights of positions 2p and 2p + 1 (128 values, 256 bytes), the
@@ -191,31 +90,6 @@ __attribute__((target("avx512f,avx512bf16"))) void PairsDpbf16(const uint16_t* x
   }
 }
 
-// The kernel of `rows` rows (1 .. kMaxRows) for one template family.
-template <template <int> class F>
-auto PickRows(int rows) {
-  switch (rows) {
-    case 1:
-      return F<1>::fn;
-    case 2:
-      return F<2>::fn;
-    case 3:
-      return F<3>::fn;
-    case 4:
-      return F<4>::fn;
-    case 5:
-      return F<5>::fn;
-    default:
-      return F<6>::fn;
-  }
-}
-template <int R>
-struct QuadsAvx512Fn {
-  static constexpr auto fn = QuadsAvx512<R>;
-};
-auto PickVnniRows(int rows) {
-  return rows == 1 ? QuadsVnni<1> : rows == 2 ? QuadsVnni<2> : QuadsVnni<kVnniRows>;
-}
 template <int R>
 struct PairsAvx512Fn {
   static constexpr auto fn = PairsAvx512<R>;
@@ -256,32 +130,6 @@ __attribute__((target("avx512f"))) inline __m512 GeluTanh16(__m512 v) {
   return _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), Exp16(z)));
 }
 
-__attribute__((target("avx512f"))) inline __m512 Load16(const float* p, __mmask16 m) {
-  return _mm512_maskz_loadu_ps(m, p);
-}
-__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 Load16(const c10::BFloat16* p,
-                                                                          __mmask16 m) {
-  const __m256i raw = _mm256_maskz_loadu_epi16(m, p);
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));
-}
-__attribute__((target("avx512f"))) inline void Store16(float* p, __m512 v, __mmask16 m) {
-  _mm512_mask_storeu_ps(p, m, v);
-}
-// Round to nearest even, as c10::BFloat16 does (no NaN reaches here from finite weights).
-__attribute__((target("avx512f,avx512bw,avx512vl"))) inline void Store16(c10::BFloat16* p, __m512 v,
-                                                                         __mmask16 m) {
-  const __m512i bits = _mm512_castps_si512(v);
-  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
-  const __m512i rounded = _mm512_srli_epi32(
-      _mm512_add_epi32(bits, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff))), 16);
-  _mm256_mask_storeu_epi16(p, m, _mm512_cvtepi32_epi16(rounded));
-}
-
-inline float Load(const float* p) { return *p; }
-inline float Load(const c10::BFloat16* p) { return static_cast<float>(*p); }
-inline void Store(float* dst, float v) { *dst = v; }
-inline void Store(c10::BFloat16* dst, float v) { *dst = c10::BFloat16(v); }
-
 // The rows of x, in one of three forms (`in` padded to the weight's lanes with zeros).
 struct Operands {
   const float* x = nullptr;           // [M, in] float32
@@ -294,58 +142,6 @@ struct Operands {
   const int32_t* sums = nullptr;      // int8: [padded out] each column's sum of weights
   Epilogue epilogue = Epilogue::kNone;
 };
-
-// Rows of x as 16-bit fixed point for the VNNI kernel: q = round(x / s), s = max|x| / 32767 per
-// row, stored as q's high byte + 128 and its low byte (q = 256 (hi - 128) + lo). A row with a
-// non-finite value gets a NaN scale, so its outputs are NaN as with float arithmetic.
-struct QuantizedRows {
-  std::vector<uint8_t> hi, lo;
-  std::vector<float> scales;
-};
-// One row: returns its scale. AVX-512 (the VNNI kernel's CPUs have it); rounds to nearest even
-// like std::nearbyint.
-__attribute__((target("avx512f,avx512bw,avx512vl"))) float QuantizeRow(const float* row, int64_t ld,
-                                                                       uint8_t* hi, uint8_t* lo) {
-  __m512 largest = _mm512_setzero_ps();
-  __mmask16 bad = 0;
-  for (int64_t k = 0; k < ld; k += 16) {
-    const __mmask16 m = ld - k >= 16 ? 0xffff : static_cast<__mmask16>((1u << (ld - k)) - 1);
-    const __m512 a = _mm512_abs_ps(_mm512_maskz_loadu_ps(m, row + k));
-    largest = _mm512_max_ps(largest, a);
-    // NaN compares unordered, infinity above the largest float: both are "not <= max".
-    bad |= _mm512_mask_cmp_ps_mask(m, a, _mm512_set1_ps(std::numeric_limits<float>::max()),
-                                   _CMP_NLE_UQ);
-  }
-  const float top = _mm512_reduce_max_ps(largest);
-  if (bad != 0 || top == 0) {
-    std::memset(hi, 128, static_cast<size_t>(ld));
-    std::memset(lo, 0, static_cast<size_t>(ld));
-    return bad != 0 ? std::numeric_limits<float>::quiet_NaN() : 0.0f;
-  }
-  const __m512 inv = _mm512_set1_ps(32767.0f / top);
-  for (int64_t k = 0; k < ld; k += 16) {
-    const __mmask16 m = ld - k >= 16 ? 0xffff : static_cast<__mmask16>((1u << (ld - k)) - 1);
-    __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, row + k), inv));
-    q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(-32767)), _mm512_set1_epi32(32767));
-    const __m512i h = _mm512_add_epi32(_mm512_srai_epi32(q, 8), _mm512_set1_epi32(128));
-    _mm512_mask_cvtepi32_storeu_epi8(hi + k, m, h);  // the low byte of each lane
-    _mm512_mask_cvtepi32_storeu_epi8(lo + k, m, q);
-  }
-  return top / 32767.0f;
-}
-
-QuantizedRows QuantizeRows(const float* x, int64_t M, int64_t ld) {
-  QuantizedRows q;
-  q.hi.resize(static_cast<size_t>(M * ld));
-  q.lo.resize(static_cast<size_t>(M * ld));
-  q.scales.resize(static_cast<size_t>(M));
-  at::parallel_for(0, M, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t m = begin; m < end; ++m) {
-      q.scales[m] = QuantizeRow(x + m * ld, ld, q.hi.data() + m * ld, q.lo.data() + m * ld);
-    }
-  });
-  return q;
-}
 
 // One row's `cols` outputs of a group: scale, bias, epilogue, residual, store.
 template <typename T>
@@ -382,12 +178,12 @@ void FinishScalar(const Operands& op, const float* acc, int64_t col0, int64_t co
 void Compute(const Operands& op, int64_t m0, int rows, const int8_t* block, int64_t g, int64_t K,
              bool avx512, float* acc) {
   if (op.hi != nullptr) {
-    PickVnniRows(rows)(op.hi + m0 * K, op.lo + m0 * K, K, block, K, op.sums + g * kGroup,
-                       op.row_scales + m0, acc);
+    QuadsVnni(op.hi + m0 * K, op.lo + m0 * K, K, rows, block, K, op.sums + g * kGroup,
+              op.row_scales + m0, acc);
   } else if (avx512) {
-    PickRows<QuadsAvx512Fn>(rows)(op.x + m0 * K, K, block, K, acc);
+    QuadsAvx512(op.x + m0 * K, K, rows, block, K, acc);
   } else {
-    QuadsScalar(op.x + m0 * K, K, rows, block, K, acc);
+    QuadsPortable(op.x + m0 * K, K, rows, block, K, acc);
   }
 }
 void Compute(const Operands& op, int64_t m0, int rows, const uint16_t* block, int64_t, int64_t K,
