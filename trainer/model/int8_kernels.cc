@@ -12,8 +12,8 @@ namespace kernels {
 namespace {
 
 template <int ROWS>
-__attribute__((target("avx512f"))) void QuadsAvx512Rows(const float* x, int64_t ldx, const int8_t* w,
-                                                    int64_t in, float* acc) {
+__attribute__((target("avx512f"))) void QuadsAvx512Rows(const float* x, int64_t ldx,
+                                                        const int8_t* w, int64_t in, float* acc) {
   __m512 a[ROWS][4];
   for (int r = 0; r < ROWS; ++r) {
     for (int i = 0; i < 4; ++i) a[r][i] = _mm512_setzero_ps();
@@ -125,7 +125,6 @@ QuantizedRows QuantizeRows(const float* x, int64_t M, int64_t ld) {
   return q;
 }
 
-
 void QuadsPortable(const float* x, int64_t ldx, int rows, const int8_t* w, int64_t in, float* acc) {
   std::fill(acc, acc + rows * kGroup, 0.0f);
   for (int64_t q = 0; q < in / kQuad; ++q) {
@@ -140,14 +139,15 @@ void QuadsPortable(const float* x, int64_t ldx, int rows, const int8_t* w, int64
   }
 }
 
-
 void QuadsAvx512(const float* x, int64_t ldx, int rows, const int8_t* w, int64_t in, float* acc) {
   PickRows<QuadsAvx512Fn>(rows)(x, ldx, w, in, acc);
 }
 
 void QuadsVnni(const uint8_t* hi, const uint8_t* lo, int64_t ldx, int rows, const int8_t* w,
                int64_t in, const int32_t* sums, const float* row_scales, float* acc) {
-  const auto kernel = rows == 1 ? QuadsVnniRows<1> : rows == 2 ? QuadsVnniRows<2> : QuadsVnniRows<kVnniRows>;
+  const auto kernel = rows == 1   ? QuadsVnniRows<1>
+                      : rows == 2 ? QuadsVnniRows<2>
+                                  : QuadsVnniRows<kVnniRows>;
   kernel(hi, lo, ldx, w, in, sums, row_scales, acc);
 }
 
