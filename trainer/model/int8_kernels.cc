@@ -80,13 +80,14 @@ struct QuadsAvx512Fn {
 
 // One row: returns its scale. AVX-512 (the VNNI kernel's CPUs have it); rounds to nearest even
 // like std::nearbyint.
-__attribute__((target("avx512f,avx512bw,avx512vl"))) float QuantizeRow(const float* row, int64_t ld,
+template <typename T>
+__attribute__((target("avx512f,avx512bw,avx512vl"))) float QuantizeRow(const T* row, int64_t ld,
                                                                        uint8_t* hi, uint8_t* lo) {
   __m512 largest = _mm512_setzero_ps();
   __mmask16 bad = 0;
   for (int64_t k = 0; k < ld; k += 16) {
     const __mmask16 m = ld - k >= 16 ? 0xffff : static_cast<__mmask16>((1u << (ld - k)) - 1);
-    const __m512 a = _mm512_abs_ps(_mm512_maskz_loadu_ps(m, row + k));
+    const __m512 a = _mm512_abs_ps(Load16(row + k, m));
     largest = _mm512_max_ps(largest, a);
     // NaN compares unordered, infinity above the largest float: both are "not <= max".
     bad |= _mm512_mask_cmp_ps_mask(m, a, _mm512_set1_ps(std::numeric_limits<float>::max()),
@@ -101,7 +102,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) float QuantizeRow(const flo
   const __m512 inv = _mm512_set1_ps(32767.0f / top);
   for (int64_t k = 0; k < ld; k += 16) {
     const __mmask16 m = ld - k >= 16 ? 0xffff : static_cast<__mmask16>((1u << (ld - k)) - 1);
-    __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, row + k), inv));
+    __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(Load16(row + k, m), inv));
     q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(-32767)), _mm512_set1_epi32(32767));
     const __m512i h = _mm512_add_epi32(_mm512_srai_epi32(q, 8), _mm512_set1_epi32(128));
     _mm512_mask_cvtepi32_storeu_epi8(hi + k, m, h);  // the low byte of each lane
@@ -112,7 +113,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) float QuantizeRow(const flo
 
 }  // namespace
 
-QuantizedRows QuantizeRows(const float* x, int64_t M, int64_t ld) {
+template <typename T>
+QuantizedRows QuantizeRows(const T* x, int64_t M, int64_t ld) {
   QuantizedRows q;
   q.hi.resize(static_cast<size_t>(M * ld));
   q.lo.resize(static_cast<size_t>(M * ld));
@@ -124,6 +126,8 @@ QuantizedRows QuantizeRows(const float* x, int64_t M, int64_t ld) {
   });
   return q;
 }
+template QuantizedRows QuantizeRows(const float*, int64_t, int64_t);
+template QuantizedRows QuantizeRows(const c10::BFloat16*, int64_t, int64_t);
 
 void QuadsPortable(const float* x, int64_t ldx, int rows, const int8_t* w, int64_t in, float* acc) {
   std::fill(acc, acc + rows * kGroup, 0.0f);

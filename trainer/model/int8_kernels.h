@@ -23,7 +23,9 @@ struct QuantizedRows {
   std::vector<uint8_t> hi, lo;
   std::vector<float> scales;
 };
-QuantizedRows QuantizeRows(const float* x, int64_t M, int64_t ld);
+// x: M rows of ld float32 or c10::BFloat16 values.
+template <typename T>
+QuantizedRows QuantizeRows(const T* x, int64_t M, int64_t ld);
 
 // x: rows x in float32 (row stride ldx); in: a multiple of kQuad. rows 1 .. kMaxRows.
 void QuadsPortable(const float* x, int64_t ldx, int rows, const int8_t* w, int64_t in, float* acc);

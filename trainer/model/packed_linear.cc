@@ -138,8 +138,9 @@ struct Operands {
   const uint8_t* lo = nullptr;        //   kernel, see QuantizeRows), or null
   const float* row_scales = nullptr;  // [M] their scales
   const float* bias = nullptr;        // [out] float32 or null
-  const float* scales = nullptr;      // int8: [padded out]
-  const int32_t* sums = nullptr;      // int8: [padded out] each column's sum of weights
+  const c10::BFloat16* bias16 = nullptr;  // or bfloat16 (read as it is: no conversion per call)
+  const float* scales = nullptr;          // int8: [padded out]
+  const int32_t* sums = nullptr;          // int8: [padded out] each column's sum of weights
   Epilogue epilogue = Epilogue::kNone;
 };
 
@@ -154,6 +155,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void FinishAvx512(const Ope
     __m512 v = _mm512_loadu_ps(acc + j);
     if (op.scales != nullptr) v = _mm512_mul_ps(v, _mm512_loadu_ps(op.scales + col0 + j));
     if (op.bias != nullptr) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, op.bias + col0 + j));
+    if (op.bias16 != nullptr) v = _mm512_add_ps(v, Load16(op.bias16 + col0 + j, m));
     if (op.epilogue == Epilogue::kGeluTanh) v = GeluTanh16(v);
     if (residual != nullptr) v = _mm512_add_ps(v, Load16(residual + j, m));
     Store16(y + j, v, m);
@@ -167,6 +169,7 @@ void FinishScalar(const Operands& op, const float* acc, int64_t col0, int64_t co
     float v = acc[j];
     if (op.scales != nullptr) v *= op.scales[col0 + j];
     if (op.bias != nullptr) v += op.bias[col0 + j];
+    if (op.bias16 != nullptr) v += static_cast<float>(op.bias16[col0 + j]);
     if (op.epilogue == Epilogue::kGeluTanh) v = GeluTanh(v);
     if (residual != nullptr) v += Load(residual + j);
     Store(y + j, v);
@@ -291,14 +294,18 @@ torch::Tensor PackedLinear(const torch::Tensor& x, const PackedWeight& w, const 
   static const bool has_bf16 = __builtin_cpu_supports("avx512bf16");
   const bool pairs16 =
       !w.int8() && x.scalar_type() == torch::kBFloat16 && has_bf16 && UseAvx512Kernels();
+  // VNNI quantizes the rows as they are; the float kernels read float32.
+  const bool vnni = w.int8() && UseVnniKernels() && K <= kVnniMaxIn;
   const torch::Tensor rows =
-      pairs16 ? in_rows.contiguous() : in_rows.to(torch::kFloat).contiguous();
+      pairs16 || vnni ? in_rows.contiguous() : in_rows.to(torch::kFloat).contiguous();
   Operands op;
   QuantizedRows quantized;
   if (pairs16) {
     op.x16 = reinterpret_cast<const uint16_t*>(rows.data_ptr<c10::BFloat16>());
-  } else if (w.int8() && UseVnniKernels() && K <= kVnniMaxIn) {
-    quantized = QuantizeRows(rows.data_ptr<float>(), rows.size(0), K);
+  } else if (vnni) {
+    quantized = rows.scalar_type() == torch::kFloat
+                    ? QuantizeRows(rows.data_ptr<float>(), rows.size(0), K)
+                    : QuantizeRows(rows.data_ptr<c10::BFloat16>(), rows.size(0), K);
     op.hi = quantized.hi.data();
     op.lo = quantized.lo.data();
     op.row_scales = quantized.scales.data();
@@ -311,8 +318,13 @@ torch::Tensor PackedLinear(const torch::Tensor& x, const PackedWeight& w, const 
   if (bias.defined()) {
     TORCH_CHECK(bias.numel() == w.out, "PackedLinear: bias has ", bias.numel(), " values, not ",
                 w.out);
-    b = bias.to(torch::kFloat).contiguous();
-    op.bias = b.data_ptr<float>();
+    b = bias.contiguous();
+    if (b.scalar_type() == torch::kBFloat16) {
+      op.bias16 = b.data_ptr<c10::BFloat16>();
+    } else {
+      b = b.to(torch::kFloat);
+      op.bias = b.data_ptr<float>();
+    }
   }
   if (w.int8()) op.scales = w.scales.data_ptr<float>();
   torch::Tensor res;
