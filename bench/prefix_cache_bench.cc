@@ -73,7 +73,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--requests", requests, "Requests per engine")->capture_default_str();
   app.add_option("--max-new-tokens", max_new)->capture_default_str();
-  app.add_option("--dtype", dtype, "float32, bfloat16 or auto")->capture_default_str();
+  app.add_option("--dtype", dtype, "float32, bfloat16, int8 (weight-only) or auto")
+      ->capture_default_str();
   app.add_option("--threads", threads)->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
