@@ -17,7 +17,7 @@ namespace {
 TEST(PackedLinear, KernelsRunOnEveryIntraOpThread) {
   const int before = torch::get_num_threads();
   torch::set_num_threads(2);
-  EXPECT_EQ(KernelThreadsForTesting(64), 2) << "the kernels were built without OpenMP";
+  EXPECT_GE(KernelThreadsForTesting(64), 2) << "the kernels were built without OpenMP";
   torch::set_num_threads(before);
 }
 

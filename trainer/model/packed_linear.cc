@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <mutex>
+#include <set>
 #include <vector>
 
 #include "trainer/common/cpu_features.h"
@@ -353,10 +355,15 @@ torch::Tensor PackedLinear(const torch::Tensor& x, const PackedWeight& w, const 
 }
 
 int KernelThreadsForTesting(int64_t tasks) {
-  std::vector<char> used(static_cast<size_t>(at::get_num_threads()), 0);
-  at::parallel_for(0, tasks, 1,
-                   [&](int64_t, int64_t) { used[static_cast<size_t>(at::get_thread_num())] = 1; });
-  return static_cast<int>(std::count(used.begin(), used.end(), 1));
+  // Thread numbers come from the OpenMP runtime the kernels were linked with, which may size its
+  // team differently from libtorch's count (a libtorch that bundles its own runtime).
+  std::mutex mu;
+  std::set<int> used;
+  at::parallel_for(0, tasks, 1, [&](int64_t, int64_t) {
+    std::lock_guard<std::mutex> lock(mu);
+    used.insert(at::get_thread_num());
+  });
+  return static_cast<int>(used.size());
 }
 
 }  // namespace copyforge

@@ -53,8 +53,8 @@ torch::Tensor PackedLinear(const torch::Tensor& x, const PackedWeight& w, const 
                            Epilogue epilogue = Epilogue::kNone, const torch::Tensor& residual = {});
 
 // How many threads an at::parallel_for over `tasks` tasks ran on in the kernels' translation
-// units: libtorch's intra-op thread count when they were built with OpenMP, 1 when not (a test
-// guards the build).
+// units: the OpenMP team (libtorch's intra-op thread count where libtorch uses the same runtime)
+// when they were built with OpenMP, 1 when not (a test guards the build).
 int KernelThreadsForTesting(int64_t tasks);
 
 }  // namespace copyforge
