@@ -39,24 +39,26 @@ __attribute__((target("avx512f"))) void QuadsAvx512Rows(const float* x, int64_t 
   }
 }
 
-template <int ROWS>
+template <int ROWS, int VECS, int COL0>
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) void QuadsVnniRows(
     const uint8_t* hi, const uint8_t* lo, int64_t ldx, const int8_t* w, int64_t in,
     const int32_t* sums, const float* row_scales, float* acc) {
-  __m512i h[ROWS][4], l[ROWS][4];
+  // VECS x 16 columns from column COL0 of the group: 4 x 16 for up to 3 rows, two halves of
+  // 2 x 16 for up to 6 (the same exact sums either way, so a row's result does not depend on it).
+  __m512i h[ROWS][VECS], l[ROWS][VECS];
   for (int r = 0; r < ROWS; ++r) {
-    for (int i = 0; i < 4; ++i) h[r][i] = l[r][i] = _mm512_setzero_si512();
+    for (int i = 0; i < VECS; ++i) h[r][i] = l[r][i] = _mm512_setzero_si512();
   }
   for (int64_t q = 0; q < in / kQuad; ++q) {
-    const int8_t* wq = w + q * kQuad * kGroup;
-    __m512i wv[4];
-    for (int i = 0; i < 4; ++i) wv[i] = _mm512_loadu_si512(wq + 64 * i);
+    const int8_t* wq = w + q * kQuad * kGroup + COL0 * kQuad;
+    __m512i wv[VECS];
+    for (int i = 0; i < VECS; ++i) wv[i] = _mm512_loadu_si512(wq + 64 * i);
     for (int r = 0; r < ROWS; ++r) {
       int32_t xh, xl;
       std::memcpy(&xh, hi + r * ldx + q * kQuad, sizeof(xh));
       std::memcpy(&xl, lo + r * ldx + q * kQuad, sizeof(xl));
       const __m512i vh = _mm512_set1_epi32(xh), vl = _mm512_set1_epi32(xl);
-      for (int i = 0; i < 4; ++i) {
+      for (int i = 0; i < VECS; ++i) {
         h[r][i] = _mm512_dpbusd_epi32(h[r][i], vh, wv[i]);
         l[r][i] = _mm512_dpbusd_epi32(l[r][i], vl, wv[i]);
       }
@@ -64,11 +66,11 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void QuadsVnniRows(
   }
   for (int r = 0; r < ROWS; ++r) {
     const __m512 scale = _mm512_set1_ps(row_scales[r]);
-    for (int i = 0; i < 4; ++i) {
-      const __m512i offset = _mm512_slli_epi32(_mm512_loadu_si512(sums + 16 * i), 7);
+    for (int i = 0; i < VECS; ++i) {
+      const __m512i offset = _mm512_slli_epi32(_mm512_loadu_si512(sums + COL0 + 16 * i), 7);
       const __m512 high = _mm512_cvtepi32_ps(_mm512_sub_epi32(h[r][i], offset));
       const __m512 v = _mm512_fmadd_ps(high, _mm512_set1_ps(256.0f), _mm512_cvtepi32_ps(l[r][i]));
-      _mm512_storeu_ps(acc + r * kGroup + 16 * i, _mm512_mul_ps(v, scale));
+      _mm512_storeu_ps(acc + r * kGroup + COL0 + 16 * i, _mm512_mul_ps(v, scale));
     }
   }
 }
@@ -149,10 +151,23 @@ void QuadsAvx512(const float* x, int64_t ldx, int rows, const int8_t* w, int64_t
 
 void QuadsVnni(const uint8_t* hi, const uint8_t* lo, int64_t ldx, int rows, const int8_t* w,
                int64_t in, const int32_t* sums, const float* row_scales, float* acc) {
-  const auto kernel = rows == 1   ? QuadsVnniRows<1>
-                      : rows == 2 ? QuadsVnniRows<2>
-                                  : QuadsVnniRows<kVnniRows>;
-  kernel(hi, lo, ldx, w, in, sums, row_scales, acc);
+  switch (rows) {
+    case 1:
+      return QuadsVnniRows<1, 4, 0>(hi, lo, ldx, w, in, sums, row_scales, acc);
+    case 2:
+      return QuadsVnniRows<2, 4, 0>(hi, lo, ldx, w, in, sums, row_scales, acc);
+    case 3:
+      return QuadsVnniRows<3, 4, 0>(hi, lo, ldx, w, in, sums, row_scales, acc);
+    case 4:
+      QuadsVnniRows<4, 2, 0>(hi, lo, ldx, w, in, sums, row_scales, acc);
+      return QuadsVnniRows<4, 2, 32>(hi, lo, ldx, w, in, sums, row_scales, acc);
+    case 5:
+      QuadsVnniRows<5, 2, 0>(hi, lo, ldx, w, in, sums, row_scales, acc);
+      return QuadsVnniRows<5, 2, 32>(hi, lo, ldx, w, in, sums, row_scales, acc);
+    default:
+      QuadsVnniRows<kVnniRows, 2, 0>(hi, lo, ldx, w, in, sums, row_scales, acc);
+      return QuadsVnniRows<kVnniRows, 2, 32>(hi, lo, ldx, w, in, sums, row_scales, acc);
+  }
 }
 
 }  // namespace kernels

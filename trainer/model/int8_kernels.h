@@ -12,7 +12,7 @@ namespace copyforge {
 namespace kernels {
 
 constexpr int64_t kQuad = 4;  // int8 weights: input positions per 32-bit lane
-constexpr int kVnniRows = 3;  // the VNNI kernel's rows per pass: 3 x 8 accumulators + 4 weights
+constexpr int kVnniRows = 6;  // the VNNI kernel's rows per pass (4 to 6 in two column halves)
 // The VNNI kernel's int32 sums hold 255 x 127 x in: inputs up to 64K positions.
 constexpr int64_t kVnniMaxIn = 65536;
 
@@ -33,7 +33,8 @@ void QuadsPortable(const float* x, int64_t ldx, int rows, const int8_t* w, int64
 void QuadsAvx512(const float* x, int64_t ldx, int rows, const int8_t* w, int64_t in, float* acc);
 // AVX-512 VNNI on QuantizeRows' bytes: two byte dot products per 16 columns, row and quad, exact
 // in int32, then x.w = 256 (hi.w - 128 sum(w)) + lo.w times the row's scale; `sums` are the
-// group's 64 column sums. rows 1 .. kVnniRows.
+// group's 64 column sums. rows 1 .. kVnniRows: up to 3 over all 64 columns at once (8
+// accumulators a row), 4 to 6 over each half of them in turn.
 void QuadsVnni(const uint8_t* hi, const uint8_t* lo, int64_t ldx, int rows, const int8_t* w,
                int64_t in, const int32_t* sums, const float* row_scales, float* acc);
 
