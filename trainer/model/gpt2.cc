@@ -289,13 +289,22 @@ torch::Tensor Gpt2Impl::LmHead(const torch::Tensor& hidden) {
 void Gpt2Impl::Pack(PackedWeight (*pack)(const torch::Tensor&), bool keep_dense) {
   torch::NoGradGuard no_grad;
   TORCH_CHECK(wte->weight.device().is_cpu(), "packed weights are served on the CPU");
+  // Packed in the order a step reads them, then laid out back to back in that order.
+  std::vector<std::pair<Conv1D*, PackedWeight>> packed;
   for (Block& b : blocks_) {
     for (Conv1D* c : {&b->attn->c_attn, &b->attn->c_proj, &b->mlp->c_fc, &b->mlp->c_proj}) {
-      (*c)->packed = std::make_shared<const PackedWeight>(pack((*c)->weight));
+      packed.emplace_back(c, pack((*c)->weight));
       if (!keep_dense) (*c)->weight.set_data(torch::empty({0}, (*c)->weight.options()));
     }
   }
-  lm_head_packed_ = std::make_shared<const PackedWeight>(pack(wte->weight.t()));
+  PackedWeight head = pack(wte->weight.t());
+  std::vector<PackedWeight*> order;
+  for (auto& [conv, w] : packed) order.push_back(&w);
+  order.push_back(&head);
+  PlaceInOneArena(order);
+  for (auto& [conv, w] : packed)
+    (*conv)->packed = std::make_shared<const PackedWeight>(std::move(w));
+  lm_head_packed_ = std::make_shared<const PackedWeight>(std::move(head));
   dense_prompts_ = keep_dense;
 }
 

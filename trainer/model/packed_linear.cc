@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 #include <immintrin.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cmath>
@@ -352,6 +353,31 @@ torch::Tensor PackedLinear(const torch::Tensor& x, const PackedWeight& w, const 
     run(out.data_ptr<c10::BFloat16>());
   }
   return out.view(sizes);
+}
+
+void PlaceInOneArena(const std::vector<PackedWeight*>& weights) {
+  if (weights.empty()) return;
+  int64_t total = 0;
+  for (const PackedWeight* w : weights) {
+    TORCH_CHECK(w->packed.scalar_type() == weights[0]->packed.scalar_type(),
+                "PlaceInOneArena: the weights must share a dtype");
+    total += w->packed.numel();
+  }
+  const torch::Tensor arena = torch::empty({total}, weights[0]->packed.options());
+  // Huge pages for the whole pages inside the allocation (a hint: without them it still works).
+  constexpr uintptr_t kPage = 4096;
+  const auto begin = reinterpret_cast<uintptr_t>(arena.data_ptr());
+  const uintptr_t first = (begin + kPage - 1) / kPage * kPage;
+  const uintptr_t last = (begin + static_cast<uintptr_t>(arena.nbytes())) / kPage * kPage;
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+  int64_t offset = 0;
+  for (PackedWeight* w : weights) {
+    const int64_t n = w->packed.numel();
+    torch::Tensor slice = arena.narrow(0, offset, n).view(w->packed.sizes());
+    slice.copy_(w->packed);
+    w->packed = slice;
+    offset += n;
+  }
 }
 
 int KernelThreadsForTesting(int64_t tasks) {
