@@ -17,9 +17,12 @@ std::atomic<bool>& Avx512Enabled() {
   return enabled;
 }
 
+bool CpuHasVnni() {
+  return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
+}
+
 std::atomic<bool>& VnniEnabled() {
-  static std::atomic<bool> enabled(__builtin_cpu_supports("avx512vnni") &&
-                                   __builtin_cpu_supports("avx512bw"));
+  static std::atomic<bool> enabled(CpuHasVnni());
   return enabled;
 }
 
@@ -48,8 +51,7 @@ bool UseVnniKernels() {
 }
 
 bool SetVnniKernelsForTesting(bool enabled) {
-  return VnniEnabled().exchange(enabled && __builtin_cpu_supports("avx512vnni") &&
-                                __builtin_cpu_supports("avx512bw"));
+  return VnniEnabled().exchange(enabled && CpuHasVnni());
 }
 
 }  // namespace copyforge

@@ -88,7 +88,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) float QuantizeRow(const T* 
   __m512 largest = _mm512_setzero_ps();
   __mmask16 bad = 0;
   for (int64_t k = 0; k < ld; k += 16) {
-    const __mmask16 m = ld - k >= 16 ? 0xffff : static_cast<__mmask16>((1u << (ld - k)) - 1);
+    const __mmask16 m = TailMask(ld - k);
     const __m512 a = _mm512_abs_ps(Load16(row + k, m));
     largest = _mm512_max_ps(largest, a);
     // NaN compares unordered, infinity above the largest float: both are "not <= max".
@@ -103,7 +103,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) float QuantizeRow(const T* 
   }
   const __m512 inv = _mm512_set1_ps(32767.0f / top);
   for (int64_t k = 0; k < ld; k += 16) {
-    const __mmask16 m = ld - k >= 16 ? 0xffff : static_cast<__mmask16>((1u << (ld - k)) - 1);
+    const __mmask16 m = TailMask(ld - k);
     __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(Load16(row + k, m), inv));
     q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(-32767)), _mm512_set1_epi32(32767));
     const __m512i h = _mm512_add_epi32(_mm512_srai_epi32(q, 8), _mm512_set1_epi32(128));

@@ -48,6 +48,11 @@ auto PickRows(int rows) {
       return F<6>::fn;
   }
 }
+// The lanes of 16 that hold values when `left` values remain (all 16 when at least 16 do).
+inline __mmask16 TailMask(int64_t left) {
+  return left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1);
+}
+
 __attribute__((target("avx512f"))) inline __m512 Load16(const float* p, __mmask16 m) {
   return _mm512_maskz_loadu_ps(m, p);
 }

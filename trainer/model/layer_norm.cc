@@ -14,29 +14,26 @@ using kernels::Load;
 using kernels::Load16;
 using kernels::Store;
 using kernels::Store16;
-
-inline __mmask16 Tail(int64_t left) {
-  return left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1);
-}
+using kernels::TailMask;
 
 template <typename T, typename W>
 __attribute__((target("avx512f,avx512bw,avx512vl"))) void NormAvx512(const T* x, const W* w,
                                                                      const W* b, int64_t C,
                                                                      float eps, T* y) {
   __m512 sum = _mm512_setzero_ps();
-  for (int64_t k = 0; k < C; k += 16) sum = _mm512_add_ps(sum, Load16(x + k, Tail(C - k)));
+  for (int64_t k = 0; k < C; k += 16) sum = _mm512_add_ps(sum, Load16(x + k, TailMask(C - k)));
   const float mean = _mm512_reduce_add_ps(sum) / static_cast<float>(C);
   const __m512 mv = _mm512_set1_ps(mean);
   __m512 sq = _mm512_setzero_ps();
   for (int64_t k = 0; k < C; k += 16) {
-    const __mmask16 m = Tail(C - k);
+    const __mmask16 m = TailMask(C - k);
     const __m512 d = _mm512_maskz_sub_ps(m, Load16(x + k, m), mv);
     sq = _mm512_fmadd_ps(d, d, sq);
   }
   const float rstd = 1.0f / std::sqrt(_mm512_reduce_add_ps(sq) / static_cast<float>(C) + eps);
   const __m512 rv = _mm512_set1_ps(rstd);
   for (int64_t k = 0; k < C; k += 16) {
-    const __mmask16 m = Tail(C - k);
+    const __mmask16 m = TailMask(C - k);
     const __m512 d = _mm512_mul_ps(_mm512_sub_ps(Load16(x + k, m), mv), rv);
     Store16(y + k, _mm512_fmadd_ps(d, Load16(w + k, m), Load16(b + k, m)), m);
   }

@@ -154,7 +154,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void FinishAvx512(const Ope
                                                                        int64_t col0, int64_t cols,
                                                                        const T* residual, T* y) {
   for (int64_t j = 0; j < cols; j += 16) {
-    const __mmask16 m = cols - j >= 16 ? 0xffff : static_cast<__mmask16>((1u << (cols - j)) - 1);
+    const __mmask16 m = TailMask(cols - j);
     __m512 v = _mm512_loadu_ps(acc + j);
     if (op.scales != nullptr) v = _mm512_mul_ps(v, _mm512_loadu_ps(op.scales + col0 + j));
     if (op.bias != nullptr) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, op.bias + col0 + j));
