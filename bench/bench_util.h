@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace copyforge::bench {
@@ -23,6 +24,27 @@ double BestSeconds(int iterations, Fn fn) {
     if (i > 0) best = std::min(best, s);
   }
   return best;
+}
+
+// Two ways of doing the same work timed alternately (a, b, b, a, a, b, ...) so that both see the
+// same phases of a shared machine; returns the fastest of each, warm-ups excluded, in seconds.
+template <typename A, typename B>
+std::pair<double, double> BestSecondsInterleaved(int iterations, A a, B b) {
+  double best_a = 1e30, best_b = 1e30;
+  const auto time = [](auto& fn) {
+    const auto start = std::chrono::steady_clock::now();
+    fn();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  for (int i = 0; i < iterations + 1; ++i) {
+    const bool a_first = i % 2 == 0;
+    const double first = a_first ? time(a) : time(b);
+    const double second = a_first ? time(b) : time(a);
+    if (i == 0) continue;
+    best_a = std::min(best_a, a_first ? first : second);
+    best_b = std::min(best_b, a_first ? second : first);
+  }
+  return {best_a, best_b};
 }
 
 // The memory read bandwidth `threads` threads reach together, in bytes per second: each sums

@@ -1,6 +1,7 @@
 // One decode step of the serving engine in process, without gRPC: attention over the slot pool
 // (in-place kernel vs gathering the rows' caches with tensor operations, the baseline measured in
-// the same run), the whole model step, and batched sampling, at each batch size. Prints the
+// the same run), the whole model step (for packed weights: the fused one-region step against the
+// layer-by-layer step, timed alternately), and batched sampling, at each batch size. Prints the
 // tokens/s of step + sampling and the ratio to the first batch size.
 #include <CLI/CLI.hpp>
 
@@ -13,6 +14,7 @@
 #include "bench/bench_util.h"
 #include "trainer/common/cpu_features.h"
 #include "trainer/common/openblas.h"
+#include "trainer/model/decode_step.h"
 #include "trainer/model/gpt2.h"
 #include "trainer/model/sampler.h"
 #include "trainer/model/slot_attention.h"
@@ -67,8 +69,10 @@ int main(int argc, char** argv) {
       dtype.c_str(), static_cast<long long>(context), threads, iterations);
   mallopt(M_MMAP_THRESHOLD, 32 << 20);  // as copyforge serve does
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
-  std::printf("  %5s %14s %14s %8s %10s %10s %12s %8s\n", "batch", "attn gather", "attn slots",
-              "speedup", "step", "sampling", "tokens/s", "ratio");
+  std::printf("  %5s %14s %14s %8s %10s %10s %8s %10s %12s %8s\n", "batch", "attn gather",
+              "attn slots", "speedup", "layered", "step", "fused x", "sampling", "tokens/s",
+              "ratio");
+  const bool fused_default = UseFusedDecode();
   double base = 0;
   for (int64_t B : batches) {
     std::vector<int64_t> slots, positions, tokens;
@@ -96,8 +100,15 @@ int main(int argc, char** argv) {
     const double in_place = bench::BestSeconds(iterations, [&] { attention(false); });
     const torch::Tensor input = torch::tensor(tokens, torch::kLong);
     torch::Tensor logits;
-    const double step =
-        bench::BestSeconds(iterations, [&] { logits = model->DecodeSlots(input, batch, &pool); });
+    const auto decode = [&](bool fused) {
+      return [&, fused] {
+        SetFusedDecodeForTesting(fused);
+        logits = model->DecodeSlots(input, batch, &pool);
+      };
+    };
+    // Without packed weights both are the layer-by-layer step.
+    const auto [layered, step] =
+        bench::BestSecondsInterleaved(iterations, decode(false), decode(fused_default));
     SamplingParams params;
     params.temperature = 0.8;
     std::vector<std::unique_ptr<Sampler>> samplers;
@@ -114,9 +125,10 @@ int main(int argc, char** argv) {
         bench::BestSeconds(iterations, [&] { Sampler::SampleBatch(logits, rows, histories); });
     const double tokens_per_s = static_cast<double>(B) / (step + sampling);
     if (base == 0) base = tokens_per_s;
-    std::printf("  %5lld %12.3fms %12.3fms %7.1fx %8.2fms %8.2fms %12.1f %7.2fx\n",
+    std::printf("  %5lld %12.3fms %12.3fms %7.1fx %8.2fms %8.2fms %7.2fx %8.2fms %12.1f %7.2fx\n",
                 static_cast<long long>(B), gathered * 1e3, in_place * 1e3, gathered / in_place,
-                step * 1e3, sampling * 1e3, tokens_per_s, tokens_per_s / base);
+                layered * 1e3, step * 1e3, layered / step, sampling * 1e3, tokens_per_s,
+                tokens_per_s / base);
   }
   return 0;
 }

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "trainer/device/torch_compat.h"
+#include "trainer/model/decode_step.h"
 #include "trainer/model/layer_norm.h"
 #include "trainer/model/slot_attention.h"
 
@@ -260,7 +261,10 @@ torch::Tensor Gpt2Impl::Step(const torch::Tensor& decode_tokens, const SlotBatch
   const torch::Tensor id = ids.size() == 1 ? ids[0] : torch::cat(ids);
   const torch::Tensor position = positions.size() == 1 ? positions[0] : torch::cat(positions);
   torch::Tensor x = wte(id) + wpe(position);  // [N, C]
-  if (!packed()) x = RowStable(x);            // packed decode rows are computed alone in any case
+  if (packed() && rows.prefill == 0 && UseFusedDecode()) {
+    return FusedDecodeStep(Decoder(), x, pool->keys, pool->values, decode.slots, decode.positions);
+  }
+  if (!packed()) x = RowStable(x);  // packed decode rows are computed alone in any case
   for (int64_t l = 0; l < config_.n_layer; ++l) x = blocks_[l]->Step(x, pool, &view, l, rows);
   // Logits only for the rows that sample: every decode row, and the chunk's last token when the
   // prompt ends with it.
@@ -270,6 +274,22 @@ torch::Tensor Gpt2Impl::Step(const torch::Tensor& decode_tokens, const SlotBatch
   if (n == 0) return torch::empty({0, config_.vocab_size}, x.options());
   if (!packed()) return LmHead(ln_f(RowStable(out))).narrow(0, 0, n);
   return StepLogits(StepNorm(ln_f, out, rows.decode, /*packed=*/true), rows.decode);
+}
+
+FusedDecoder Gpt2Impl::Decoder() const {
+  FusedDecoder d;
+  for (const Block& b : blocks_) {
+    const Conv1D &qkv = b->attn->c_attn, &proj = b->attn->c_proj, &fc = b->mlp->c_fc,
+                 &proj2 = b->mlp->c_proj;
+    d.layers.push_back({qkv->packed.get(), proj->packed.get(), fc->packed.get(),
+                        proj2->packed.get(), qkv->bias, proj->bias, fc->bias, proj2->bias,
+                        b->ln_1->weight, b->ln_1->bias, b->ln_2->weight, b->ln_2->bias});
+  }
+  d.lnf_weight = ln_f->weight;
+  d.lnf_bias = ln_f->bias;
+  d.eps = static_cast<float>(ln_f->options.eps());
+  d.lm_head = lm_head_packed_.get();
+  return d;
 }
 
 torch::Tensor Gpt2Impl::StepLogits(const torch::Tensor& hidden, int64_t decode) {

@@ -19,6 +19,8 @@ namespace copyforge {
 
 // Keys and values of past positions for one batch of sequences that advance together.
 // Owned by the caller; valid for the model it was allocated for.
+struct FusedDecoder;  // trainer/model/decode_step.h
+
 struct KvCache {
   std::vector<torch::Tensor> keys;    // per layer [batch, n_head, capacity, head_dim]
   std::vector<torch::Tensor> values;  // per layer, same shape
@@ -169,6 +171,8 @@ class Gpt2Impl : public torch::nn::Module {
   std::vector<Block> blocks_;
   // Step's logits for rows [0, decode) decode tokens and the rest prompt rows.
   torch::Tensor StepLogits(const torch::Tensor& hidden, int64_t decode);
+  // The packed weights and the other parameters a fused decode step reads (decode_step.h).
+  FusedDecoder Decoder() const;
   // Packs every projection and the LM head with `pack`; frees the dense projections unless kept.
   void Pack(PackedWeight (*pack)(const torch::Tensor&), bool keep_dense);
   std::shared_ptr<const PackedWeight> lm_head_packed_;  // wte transposed, once packed

@@ -60,17 +60,8 @@ void Rows(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b
   const W* wp = w.data_ptr<W>();
   const W* bp = b.data_ptr<W>();
   T* yp = y.data_ptr<T>();
-  static const bool has_bw =
-      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-  const bool avx512 = UseAvx512Kernels() && has_bw;
   at::parallel_for(0, N, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t n = begin; n < end; ++n) {
-      if (avx512) {
-        NormAvx512(xp + n * C, wp, bp, C, eps, yp + n * C);
-      } else {
-        NormPortable(xp + n * C, wp, bp, C, eps, yp + n * C);
-      }
-    }
+    LayerNormRows(xp + begin * C, end - begin, C, wp, bp, eps, yp + begin * C);
   });
 }
 
@@ -85,6 +76,29 @@ void Dispatch(const torch::Tensor& x, const torch::Tensor& w, const torch::Tenso
 }
 
 }  // namespace
+
+template <typename T, typename W>
+void LayerNormRows(const T* x, int64_t rows, int64_t C, const W* weight, const W* bias, float eps,
+                   T* y) {
+  static const bool has_bw =
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  const bool avx512 = UseAvx512Kernels() && has_bw;
+  for (int64_t n = 0; n < rows; ++n) {
+    if (avx512) {
+      NormAvx512(x + n * C, weight, bias, C, eps, y + n * C);
+    } else {
+      NormPortable(x + n * C, weight, bias, C, eps, y + n * C);
+    }
+  }
+}
+template void LayerNormRows(const float*, int64_t, int64_t, const float*, const float*, float,
+                            float*);
+template void LayerNormRows(const float*, int64_t, int64_t, const c10::BFloat16*,
+                            const c10::BFloat16*, float, float*);
+template void LayerNormRows(const c10::BFloat16*, int64_t, int64_t, const float*, const float*,
+                            float, c10::BFloat16*);
+template void LayerNormRows(const c10::BFloat16*, int64_t, int64_t, const c10::BFloat16*,
+                            const c10::BFloat16*, float, c10::BFloat16*);
 
 torch::Tensor RowLayerNorm(const torch::Tensor& x_in, const torch::Tensor& weight,
                            const torch::Tensor& bias, double eps) {

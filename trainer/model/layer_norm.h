@@ -14,6 +14,12 @@ namespace copyforge {
 torch::Tensor RowLayerNorm(const torch::Tensor& x, const torch::Tensor& weight,
                            const torch::Tensor& bias, double eps);
 
+// The same on raw rows (rows x C contiguous, on the calling thread): T, W float or
+// c10::BFloat16 (the fused decode step, trainer/model/decode_step.h).
+template <typename T, typename W>
+void LayerNormRows(const T* x, int64_t rows, int64_t C, const W* weight, const W* bias, float eps,
+                   T* y);
+
 }  // namespace copyforge
 
 #endif  // COPYFORGE_TRAINER_MODEL_LAYER_NORM_H_

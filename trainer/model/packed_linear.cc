@@ -203,34 +203,39 @@ void Compute(const Operands& op, int64_t m0, int rows, const uint16_t* block, in
   }
 }
 
+// Groups [begin, end) of the product: for each, every row's 64 columns computed and finished.
 template <typename W, typename T>
-void Run(const Operands& op, int64_t M, const W* packed, const PackedWeight& w, const T* residual,
-         T* y) {
-  const int64_t K = w.packed.size(1) * w.packed.size(3), N = w.out, groups = w.packed.size(0);
+void RunGroups(const Operands& op, int64_t M, const W* packed, const PackedWeight& w, bool avx512,
+               const T* residual, T* y, int64_t begin, int64_t end) {
+  const int64_t K = w.packed.size(1) * w.packed.size(3), N = w.out;
   const int step = op.hi != nullptr ? kVnniRows : kMaxRows;
-  static const bool has_bw =
-      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-  const bool avx512 = UseAvx512Kernels() && has_bw;
-  at::parallel_for(0, groups, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> acc(kMaxRows * kGroup);
-    for (int64_t g = begin; g < end; ++g) {
-      const W* block = packed + g * w.packed.stride(0);
-      const int64_t cols = std::min(kGroup, N - g * kGroup);
-      for (int64_t m0 = 0; m0 < M; m0 += step) {
-        const int rows = static_cast<int>(std::min<int64_t>(step, M - m0));
-        Compute(op, m0, rows, block, g, K, avx512, acc.data());
-        for (int r = 0; r < rows; ++r) {
-          const int64_t at = (m0 + r) * N + g * kGroup;
-          const T* res = residual != nullptr ? residual + at : nullptr;
-          if (avx512) {
-            FinishAvx512(op, acc.data() + r * kGroup, g * kGroup, cols, res, y + at);
-          } else {
-            FinishScalar(op, acc.data() + r * kGroup, g * kGroup, cols, res, y + at);
-          }
+  alignas(64) float acc[kMaxRows * kGroup];
+  for (int64_t g = begin; g < end; ++g) {
+    const W* block = packed + g * w.packed.stride(0);
+    const int64_t cols = std::min(kGroup, N - g * kGroup);
+    for (int64_t m0 = 0; m0 < M; m0 += step) {
+      const int rows = static_cast<int>(std::min<int64_t>(step, M - m0));
+      Compute(op, m0, rows, block, g, K, avx512, acc);
+      for (int r = 0; r < rows; ++r) {
+        const int64_t at = (m0 + r) * N + g * kGroup;
+        const T* res = residual != nullptr ? residual + at : nullptr;
+        if (avx512) {
+          FinishAvx512(op, acc + r * kGroup, g * kGroup, cols, res, y + at);
+        } else {
+          FinishScalar(op, acc + r * kGroup, g * kGroup, cols, res, y + at);
         }
       }
     }
-  });
+  }
+}
+
+// M rows of `in` values padded with zeros to K (rows that need no padding are not copied).
+template <typename T>
+const T* Padded(const T* x, int64_t M, int64_t in, int64_t K, std::vector<T>& buffer) {
+  if (K == in) return x;
+  buffer.assign(static_cast<size_t>(M * K), T(0));
+  for (int64_t m = 0; m < M; ++m) std::copy(x + m * in, x + (m + 1) * in, buffer.data() + m * K);
+  return buffer.data();
 }
 
 // [in, out] float32 -> [groups, ceil(in / lanes), 64, lanes] of `type`: groups of 64 columns,
@@ -278,6 +283,90 @@ torch::Tensor PackedWeight::Dequantize() const {
   return q.narrow(1, 0, out).contiguous();
 }
 
+struct PackedProduct::State {
+  Operands op;
+  const PackedWeight* w = nullptr;
+  int64_t M = 0;
+  bool avx512 = false, bf16_out = false;
+  const void* residual = nullptr;
+  void* y = nullptr;
+  // The rows in the form the kernel reads, when that is not the caller's buffer.
+  std::vector<float> widened;
+  std::vector<c10::BFloat16> padded16;
+  std::vector<float> padded32;
+  QuantizedRows quantized;
+};
+
+template <typename T>
+PackedProduct::PackedProduct(const T* x, int64_t M, const PackedWeight& w, Bias bias,
+                             Epilogue epilogue, const T* residual, T* y)
+    : s_(std::make_unique<State>()) {
+  State& s = *s_;
+  s.w = &w;
+  s.M = M;
+  s.residual = residual;
+  s.y = y;
+  s.bf16_out = std::is_same_v<T, c10::BFloat16>;
+  static const bool has_bw =
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  static const bool has_bf16 = __builtin_cpu_supports("avx512bf16");
+  s.avx512 = UseAvx512Kernels() && has_bw;
+  // The weights read positions in pairs (bfloat16) or quads (int8): rows are padded with zeros.
+  const int64_t K = w.packed.size(1) * w.packed.size(3);
+  Operands& op = s.op;
+  if (!w.int8() && s.bf16_out && has_bf16 && UseAvx512Kernels()) {
+    const auto* rows = Padded(reinterpret_cast<const c10::BFloat16*>(x), M, w.in, K, s.padded16);
+    op.x16 = reinterpret_cast<const uint16_t*>(rows);
+  } else if (w.int8() && UseVnniKernels() && K <= kVnniMaxIn) {
+    // VNNI quantizes the rows as they are; the float kernels read float32.
+    std::vector<T> padded;
+    s.quantized = QuantizeRows(Padded(x, M, w.in, K, padded), M, K);
+    op.hi = s.quantized.hi.data();
+    op.lo = s.quantized.lo.data();
+    op.row_scales = s.quantized.scales.data();
+    op.sums = w.sums.data_ptr<int32_t>();
+  } else {
+    s.widened.assign(static_cast<size_t>(M * K), 0.0f);
+    for (int64_t m = 0; m < M; ++m) {
+      for (int64_t k = 0; k < w.in; ++k) s.widened[m * K + k] = Load(x + m * w.in + k);
+    }
+    op.x = s.widened.data();
+  }
+  op.bias = bias.f32;
+  op.bias16 = bias.bf16;
+  op.epilogue = epilogue;
+  if (w.int8()) op.scales = w.scales.data_ptr<float>();
+}
+
+PackedProduct::PackedProduct(PackedProduct&&) noexcept = default;
+PackedProduct::~PackedProduct() = default;
+
+int64_t PackedProduct::groups() const { return s_->w->packed.size(0); }
+
+void PackedProduct::Run(int64_t begin, int64_t end) const {
+  const State& s = *s_;
+  const auto run = [&](auto* y) {
+    using T = std::remove_pointer_t<decltype(y)>;
+    const T* r = static_cast<const T*>(s.residual);
+    if (s.w->int8()) {
+      RunGroups(s.op, s.M, s.w->packed.data_ptr<int8_t>(), *s.w, s.avx512, r, y, begin, end);
+    } else {
+      const auto* packed = reinterpret_cast<const uint16_t*>(s.w->packed.data_ptr<c10::BFloat16>());
+      RunGroups(s.op, s.M, packed, *s.w, s.avx512, r, y, begin, end);
+    }
+  };
+  if (s.bf16_out) {
+    run(static_cast<c10::BFloat16*>(s.y));
+  } else {
+    run(static_cast<float*>(s.y));
+  }
+}
+
+template PackedProduct::PackedProduct(const float*, int64_t, const PackedWeight&, Bias, Epilogue,
+                                      const float*, float*);
+template PackedProduct::PackedProduct(const c10::BFloat16*, int64_t, const PackedWeight&, Bias,
+                                      Epilogue, const c10::BFloat16*, c10::BFloat16*);
+
 torch::Tensor PackedLinear(const torch::Tensor& x, const PackedWeight& w, const torch::Tensor& bias,
                            Epilogue epilogue, const torch::Tensor& residual) {
   TORCH_CHECK(x.device().is_cpu(), "PackedLinear runs on CPU tensors");
@@ -287,65 +376,34 @@ torch::Tensor PackedLinear(const torch::Tensor& x, const PackedWeight& w, const 
               "PackedLinear: dtype ", x.scalar_type(), " is not float32 or bfloat16");
   auto sizes = x.sizes().vec();
   sizes.back() = w.out;
-  // The weights read positions in pairs (bfloat16) or quads (int8): x is padded with zeros.
-  torch::Tensor in_rows = x.reshape({-1, w.in});
-  const int64_t K = w.packed.size(1) * w.packed.size(3);
-  if (K > w.in) {
-    in_rows =
-        torch::cat({in_rows, torch::zeros({in_rows.size(0), K - w.in}, in_rows.options())}, 1);
-  }
-  static const bool has_bf16 = __builtin_cpu_supports("avx512bf16");
-  const bool pairs16 =
-      !w.int8() && x.scalar_type() == torch::kBFloat16 && has_bf16 && UseAvx512Kernels();
-  // VNNI quantizes the rows as they are; the float kernels read float32.
-  const bool vnni = w.int8() && UseVnniKernels() && K <= kVnniMaxIn;
-  const torch::Tensor rows =
-      pairs16 || vnni ? in_rows.contiguous() : in_rows.to(torch::kFloat).contiguous();
-  Operands op;
-  QuantizedRows quantized;
-  if (pairs16) {
-    op.x16 = reinterpret_cast<const uint16_t*>(rows.data_ptr<c10::BFloat16>());
-  } else if (vnni) {
-    quantized = rows.scalar_type() == torch::kFloat
-                    ? QuantizeRows(rows.data_ptr<float>(), rows.size(0), K)
-                    : QuantizeRows(rows.data_ptr<c10::BFloat16>(), rows.size(0), K);
-    op.hi = quantized.hi.data();
-    op.lo = quantized.lo.data();
-    op.row_scales = quantized.scales.data();
-    op.sums = w.sums.data_ptr<int32_t>();
-  } else {
-    op.x = rows.data_ptr<float>();
-  }
-  op.epilogue = epilogue;
-  torch::Tensor b;
+  const torch::Tensor rows = x.reshape({-1, w.in}).contiguous();
+  const int64_t M = rows.size(0);
+  PackedProduct::Bias b;
+  torch::Tensor bias_values;
   if (bias.defined()) {
     TORCH_CHECK(bias.numel() == w.out, "PackedLinear: bias has ", bias.numel(), " values, not ",
                 w.out);
-    b = bias.contiguous();
-    if (b.scalar_type() == torch::kBFloat16) {
-      op.bias16 = b.data_ptr<c10::BFloat16>();
+    bias_values = bias.contiguous();
+    if (bias_values.scalar_type() == torch::kBFloat16) {
+      b.bf16 = bias_values.data_ptr<c10::BFloat16>();
     } else {
-      b = b.to(torch::kFloat);
-      op.bias = b.data_ptr<float>();
+      bias_values = bias_values.to(torch::kFloat);
+      b.f32 = bias_values.data_ptr<float>();
     }
   }
-  if (w.int8()) op.scales = w.scales.data_ptr<float>();
   torch::Tensor res;
   if (residual.defined()) {
-    TORCH_CHECK(residual.numel() == rows.size(0) * w.out, "PackedLinear: residual has ",
-                residual.numel(), " values, not ", rows.size(0) * w.out);
+    TORCH_CHECK(residual.numel() == M * w.out, "PackedLinear: residual has ", residual.numel(),
+                " values, not ", M * w.out);
     res = residual.to(x.scalar_type()).contiguous();
   }
-  torch::Tensor out = torch::empty({rows.size(0), w.out}, x.options());
-  const int64_t M = rows.size(0);
+  torch::Tensor out = torch::empty({M, w.out}, x.options());
   const auto run = [&](auto* y) {
     using T = std::remove_pointer_t<decltype(y)>;
-    const T* r = res.defined() ? res.data_ptr<T>() : nullptr;
-    if (w.int8()) {
-      Run(op, M, w.packed.data_ptr<int8_t>(), w, r, y);
-    } else {
-      Run(op, M, reinterpret_cast<const uint16_t*>(w.packed.data_ptr<c10::BFloat16>()), w, r, y);
-    }
+    const PackedProduct product(rows.data_ptr<T>(), M, w, b, epilogue,
+                                res.defined() ? res.data_ptr<T>() : nullptr, y);
+    at::parallel_for(0, product.groups(), 1,
+                     [&](int64_t begin, int64_t end) { product.Run(begin, end); });
   };
   if (x.scalar_type() == torch::kFloat) {
     run(out.data_ptr<float>());

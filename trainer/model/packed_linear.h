@@ -20,6 +20,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace copyforge {
@@ -59,6 +60,33 @@ void PlaceInOneArena(const std::vector<PackedWeight*>& weights);
 // then `epilogue`, plus `residual` [..., out] when defined; the result [..., out] in x's dtype.
 torch::Tensor PackedLinear(const torch::Tensor& x, const PackedWeight& w, const torch::Tensor& bias,
                            Epilogue epilogue = Epilogue::kNone, const torch::Tensor& residual = {});
+
+// One product of M rows with a packed weight, for callers that split the work among threads
+// themselves (the fused decode step, trainer/model/decode_step.h): set up once (the rows padded,
+// widened or quantized as the kernel needs, in the product's own buffers), then computed a group
+// of 64 output columns at a time, by any thread and in any order. Each group's values are bit for
+// bit those PackedLinear computes. T (float or c10::BFloat16) is the type of the rows, the
+// residual and the output; the bias is float32 or bfloat16 (at most one set). The pointers must
+// outlive the product; the rows are read by the constructor only.
+class PackedProduct {
+ public:
+  struct Bias {
+    const float* f32 = nullptr;
+    const c10::BFloat16* bf16 = nullptr;
+  };
+  // x [M, w.in] (rows contiguous), residual and y [M, w.out].
+  template <typename T>
+  PackedProduct(const T* x, int64_t M, const PackedWeight& w, Bias bias, Epilogue epilogue,
+                const T* residual, T* y);
+  PackedProduct(PackedProduct&&) noexcept;
+  ~PackedProduct();
+  int64_t groups() const;
+  void Run(int64_t begin, int64_t end) const;  // groups [begin, end)
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
 
 // How many threads an at::parallel_for over `tasks` tasks ran on in the kernels' translation
 // units: the OpenMP team (libtorch's intra-op thread count where libtorch uses the same runtime)

@@ -117,45 +117,29 @@ HeadFn<T> PickAvx512(int64_t D) {
   }
 }
 
-// Row b's attention over positions 0 .. positions[b] of slot slots[b]. With `write`, each row
-// first writes its own key and value at its position (decode: every row has its own slot);
-// without, the caller has written them (a prompt chunk: its rows share one slot).
+// Row b's attention over positions 0 .. positions[b] of slot slots[b], split over tasks.
 template <typename T>
 void Run(const torch::Tensor& qkv, torch::Tensor& key_pool, torch::Tensor& value_pool,
          const int64_t* slots, const int64_t* positions, bool write, torch::Tensor& out) {
-  const int64_t B = qkv.size(0), C = qkv.size(1) / 3;
-  const int64_t H = key_pool.size(1), capacity = key_pool.size(2), D = key_pool.size(3);
-  const T* in = qkv.data_ptr<T>();
-  T* keys = key_pool.data_ptr<T>();
-  T* values = value_pool.data_ptr<T>();
-  T* y = out.data_ptr<T>();
-  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  const HeadFn<T> fast = PickAvx512<T>(D);
+  SlotDecodeTasks<T> tasks;
+  tasks.qkv = qkv.data_ptr<T>();
+  tasks.keys = key_pool.data_ptr<T>();
+  tasks.values = value_pool.data_ptr<T>();
+  tasks.slots = slots;
+  tasks.positions = positions;
+  tasks.write = write;
+  tasks.y = out.data_ptr<T>();
+  tasks.B = qkv.size(0);
+  tasks.H = key_pool.size(1);
+  tasks.capacity = key_pool.size(2);
+  tasks.D = key_pool.size(3);
   int64_t longest = 1;
-  for (int64_t b = 0; b < B; ++b) longest = std::max(longest, positions[b] + 1);
+  for (int64_t b = 0; b < tasks.B; ++b) longest = std::max(longest, positions[b] + 1);
   // Small problems run on the calling thread: a parallel region costs more than it saves.
-  const int64_t grain = std::max<int64_t>(1, 32768 / (longest * D));
-  at::parallel_for(0, B * H, grain, [&](int64_t begin, int64_t end) {
-    std::vector<float> q(D), acc(D), scores(longest);
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t b = task / H, h = task % H;
-      const int64_t pos = positions[b];
-      const T* row = in + b * 3 * C + h * D;
-      T* k_head = keys + (slots[b] * H + h) * capacity * D;
-      T* v_head = values + (slots[b] * H + h) * capacity * D;
-      if (write) {
-        std::memcpy(k_head + pos * D, row + C, D * sizeof(T));
-        std::memcpy(v_head + pos * D, row + 2 * C, D * sizeof(T));
-      }
-      for (int64_t d = 0; d < D; ++d) q[d] = ToFloat(row[d]) * scale;
-      if (fast != nullptr) {
-        fast(q.data(), k_head, v_head, pos + 1, scores.data(), acc.data());
-      } else {
-        HeadScalar(q.data(), k_head, v_head, pos + 1, D, scores.data(), acc.data());
-      }
-      T* dst = y + b * C + h * D;
-      for (int64_t d = 0; d < D; ++d) dst[d] = static_cast<T>(acc[d]);
-    }
+  const int64_t grain = std::max<int64_t>(1, 32768 / (longest * tasks.D));
+  at::parallel_for(0, tasks.count(), grain, [&](int64_t begin, int64_t end) {
+    std::vector<float> scratch;
+    tasks.Run(begin, end, scratch);
   });
 }
 
@@ -188,6 +172,48 @@ void Dispatch(const torch::Tensor& qkv, torch::Tensor& key_pool, torch::Tensor& 
 }
 
 }  // namespace
+
+template <typename T>
+void SlotDecodeTasks<T>::Run(int64_t begin, int64_t end, std::vector<float>& scratch) const {
+  const int64_t C = H * D;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const HeadFn<T> fast = PickAvx512<T>(D);
+  for (int64_t task = begin; task < end; ++task) {
+    const int64_t b = task / H, h = task % H;
+    const int64_t pos = positions[b];
+    scratch.resize(static_cast<size_t>(2 * D + pos + 1));
+    float *q = scratch.data(), *acc = q + D, *scores = acc + D;
+    const T* row = qkv + b * 3 * C + h * D;
+    T* k_head = keys + (slots[b] * H + h) * capacity * D;
+    T* v_head = values + (slots[b] * H + h) * capacity * D;
+    if (write) {
+      std::memcpy(k_head + pos * D, row + C, D * sizeof(T));
+      std::memcpy(v_head + pos * D, row + 2 * C, D * sizeof(T));
+    }
+    for (int64_t d = 0; d < D; ++d) q[d] = ToFloat(row[d]) * scale;
+    if (fast != nullptr) {
+      fast(q, k_head, v_head, pos + 1, scores, acc);
+    } else {
+      HeadScalar(q, k_head, v_head, pos + 1, D, scores, acc);
+    }
+    T* dst = y + b * C + h * D;
+    for (int64_t d = 0; d < D; ++d) dst[d] = static_cast<T>(acc[d]);
+  }
+}
+template struct SlotDecodeTasks<float>;
+template struct SlotDecodeTasks<c10::BFloat16>;
+
+void CheckSlotDecodeRows(int64_t B, const int64_t* slots, const int64_t* positions,
+                         const torch::Tensor& key_pool) {
+  std::vector<bool> taken(key_pool.size(0), false);
+  for (int64_t b = 0; b < B; ++b) {
+    TORCH_CHECK(slots[b] >= 0 && slots[b] < key_pool.size(0) && !taken[slots[b]], "slot ", slots[b],
+                " is outside the pool of ", key_pool.size(0), " or used by two rows");
+    taken[slots[b]] = true;
+    TORCH_CHECK(positions[b] >= 0 && positions[b] < key_pool.size(2), "position ", positions[b],
+                " is outside the capacity ", key_pool.size(2));
+  }
+}
 
 torch::Tensor SlotPrefillAttention(const torch::Tensor& qkv_in, torch::Tensor& key_pool,
                                    torch::Tensor& value_pool, int64_t slot, int64_t start) {
@@ -223,14 +249,7 @@ torch::Tensor SlotDecodeAttention(const torch::Tensor& qkv_in, torch::Tensor& ke
               "SlotDecodeAttention: one slot and one position per row");
   const int64_t* s = slots.data_ptr<int64_t>();
   const int64_t* p = positions.data_ptr<int64_t>();
-  std::vector<bool> taken(key_pool.size(0), false);
-  for (int64_t b = 0; b < B; ++b) {
-    TORCH_CHECK(s[b] >= 0 && s[b] < key_pool.size(0) && !taken[s[b]], "slot ", s[b],
-                " is outside the pool of ", key_pool.size(0), " or used by two rows");
-    taken[s[b]] = true;
-    TORCH_CHECK(p[b] >= 0 && p[b] < key_pool.size(2), "position ", p[b],
-                " is outside the capacity ", key_pool.size(2));
-  }
+  CheckSlotDecodeRows(B, s, p, key_pool);
   torch::Tensor out = torch::empty({B, H * D}, qkv.options());
   Dispatch(qkv, key_pool, value_pool, s, p, /*write=*/true, out);
   return out;

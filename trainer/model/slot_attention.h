@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace copyforge {
 
@@ -19,6 +20,32 @@ namespace copyforge {
 torch::Tensor SlotDecodeAttention(const torch::Tensor& qkv, torch::Tensor& key_pool,
                                   torch::Tensor& value_pool, const torch::Tensor& slots,
                                   const torch::Tensor& positions);
+
+// SlotDecodeAttention's work for callers that split it among threads themselves (the fused
+// decode step, trainer/model/decode_step.h): task b x H + h is row b's head h (its key and value
+// written when `write`, then its attention), run by any thread in any order, each bit for bit as
+// SlotDecodeAttention computes it. The pointers are the tensors' of SlotDecodeAttention,
+// contiguous, T float or c10::BFloat16; rows checked with CheckSlotDecodeRows.
+template <typename T>
+struct SlotDecodeTasks {
+  const T* qkv = nullptr;  // [B, 3C]
+  T* keys = nullptr;       // [S, H, capacity, D]
+  T* values = nullptr;
+  const int64_t* slots = nullptr;  // [B]
+  const int64_t* positions = nullptr;
+  T* y = nullptr;  // [B, C]
+  bool write = true;
+  int64_t B = 0, H = 0, capacity = 0, D = 0;
+
+  int64_t count() const { return B * H; }
+  // Tasks [begin, end); `scratch` is the caller's (one per thread), grown as needed.
+  void Run(int64_t begin, int64_t end, std::vector<float>& scratch) const;
+};
+
+// Fails unless every row's slot is in `key_pool`'s [S, H, capacity, D] and its own, and every
+// position below the capacity.
+void CheckSlotDecodeRows(int64_t B, const int64_t* slots, const int64_t* positions,
+                         const torch::Tensor& key_pool);
 
 // A prompt chunk going into one slot: qkv [T, 3C] are the tokens at positions start .. start +
 // T - 1 of slot `slot`. Writes their keys and values, then returns [T, C]: row t's attention over
