@@ -38,8 +38,8 @@ def main():
                   (ours[0], anchor[0], anchor[1] / ours[1], ours[2] / anchor[2]))
     for dtype, ms, floor in floors:
         if floor:
-            print("  copyforge %s at 1 stream: %.2fx its read floor (%.2f ms, bandwidth measured"
-                  " right after the run)" % (dtype, ms / floor, floor))
+            print("  copyforge %s at 1 stream: %.2fx its read floor (%.2f ms, the faster bandwidth"
+                  " of right before and right after the run)" % (dtype, ms / floor, floor))
     return 0
 
 
