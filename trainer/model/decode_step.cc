@@ -108,6 +108,21 @@ struct LayerPlan {
   Norm ln1, ln2;
 };
 
+// The tasks of each stage of a step, in order: per layer the QKV projection's column groups, the
+// attention's (row, head) pairs, the output projection's, the MLP's two; then the LM head's.
+std::vector<int64_t> StageCounts(const std::vector<LayerPlan>& layers, const PackedWeight& lm_head,
+                                 int64_t attention_tasks) {
+  std::vector<int64_t> counts;
+  for (const LayerPlan& l : layers) {
+    for (const int64_t n : {l.qkv->packed.size(0), attention_tasks, l.proj->packed.size(0),
+                            l.fc->packed.size(0), l.proj2->packed.size(0)}) {
+      counts.push_back(n);
+    }
+  }
+  counts.push_back(lm_head.packed.size(0));
+  return counts;
+}
+
 template <typename T>
 void Run(const FusedDecoder& model, const std::vector<LayerPlan>& layers, const Norm& lnf,
          std::vector<torch::Tensor>& keys, std::vector<torch::Tensor>& values, const int64_t* slots,
@@ -124,25 +139,22 @@ void Run(const FusedDecoder& model, const std::vector<LayerPlan>& layers, const 
   attention.H = H;
   attention.capacity = keys[0].size(2);
   attention.D = keys[0].size(3);
-  std::vector<int64_t> counts;
-  for (const LayerPlan& l : layers) {
-    for (int64_t n : {l.qkv->packed.size(0), B * H, l.proj->packed.size(0), l.fc->packed.size(0),
-                      l.proj2->packed.size(0)}) {
-      counts.push_back(n);
-    }
-  }
-  counts.push_back(model.lm_head->packed.size(0));
   const int parts = omp_in_parallel() ? 1 : std::max(1, at::get_num_threads());
-  Shares shares(counts, parts);
+  Shares shares(StageCounts(layers, *model.lm_head, B * H), parts);
+  // Each thread's LayerNorm output and attention scratch, allocated before the region (nothing
+  // in it may throw outside `guarded`).
+  std::vector<std::vector<T>> normed_by_thread(parts, std::vector<T>(B * C));
+  std::vector<std::vector<float>> scratch_by_thread(parts);
   std::mutex error_mu;
-  std::exception_ptr error;  // the first failure; the threads still meet at every barrier
+  std::exception_ptr error;  // guarded by error_mu: the first failure (the threads still meet
+                             // at every barrier and it is rethrown after the region)
   std::atomic<bool> failed{false};
 #pragma omp parallel num_threads(parts)
   {
     const int me = omp_get_thread_num();
     size_t stage = 0;
-    std::vector<T> normed(B * C);  // this thread's LayerNorm output
-    std::vector<float> scratch;
+    std::vector<T>& normed = normed_by_thread[me];
+    std::vector<float>& scratch = scratch_by_thread[me];
     const auto guarded = [&](auto&& work) {
       if (!failed.load(std::memory_order_relaxed)) {
         try {
