@@ -90,16 +90,9 @@ Norm NormOf(const torch::Tensor& weight, const torch::Tensor& bias, int64_t C) {
 }
 
 PackedProduct::Bias BiasOf(const torch::Tensor& bias, const PackedWeight& w) {
-  PackedProduct::Bias b;
-  if (!bias.defined()) return b;
-  TORCH_CHECK(bias.numel() == w.out && bias.is_contiguous() && Floating(bias),
+  TORCH_CHECK(!bias.defined() || (bias.numel() == w.out && bias.is_contiguous() && Floating(bias)),
               "FusedDecodeStep: a bias must be [", w.out, "], contiguous, float32 or bfloat16");
-  if (bias.scalar_type() == torch::kBFloat16) {
-    b.bf16 = bias.data_ptr<c10::BFloat16>();
-  } else {
-    b.f32 = bias.data_ptr<float>();
-  }
-  return b;
+  return PackedProduct::Bias::Of(bias);
 }
 
 struct LayerPlan {
@@ -235,7 +228,8 @@ torch::Tensor FusedDecodeStep(const FusedDecoder& model, const torch::Tensor& x_
   }
   TORCH_CHECK(model.lm_head->in == C, "FusedDecodeStep: the LM head does not take width ", C);
   const Norm lnf = NormOf(model.lnf_weight, model.lnf_bias, C);
-  torch::Tensor x = x_in.contiguous().clone();  // the residual stream, updated in place
+  // The residual stream, updated in place (a copy: the caller's x stays as it was).
+  torch::Tensor x = x_in.clone(torch::MemoryFormat::Contiguous);
   torch::Tensor logits = torch::empty({B, model.lm_head->out}, x.options());
   if (x.scalar_type() == torch::kFloat) {
     Run<float>(model, plans, lnf, keys, values, slots.data_ptr<int64_t>(),

@@ -4,9 +4,11 @@
 // kernels of a 12-layer step. Within a stage each thread starts on its own contiguous share of
 // the work (column groups of the weight, or (row, head) pairs) and then takes what is left of the
 // others': a thread that streams more slowly or is preempted no longer holds the rest at the
-// barrier. LayerNorms (a few rows) are computed by every thread into its own buffer, so they need
-// no barrier. Each value is computed by the same kernel as in the layer-by-layer step, so the
-// logits are bit for bit the same whichever threads compute what (a test checks).
+// barrier. LayerNorms (a few rows) are computed by every thread into its own buffer, and each
+// thread prepares a projection's input rows itself (padding, quantizing a few rows costs less
+// than another barrier), so they need no barrier. Each value is computed by the same kernel as in
+// the layer-by-layer step, so the logits are bit for bit the same whichever threads compute what (a
+// test checks).
 #ifndef COPYFORGE_TRAINER_MODEL_DECODE_STEP_H_
 #define COPYFORGE_TRAINER_MODEL_DECODE_STEP_H_
 

@@ -17,10 +17,10 @@
 
 namespace copyforge {
 
-// Keys and values of past positions for one batch of sequences that advance together.
-// Owned by the caller; valid for the model it was allocated for.
 struct FusedDecoder;  // trainer/model/decode_step.h
 
+// Keys and values of past positions for one batch of sequences that advance together.
+// Owned by the caller; valid for the model it was allocated for.
 struct KvCache {
   std::vector<torch::Tensor> keys;    // per layer [batch, n_head, capacity, head_dim]
   std::vector<torch::Tensor> values;  // per layer, same shape

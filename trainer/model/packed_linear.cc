@@ -293,7 +293,6 @@ struct PackedProduct::State {
   // The rows in the form the kernel reads, when that is not the caller's buffer.
   std::vector<float> widened;
   std::vector<c10::BFloat16> padded16;
-  std::vector<float> padded32;
   QuantizedRows quantized;
 };
 
@@ -338,6 +337,18 @@ PackedProduct::PackedProduct(const T* x, int64_t M, const PackedWeight& w, Bias 
   if (w.int8()) op.scales = w.scales.data_ptr<float>();
 }
 
+PackedProduct::Bias PackedProduct::Bias::Of(const torch::Tensor& bias) {
+  Bias b;
+  if (!bias.defined()) return b;
+  TORCH_CHECK(bias.is_contiguous(), "a packed product's bias must be contiguous");
+  if (bias.scalar_type() == torch::kBFloat16) {
+    b.bf16 = bias.data_ptr<c10::BFloat16>();
+  } else {
+    b.f32 = bias.data_ptr<float>();  // fails on any other dtype
+  }
+  return b;
+}
+
 PackedProduct::PackedProduct(PackedProduct&&) noexcept = default;
 PackedProduct::~PackedProduct() = default;
 
@@ -378,19 +389,14 @@ torch::Tensor PackedLinear(const torch::Tensor& x, const PackedWeight& w, const 
   sizes.back() = w.out;
   const torch::Tensor rows = x.reshape({-1, w.in}).contiguous();
   const int64_t M = rows.size(0);
-  PackedProduct::Bias b;
-  torch::Tensor bias_values;
+  torch::Tensor bias_values;  // bfloat16 as it is, any other dtype as float32
   if (bias.defined()) {
     TORCH_CHECK(bias.numel() == w.out, "PackedLinear: bias has ", bias.numel(), " values, not ",
                 w.out);
-    bias_values = bias.contiguous();
-    if (bias_values.scalar_type() == torch::kBFloat16) {
-      b.bf16 = bias_values.data_ptr<c10::BFloat16>();
-    } else {
-      bias_values = bias_values.to(torch::kFloat);
-      b.f32 = bias_values.data_ptr<float>();
-    }
+    bias_values = bias.scalar_type() == torch::kBFloat16 ? bias.contiguous()
+                                                         : bias.to(torch::kFloat).contiguous();
   }
+  const PackedProduct::Bias b = PackedProduct::Bias::Of(bias_values);
   torch::Tensor res;
   if (residual.defined()) {
     TORCH_CHECK(residual.numel() == M * w.out, "PackedLinear: residual has ", residual.numel(),

@@ -73,6 +73,8 @@ class PackedProduct {
   struct Bias {
     const float* f32 = nullptr;
     const c10::BFloat16* bf16 = nullptr;
+    // A contiguous float32 or bfloat16 tensor's values (no bias when undefined).
+    static Bias Of(const torch::Tensor& bias);
   };
   // x [M, w.in] (rows contiguous), residual and y [M, w.out].
   template <typename T>

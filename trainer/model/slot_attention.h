@@ -34,6 +34,8 @@ struct SlotDecodeTasks {
   const int64_t* slots = nullptr;  // [B]
   const int64_t* positions = nullptr;
   T* y = nullptr;  // [B, C]
+  // Each row first writes its own key and value at its position (decode: every row has its own
+  // slot); false when the caller has written them (a prompt chunk: its rows share one slot).
   bool write = true;
   int64_t B = 0, H = 0, capacity = 0, D = 0;
 
