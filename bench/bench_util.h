@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -47,48 +48,69 @@ std::pair<double, double> BestSecondsInterleaved(int iterations, A a, B b) {
   return {best_a, best_b};
 }
 
-// The memory read bandwidth `threads` threads reach together, in bytes per second: each sums
-// its own contiguous part of a 1 GiB buffer (far beyond the caches; first touched by the same
-// threads) with 64-bit integer adds in four chains; best of `passes`. This, not a one-thread
-// memcpy, is what a decode step that reads every weight once on that many threads can reach.
-inline double ReadBandwidth(int threads, int passes = 5) {
-  threads = std::max(1, threads);
-  const size_t n = (size_t{1} << 30) / sizeof(uint64_t);
-  std::vector<uint64_t> buffer(n);
-  auto parallel = [&](auto body) {
-    std::vector<std::thread> pool;
-    for (int t = 0; t < threads; ++t) {
-      pool.emplace_back([&, t] { body(n * t / threads, n * (t + 1) / threads, t); });
-    }
-    for (std::thread& th : pool) th.join();
-  };
-  parallel([&](size_t a, size_t b, int) {
-    for (size_t i = a; i < b; ++i) buffer[i] = i;
-  });
-  std::vector<uint64_t> sums(static_cast<size_t>(threads));
-  double best = 0;
-  for (int pass = 0; pass < passes; ++pass) {
+// GPT-2's parameters (blocks, token and position embeddings), which a decode step reads once
+// each in the served dtype (the LM head is the token embedding); and that dtype's bytes per
+// parameter (int8's per-column scales left out).
+inline double Gpt2Parameters(int64_t layers, int64_t width, int64_t vocab, int64_t positions) {
+  const double c = static_cast<double>(width);
+  return 12.0 * static_cast<double>(layers) * c * c + static_cast<double>(vocab + positions) * c;
+}
+inline double BytesPerParameter(const std::string& dtype) {
+  return dtype == "int8" ? 1 : dtype == "bfloat16" ? 2 : 4;
+}
+
+// The memory read bandwidth `threads` threads reach together: each sums its own contiguous part
+// of a 1 GiB buffer (far beyond the caches; first touched by the same threads) with 64-bit
+// integer adds in four chains. This, not a one-thread memcpy, is what a decode step that reads
+// every weight once on that many threads can reach. The buffer is kept, so passes can be taken
+// between other work (a benchmark samples the bandwidth in the same phases of a shared machine as
+// what it compares with it).
+class ReadMeter {
+ public:
+  explicit ReadMeter(int threads)
+      : threads_(std::max(1, threads)), buffer_((size_t{1} << 30) / sizeof(uint64_t)) {
+    Parallel([&](size_t a, size_t b, int) {
+      for (size_t i = a; i < b; ++i) buffer_[i] = i;
+    });
+  }
+  double bytes() const { return static_cast<double>(buffer_.size() * sizeof(uint64_t)); }
+  // One pass over the buffer; returns its time in seconds.
+  double Pass() {
+    std::vector<uint64_t> sums(static_cast<size_t>(threads_));
     const auto start = std::chrono::steady_clock::now();
-    parallel([&](size_t a, size_t b, int t) {
+    Parallel([&](size_t a, size_t b, int t) {
       uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
       size_t i = a;
       for (; i + 4 <= b; i += 4) {
-        s0 += buffer[i];
-        s1 += buffer[i + 1];
-        s2 += buffer[i + 2];
-        s3 += buffer[i + 3];
+        s0 += buffer_[i];
+        s1 += buffer_[i + 1];
+        s2 += buffer_[i + 2];
+        s3 += buffer_[i + 3];
       }
-      for (; i < b; ++i) s0 += buffer[i];
+      for (; i < b; ++i) s0 += buffer_[i];
       sums[static_cast<size_t>(t)] = s0 + s1 + s2 + s3;
     });
     const double s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    best = std::max(best, static_cast<double>(n * sizeof(uint64_t)) / s);
+    for (uint64_t v : sums) sink_ += v;  // the sums stay observable
+    return s;
   }
-  uint64_t total = 0;
-  for (uint64_t v : sums) total += v;
-  return best + static_cast<double>(total & 1) * 0;  // the sums stay observable
-}
+
+ private:
+  template <typename Body>
+  void Parallel(Body body) {
+    const size_t n = buffer_.size(), parts = static_cast<size_t>(threads_);
+    std::vector<std::thread> pool;
+    for (size_t t = 0; t < parts; ++t) {
+      pool.emplace_back([&, t] { body(n * t / parts, n * (t + 1) / parts, static_cast<int>(t)); });
+    }
+    for (std::thread& th : pool) th.join();
+  }
+
+  int threads_;
+  std::vector<uint64_t> buffer_;
+  uint64_t sink_ = 0;
+};
 
 }  // namespace copyforge::bench
 

@@ -2,7 +2,9 @@
 // (in-place kernel vs gathering the rows' caches with tensor operations, the baseline measured in
 // the same run), the whole model step (for packed weights: the fused one-region step against the
 // layer-by-layer step, timed alternately), and batched sampling, at each batch size. Prints the
-// tokens/s of step + sampling and the ratio to the first batch size.
+// tokens/s of step + sampling, the ratio to the first batch size, and the step against its read
+// floor: the weight bytes over the read bandwidth of the same threads, a pass of which is timed
+// alternately with the step (best of each).
 #include <CLI/CLI.hpp>
 
 #include <malloc.h>
@@ -69,9 +71,13 @@ int main(int argc, char** argv) {
       dtype.c_str(), static_cast<long long>(context), threads, iterations);
   mallopt(M_MMAP_THRESHOLD, 32 << 20);  // as copyforge serve does
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
-  std::printf("  %5s %14s %14s %8s %10s %10s %8s %10s %12s %8s\n", "batch", "attn gather",
-              "attn slots", "speedup", "layered", "step", "fused x", "sampling", "tokens/s",
-              "ratio");
+  const double weight_bytes =
+      bench::Gpt2Parameters(c.n_layer, c.n_embd, c.vocab_size, c.n_positions) *
+      bench::BytesPerParameter(dtype);
+  bench::ReadMeter meter(threads);
+  std::printf("  %5s %14s %14s %8s %10s %10s %8s %10s %12s %8s %9s %9s %8s\n", "batch",
+              "attn gather", "attn slots", "speedup", "layered", "step", "fused x", "sampling",
+              "tokens/s", "ratio", "step*", "floor", "floor x");
   const bool fused_default = UseFusedDecode();
   double base = 0;
   for (int64_t B : batches) {
@@ -121,14 +127,24 @@ int main(int argc, char** argv) {
       rows.push_back(samplers.back().get());
       histories.push_back(history);
     }
+    const auto [step_again, pass_best] =
+        bench::BestSecondsInterleaved(iterations, decode(fused_default), [&] { meter.Pass(); });
+    const double floor = weight_bytes * pass_best / meter.bytes();
     const double sampling =
         bench::BestSeconds(iterations, [&] { Sampler::SampleBatch(logits, rows, histories); });
     const double tokens_per_s = static_cast<double>(B) / (step + sampling);
     if (base == 0) base = tokens_per_s;
-    std::printf("  %5lld %12.3fms %12.3fms %7.1fx %8.2fms %8.2fms %7.2fx %8.2fms %12.1f %7.2fx\n",
-                static_cast<long long>(B), gathered * 1e3, in_place * 1e3, gathered / in_place,
-                layered * 1e3, step * 1e3, layered / step, sampling * 1e3, tokens_per_s,
-                tokens_per_s / base);
+    std::printf(
+        "  %5lld %12.3fms %12.3fms %7.1fx %8.2fms %8.2fms %7.2fx %8.2fms %12.1f %7.2fx %7.2fms "
+        "%7.2fms %7.2fx\n",
+        static_cast<long long>(B), gathered * 1e3, in_place * 1e3, gathered / in_place,
+        layered * 1e3, step * 1e3, layered / step, sampling * 1e3, tokens_per_s,
+        tokens_per_s / base, step_again * 1e3, floor * 1e3, step_again / floor);
   }
+  std::printf(
+      "  floor: %.0f MB of %s weights / the read bandwidth of %d threads (a parallel sum over "
+      "1 GiB, one pass timed alternately with the step, best of %d each); step*: the step in "
+      "that alternation; floor x = step* / floor\n",
+      weight_bytes / 1e6, dtype.c_str(), threads, iterations);
   return 0;
 }

@@ -3,7 +3,8 @@
 // levels (each level keeps its best round). Prints generated tokens/s,
 // time to first token and request latency (p50/p99), the throughput ratio to concurrency 1, and
 // each level's decode time per token beside the memory-bandwidth floor: the weight bytes in the
-// served dtype over the read bandwidth of the server's thread count, measured in this run.
+// served dtype over the read bandwidth of the server's thread count, measured in this run (at one
+// stream between the requests, so that both see the same phases of a shared machine).
 #include <grpcpp/grpcpp.h>
 #include <CLI/CLI.hpp>
 
@@ -37,17 +38,22 @@ struct Result {
   double per_token_s = 0;      // decode time per token after the first (mean)
   double per_token_p99_s = 0;  // the 99th percentile of the requests' decode time per token
   int requests = 0, failures = 0;
-  double bandwidth = 0;  // read bandwidth, the faster of right before and after the run (B/s)
+  std::vector<double> passes;  // the read passes' times around or within the run (seconds)
 };
 
+// With `between` (one client only), a read pass of it follows each request while the server is
+// idle; the time it takes is added to the run's deadline and left out of its tokens/s.
 Result Run(copyforge::v1::TextGeneration::Stub& stub, int concurrency, double seconds, int max_new,
-           const std::string& prompt, float temperature) {
+           const std::string& prompt, float temperature, copyforge::bench::ReadMeter* between) {
   std::mutex mu;
   std::vector<double> ttfts, latencies, per_token;
   std::atomic<int64_t> tokens{0};
   std::atomic<int> failures{0};
+  std::vector<double> passes;
+  double probing = 0;  // seconds spent in read passes
   const auto start = Clock::now();
-  const auto end = start + std::chrono::duration<double>(seconds);
+  auto end = start + std::chrono::duration<double>(seconds);
+  if (concurrency != 1) between = nullptr;
   std::vector<std::thread> clients;
   for (int c = 0; c < concurrency; ++c) {
     clients.emplace_back([&, c] {
@@ -78,12 +84,22 @@ Result Run(copyforge::v1::TextGeneration::Stub& stub, int concurrency, double se
         ttfts.push_back(first);
         latencies.push_back(total);
         if (got > 1) per_token.push_back((total - first) / static_cast<double>(got - 1));
+        if (between != nullptr && Clock::now() < end) {  // the only client: no other request runs
+          const auto p0 = Clock::now();
+          // The server's threads stop spinning first (libgomp spins a while after a region).
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+          passes.push_back(between->Pass());
+          const auto spent = Clock::now() - p0;
+          probing += std::chrono::duration<double>(spent).count();
+          end += spent;
+        }
       }
     });
   }
   for (auto& t : clients) t.join();
   Result r;
-  r.tokens_per_s = static_cast<double>(tokens) / Seconds(start, Clock::now());
+  r.tokens_per_s = static_cast<double>(tokens) / (Seconds(start, Clock::now()) - probing);
+  r.passes = std::move(passes);
   r.ttft_p50 = Percentile(ttfts, 0.5);
   r.ttft_p99 = Percentile(ttfts, 0.99);
   r.latency_p50 = Percentile(latencies, 0.5);
@@ -141,13 +157,9 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  const double c = static_cast<double>(info.n_embd());
-  const double params = 12.0 * static_cast<double>(info.n_layer()) * c * c +
-                        static_cast<double>(info.vocab_size() + info.n_positions()) * c;
-  const double bytes_per_param = info.dtype() == "int8"       ? 1
-                                 : info.dtype() == "bfloat16" ? 2
-                                                              : 4;  // int8: + scales
-  const double weight_bytes = params * bytes_per_param;
+  const double params = copyforge::bench::Gpt2Parameters(info.n_layer(), info.n_embd(),
+                                                         info.vocab_size(), info.n_positions());
+  const double weight_bytes = params * copyforge::bench::BytesPerParameter(info.dtype());
   std::printf(
       "serve_load: %s, %lld layers x %lld wide (%.1fM parameters, %s), %u KV slots, "
       "%d new tokens per request, best of %d rounds of %.0f s per level\n",
@@ -158,45 +170,70 @@ int main(int argc, char** argv) {
   // from minute to minute, and alternating keeps the levels' chances equal).
   std::vector<Result> best(concurrency.size());
   int failures = 0;
+  copyforge::bench::ReadMeter meter(threads);
   for (int round = 0; round < rounds; ++round) {
     for (size_t i = 0; i < concurrency.size(); ++i) {
       // This machine's memory bandwidth drifts with its neighbours' load: each run is compared
-      // with the bandwidth measured right around it, not with one taken minutes apart, and with
-      // the faster of the two measurements (the stricter floor).
-      const double before = copyforge::bench::ReadBandwidth(threads, 3);
-      Result r = Run(*stub, concurrency[i], seconds, max_new, prompt, temperature);
-      r.bandwidth = std::max(before, copyforge::bench::ReadBandwidth(threads, 3));
+      // with the bandwidth measured with it, not minutes apart. At one stream a pass follows
+      // each request (the server idle); with more streams, three passes right before the run
+      // and three right after.
+      std::vector<double> around;
+      if (concurrency[i] != 1) {
+        for (int k = 0; k < 3; ++k) around.push_back(meter.Pass());
+      }
+      Result r = Run(*stub, concurrency[i], seconds, max_new, prompt, temperature, &meter);
+      if (concurrency[i] != 1) {
+        for (int k = 0; k < 3; ++k) around.push_back(meter.Pass());
+        r.passes.insert(r.passes.end(), around.begin(), around.end());
+      }
       failures += r.failures;
       if (r.tokens_per_s > best[i].tokens_per_s) best[i] = r;
       std::fprintf(stderr, "  round %d/%d, concurrency %d: %.1f tokens/s\n", round + 1, rounds,
                    concurrency[i], r.tokens_per_s);
     }
   }
-  // The floor: a decode step reads every weight once (the KV cache and activations on top).
-  double low = 0, high = 0;
+  // The floor: a decode step reads every weight once (the KV cache and activations on top),
+  // at the mean rate of the level's passes (its decode time is a mean too); the fastest pass
+  // gives the stricter best-pass floor.
+  struct Floor {
+    double mean_s = 0, best_s = 0;  // weight bytes at the mean and the fastest pass's rate
+    size_t passes = 0;
+  };
+  std::vector<Floor> floors;
   for (const Result& r : best) {
-    low = low == 0 ? r.bandwidth : std::min(low, r.bandwidth);
-    high = std::max(high, r.bandwidth);
+    Floor f;
+    f.passes = r.passes.size();
+    if (!r.passes.empty()) {
+      double sum = 0;
+      for (double t : r.passes) sum += t;
+      f.mean_s = weight_bytes * sum / static_cast<double>(r.passes.size()) / meter.bytes();
+      f.best_s = weight_bytes * *std::min_element(r.passes.begin(), r.passes.end()) / meter.bytes();
+    }
+    floors.push_back(f);
   }
   const double base = best.front().tokens_per_s;
-  std::printf("  %11s %12s %8s %10s %10s %10s %10s %8s %10s %10s %9s %8s\n", "concurrency",
+  std::printf("  %11s %12s %8s %10s %10s %10s %10s %8s %10s %10s %9s %8s %8s %7s\n", "concurrency",
               "tokens/s", "ratio", "TTFT p50", "TTFT p99", "lat p50", "lat p99", "failed",
-              "ms/token", "TPOT p99", "floor ms", "floor x");
+              "ms/token", "TPOT p99", "floor ms", "floor x", "best x", "passes");
+  const auto ratio = [](double ms, double floor) { return floor > 0 ? ms / floor : 0; };
   for (size_t i = 0; i < concurrency.size(); ++i) {
     const Result& r = best[i];
-    const double floor = weight_bytes / r.bandwidth;
-    std::printf("  %11d %12.1f %7.2fx %9.3fs %9.3fs %9.3fs %9.3fs %8d %10.2f %10.2f %9.2f %7.2fx\n",
-                concurrency[i], r.tokens_per_s, base > 0 ? r.tokens_per_s / base : 0, r.ttft_p50,
-                r.ttft_p99, r.latency_p50, r.latency_p99, r.failures, r.per_token_s * 1e3,
-                r.per_token_p99_s * 1e3, floor * 1e3, r.per_token_s / floor);
+    const Floor& f = floors[i];
+    std::printf(
+        "  %11d %12.1f %7.2fx %9.3fs %9.3fs %9.3fs %9.3fs %8d %10.2f %10.2f %9.2f %7.2fx %7.2fx "
+        "%7zu\n",
+        concurrency[i], r.tokens_per_s, base > 0 ? r.tokens_per_s / base : 0, r.ttft_p50,
+        r.ttft_p99, r.latency_p50, r.latency_p99, r.failures, r.per_token_s * 1e3,
+        r.per_token_p99_s * 1e3, f.mean_s * 1e3, ratio(r.per_token_s, f.mean_s),
+        ratio(r.per_token_s, f.best_s), f.passes);
   }
   std::printf(
       "  floor: %.0f MB of %s weights / the read bandwidth of %d threads (a parallel sum over "
-      "1 GiB), the faster of the measurements right before and right after the level's kept "
-      "round: %.1f to %.1f GB/s; \"floor x\" = "
-      "decode time per token / floor; TPOT p99: the 99th percentile of the requests' decode "
-      "time per token, ms\n",
-      weight_bytes / 1e6, info.dtype().c_str(), threads, low / 1e9, high / 1e9);
+      "1 GiB): at one stream, passes between the kept round's requests (the server idle); with "
+      "more streams, three right before and three right after it. \"floor x\" = decode time per "
+      "token / the floor at the passes' mean rate, \"best x\" = the same at the fastest pass's "
+      "(stricter); TPOT p99: the 99th percentile of the requests' decode time per token, ms\n",
+      weight_bytes / 1e6, info.dtype().c_str(), threads);
   std::printf("  failed requests over all rounds: %d\n", failures);
   if (!json_path.empty()) {
     if (FILE* f = std::fopen(json_path.c_str(), "w")) {
@@ -205,10 +242,11 @@ int main(int argc, char** argv) {
       for (size_t i = 0; i < concurrency.size(); ++i) {
         std::fprintf(f,
                      "%s{\"concurrency\": %d, \"tokens_per_s\": %.3f, \"ms_per_token\": %.4f, "
-                     "\"tpot_p99_ms\": %.4f, \"ttft_p50_ms\": %.4f, \"floor_ms\": %.4f}",
+                     "\"tpot_p99_ms\": %.4f, \"ttft_p50_ms\": %.4f, \"floor_ms\": %.4f, "
+                     "\"best_pass_floor_ms\": %.4f, \"passes\": %zu}",
                      i ? ", " : "", concurrency[i], best[i].tokens_per_s, best[i].per_token_s * 1e3,
-                     best[i].per_token_p99_s * 1e3, best[i].ttft_p50 * 1e3,
-                     weight_bytes / best[i].bandwidth * 1e3);
+                     best[i].per_token_p99_s * 1e3, best[i].ttft_p50 * 1e3, floors[i].mean_s * 1e3,
+                     floors[i].best_s * 1e3, floors[i].passes);
       }
       std::fprintf(f, "]}\n");
       std::fclose(f);

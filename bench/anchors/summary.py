@@ -19,7 +19,8 @@ def main():
             levels = {l["concurrency"]: l for l in json.load(f)["levels"]}
         rows.append(("copyforge " + dtype, levels[1]["ms_per_token"],
                      levels[16]["tokens_per_s"], levels[16]["tpot_p99_ms"]))
-        floors.append((dtype, levels[1]["ms_per_token"], levels[1].get("floor_ms")))
+        floors.append((dtype, levels[1]["ms_per_token"], levels[1].get("floor_ms"),
+                       levels[1].get("best_pass_floor_ms"), levels[1].get("passes")))
     for name, path in (("llama.cpp f16", "llama-f16"), ("llama.cpp q8_0", "llama-q8_0"),
                        ("onnxruntime f32", "ort")):
         with open("%s/%s.json" % (work, path)) as f:
@@ -36,10 +37,11 @@ def main():
         for anchor in rows[len(dtypes):]:
             print("  %s vs %s: %.2fx faster at 1 stream, %.2fx the tokens/s at 16" %
                   (ours[0], anchor[0], anchor[1] / ours[1], ours[2] / anchor[2]))
-    for dtype, ms, floor in floors:
+    for dtype, ms, floor, best, passes in floors:
         if floor:
-            print("  copyforge %s at 1 stream: %.2fx its read floor (%.2f ms, the faster bandwidth"
-                  " of right before and right after the run)" % (dtype, ms / floor, floor))
+            print("  copyforge %s at 1 stream: %.2fx its read floor (%.2f ms at the mean rate of %s"
+                  " read passes taken between its requests); %.2fx at the fastest pass's (%.2f ms)"
+                  % (dtype, ms / floor, floor, passes, ms / best, best))
     return 0
 
 
