@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 #include "tests/trainer/model_test_util.h"
 #include "trainer/common/cpu_features.h"
@@ -218,40 +219,51 @@ TEST(Gpt2, SlotDecodeAttentionMatchesReference) {
   for (bool avx512 :
        {true, false}) {  // the AVX-512 kernel (where the CPU has it) and the portable one
     const bool previous = SetAvx512KernelsForTesting(avx512);
-    for (auto dtype : {torch::kFloat, torch::kBFloat16}) {
-      torch::manual_seed(2);
-      const int64_t S = 4, H = 3, cap = 40, D = 20, C = H * D;  // 16 lanes + a tail
-      auto keys = torch::randn({S, H, cap, D}).to(dtype);
-      auto values = torch::randn({S, H, cap, D}).to(dtype);
-      auto qkv = torch::randn({2, 3 * C}).to(dtype);
-      auto slots = torch::tensor(std::vector<int64_t>{3, 1});
-      auto positions = torch::tensor(std::vector<int64_t>{17, 0});
-      auto k2 = keys.clone(), v2 = values.clone();
-      auto out = SlotDecodeAttention(qkv, k2, v2, slots, positions);
-      for (int64_t b = 0; b < 2; ++b) {
-        const int64_t s = slots[b].item<int64_t>(), p = positions[b].item<int64_t>();
-        auto q = qkv[b].narrow(0, 0, C).view({H, 1, D}).to(torch::kFloat);
-        auto k_new = qkv[b].narrow(0, C, C).view({H, D});
-        auto v_new = qkv[b].narrow(0, 2 * C, C).view({H, D});
-        // The new key and value were written at the row's position.
-        EXPECT_TRUE(torch::equal(k2[s].select(1, p), k_new));
-        EXPECT_TRUE(torch::equal(v2[s].select(1, p), v_new));
-        auto k = k2[s].narrow(1, 0, p + 1).to(torch::kFloat);
-        auto v = v2[s].narrow(1, 0, p + 1).to(torch::kFloat);
-        auto att = torch::softmax(torch::matmul(q, k.transpose(1, 2)) / std::sqrt(double(D)), -1);
-        auto expected = torch::matmul(att, v).view({C});
-        const double tol = dtype == torch::kFloat ? 1e-5 : 1e-2;
-        EXPECT_TRUE(torch::allclose(out[b].to(torch::kFloat), expected, tol, tol))
-            << "row " << b << " dtype " << dtype;
+    // head_dim 20: the portable kernel (not a multiple of 16); 32: the AVX-512 one. Positions 33
+    // and 0: two blocks of 16 scores and a tail, and a single score.
+    for (const int64_t D : {20, 32}) {
+      for (auto dtype : {torch::kFloat, torch::kBFloat16}) {
+        torch::manual_seed(2);
+        const int64_t S = 4, H = 3, cap = 40, C = H * D;
+        auto keys = torch::randn({S, H, cap, D}).to(dtype);
+        auto values = torch::randn({S, H, cap, D}).to(dtype);
+        auto qkv = torch::randn({2, 3 * C}).to(dtype);
+        auto slots = torch::tensor(std::vector<int64_t>{3, 1});
+        auto positions = torch::tensor(std::vector<int64_t>{33, 0});
+        auto k2 = keys.clone(), v2 = values.clone();
+        auto out = SlotDecodeAttention(qkv, k2, v2, slots, positions);
+        for (int64_t b = 0; b < 2; ++b) {
+          const int64_t s = slots[b].item<int64_t>(), p = positions[b].item<int64_t>();
+          auto q = qkv[b].narrow(0, 0, C).view({H, 1, D}).to(torch::kFloat);
+          auto k_new = qkv[b].narrow(0, C, C).view({H, D});
+          auto v_new = qkv[b].narrow(0, 2 * C, C).view({H, D});
+          // The new key and value were written at the row's position.
+          EXPECT_TRUE(torch::equal(k2[s].select(1, p), k_new));
+          EXPECT_TRUE(torch::equal(v2[s].select(1, p), v_new));
+          auto k = k2[s].narrow(1, 0, p + 1).to(torch::kFloat);
+          auto v = v2[s].narrow(1, 0, p + 1).to(torch::kFloat);
+          auto att = torch::softmax(torch::matmul(q, k.transpose(1, 2)) / std::sqrt(double(D)), -1);
+          auto expected = torch::matmul(att, v).view({C});
+          const double tol = dtype == torch::kFloat ? 1e-5 : 1e-2;
+          EXPECT_TRUE(torch::allclose(out[b].to(torch::kFloat), expected, tol, tol))
+              << "row " << b << " dtype " << dtype;
+        }
+        // Other slots are untouched.
+        EXPECT_TRUE(torch::equal(k2[0], keys[0]));
+        EXPECT_TRUE(torch::equal(v2[2], values[2]));
+        // The tensor-operation version agrees.
+        auto k3 = keys.clone(), v3 = values.clone();
+        auto reference = SlotDecodeAttentionReference(qkv, k3, v3, slots, positions, 34);
+        const double tol = dtype == torch::kFloat ? 1e-5 : 2e-2;
+        EXPECT_TRUE(torch::allclose(out.to(torch::kFloat), reference.to(torch::kFloat), tol, tol));
+        // A NaN among a head's keys makes that head's output NaN (it is not hidden), and only its.
+        auto k4 = keys.clone(), v4 = values.clone();
+        k4[3][1][5][0] = std::numeric_limits<float>::quiet_NaN();
+        auto poisoned = SlotDecodeAttention(qkv, k4, v4, slots, positions).to(torch::kFloat);
+        EXPECT_TRUE(torch::isnan(poisoned[0].narrow(0, D, D)).all().item<bool>());
+        EXPECT_FALSE(torch::isnan(poisoned[0].narrow(0, 0, D)).any().item<bool>());
+        EXPECT_FALSE(torch::isnan(poisoned[1]).any().item<bool>());
       }
-      // Other slots are untouched.
-      EXPECT_TRUE(torch::equal(k2[0], keys[0]));
-      EXPECT_TRUE(torch::equal(v2[2], values[2]));
-      // The tensor-operation version agrees.
-      auto k3 = keys.clone(), v3 = values.clone();
-      auto reference = SlotDecodeAttentionReference(qkv, k3, v3, slots, positions, 18);
-      const double tol = dtype == torch::kFloat ? 1e-5 : 2e-2;
-      EXPECT_TRUE(torch::allclose(out.to(torch::kFloat), reference.to(torch::kFloat), tol, tol));
     }
     SetAvx512KernelsForTesting(previous);
   }

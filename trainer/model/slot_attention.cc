@@ -10,10 +10,7 @@
 #include <vector>
 
 #include "trainer/common/cpu_features.h"
-
-// GCC 12 flags the intentionally undefined vectors inside its own AVX-512 intrinsics.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include "trainer/model/kernel_util.h"  // (also quiets GCC 12 about AVX-512 intrinsics)
 
 namespace copyforge {
 namespace {
@@ -61,21 +58,67 @@ __attribute__((target("avx512f"))) inline __m512 Load16(const c10::BFloat16* p) 
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));
 }
 
+// Lane t of the result: the sum of v[t]'s 16 lanes (t < 16). Four rounds of pairwise block and
+// lane shuffles leave lane 4k + m holding v[4m + k]; a permutation puts it at lane 4m + k.
+__attribute__((target("avx512f"))) inline __m512 SumEach(__m512 v[16]) {
+  __m512 a[8], b[4], c[2];
+  for (int i = 0; i < 8; ++i) {  // 8 lanes of v[2i] (blocks 0, 1), 8 of v[2i + 1] (2, 3)
+    a[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44),
+                         _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
+  }
+  for (int i = 0; i < 4; ++i) {  // block k: 4 lanes of v[4i + k]
+    b[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x88),
+                         _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xDD));
+  }
+  for (int i = 0; i < 2; ++i) {  // block k: 2 lanes of v[8i + k], then 2 of v[8i + 4 + k]
+    c[i] = _mm512_add_ps(_mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0x44),
+                         _mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0xEE));
+  }
+  const __m512 sums =
+      _mm512_add_ps(_mm512_shuffle_ps(c[0], c[1], 0x88), _mm512_shuffle_ps(c[0], c[1], 0xDD));
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  return _mm512_permutexvar_ps(order, sums);
+}
+
 template <typename T, int NV>
 __attribute__((target("avx512f"))) void HeadAvx512(const float* q, const T* keys, const T* values,
                                                    int64_t length, float* scores, float* out) {
   constexpr int64_t D = 16 * NV;
   __m512 qv[NV];
   for (int i = 0; i < NV; ++i) qv[i] = _mm512_loadu_ps(q + 16 * i);
-  float max = -std::numeric_limits<float>::infinity();
-  for (int64_t j = 0; j < length; ++j) {
-    const T* k = keys + j * D;
-    __m512 acc = _mm512_mul_ps(qv[0], Load16(k));
-    for (int i = 1; i < NV; ++i) acc = _mm512_fmadd_ps(qv[i], Load16(k + 16 * i), acc);
-    scores[j] = _mm512_reduce_add_ps(acc);
-    max = std::max(max, scores[j]);
+  // Scores 16 positions at a time: one vector of partial products per position, summed across
+  // lanes together (a horizontal sum per position costs more than the products).
+  __m512 largest = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int64_t j0 = 0; j0 < length; j0 += 16) {
+    const int n = static_cast<int>(std::min<int64_t>(16, length - j0));
+    __m512 part[16];
+    for (int t = 0; t < 16; ++t) {
+      if (t >= n) {
+        part[t] = _mm512_setzero_ps();
+        continue;
+      }
+      const T* k = keys + (j0 + t) * D;
+      __m512 acc = _mm512_mul_ps(qv[0], Load16(k));
+      for (int i = 1; i < NV; ++i) acc = _mm512_fmadd_ps(qv[i], Load16(k + 16 * i), acc);
+      part[t] = acc;
+    }
+    const __mmask16 m = static_cast<__mmask16>((1u << n) - 1);
+    const __m512 s = SumEach(part);
+    _mm512_mask_storeu_ps(scores + j0, m, s);
+    largest = _mm512_mask_max_ps(largest, m, largest, s);
   }
-  const float sum = SoftmaxNumerators(scores, length, max);
+  const float max = _mm512_reduce_max_ps(largest);
+  // exp(score - max) 16 at a time; a NaN score stays NaN (Exp16 alone would clamp it).
+  __m512 total = _mm512_setzero_ps();
+  for (int64_t j0 = 0; j0 < length; j0 += 16) {
+    const __mmask16 m = kernels::TailMask(length - j0);
+    const __m512 x = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, scores + j0), _mm512_set1_ps(max));
+    __m512 e = kernels::Exp16(x);
+    e = _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
+    _mm512_mask_storeu_ps(scores + j0, m, e);
+    total = _mm512_add_ps(total, _mm512_maskz_mov_ps(m, e));
+  }
+  const float sum = _mm512_reduce_add_ps(total);
   __m512 o[NV];
   for (int i = 0; i < NV; ++i) o[i] = _mm512_setzero_ps();
   for (int64_t j = 0; j < length; ++j) {
