@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <thread>
 #include <utility>
@@ -68,12 +69,14 @@ inline double BytesPerParameter(const std::string& dtype) {
 class ReadMeter {
  public:
   explicit ReadMeter(int threads)
-      : threads_(std::max(1, threads)), buffer_((size_t{1} << 30) / sizeof(uint64_t)) {
+      : threads_(std::max(1, threads)),
+        n_((size_t{1} << 30) / sizeof(uint64_t)),
+        buffer_(new uint64_t[n_]) {  // not value-initialised: the threads touch it first
     Parallel([&](size_t a, size_t b, int) {
       for (size_t i = a; i < b; ++i) buffer_[i] = i;
     });
   }
-  double bytes() const { return static_cast<double>(buffer_.size() * sizeof(uint64_t)); }
+  double bytes() const { return static_cast<double>(n_ * sizeof(uint64_t)); }
   // One pass over the buffer; returns its time in seconds.
   double Pass() {
     std::vector<uint64_t> sums(static_cast<size_t>(threads_));
@@ -99,7 +102,7 @@ class ReadMeter {
  private:
   template <typename Body>
   void Parallel(Body body) {
-    const size_t n = buffer_.size(), parts = static_cast<size_t>(threads_);
+    const size_t n = n_, parts = static_cast<size_t>(threads_);
     std::vector<std::thread> pool;
     for (size_t t = 0; t < parts; ++t) {
       pool.emplace_back([&, t] { body(n * t / parts, n * (t + 1) / parts, static_cast<int>(t)); });
@@ -108,7 +111,8 @@ class ReadMeter {
   }
 
   int threads_;
-  std::vector<uint64_t> buffer_;
+  size_t n_;
+  std::unique_ptr<uint64_t[]> buffer_;
   uint64_t sink_ = 0;
 };
 
