@@ -102,7 +102,7 @@ __attribute__((target("avx512f"))) void HeadAvx512(const float* q, const T* keys
       for (int i = 1; i < NV; ++i) acc = _mm512_fmadd_ps(qv[i], Load16(k + 16 * i), acc);
       part[t] = acc;
     }
-    const __mmask16 m = static_cast<__mmask16>((1u << n) - 1);
+    const __mmask16 m = kernels::TailMask(n);
     const __m512 s = SumEach(part);
     _mm512_mask_storeu_ps(scores + j0, m, s);
     largest = _mm512_mask_max_ps(largest, m, largest, s);
