@@ -53,7 +53,7 @@ Result Run(copyforge::v1::TextGeneration::Stub& stub, int concurrency, double se
   double probing = 0;  // seconds spent in read passes
   const auto start = Clock::now();
   auto end = start + std::chrono::duration<double>(seconds);
-  if (concurrency != 1) between = nullptr;
+  if (concurrency != 1) between = nullptr;  // a pass would run beside other clients' requests
   std::vector<std::thread> clients;
   for (int c = 0; c < concurrency; ++c) {
     clients.emplace_back([&, c] {
@@ -177,12 +177,14 @@ int main(int argc, char** argv) {
       // with the bandwidth measured with it, not minutes apart. At one stream a pass follows
       // each request (the server idle); with more streams, three passes right before the run
       // and three right after.
+      const bool between = concurrency[i] == 1;
       std::vector<double> around;
-      if (concurrency[i] != 1) {
+      if (!between) {
         for (int k = 0; k < 3; ++k) around.push_back(meter.Pass());
       }
-      Result r = Run(*stub, concurrency[i], seconds, max_new, prompt, temperature, &meter);
-      if (concurrency[i] != 1) {
+      Result r = Run(*stub, concurrency[i], seconds, max_new, prompt, temperature,
+                     between ? &meter : nullptr);
+      if (!between) {
         for (int k = 0; k < 3; ++k) around.push_back(meter.Pass());
         r.passes.insert(r.passes.end(), around.begin(), around.end());
       }
